@@ -1,0 +1,119 @@
+"""The pipeline configuration: plain, frozen data (never models, losses or devices).
+
+A pipeline YAML file maps one-to-one onto :class:`PipelineConfig`. Every field's dotted path
+(``selection.fraction``) is also its Optuna parameter name and its MLflow param name.
+Constraints live in :mod:`graft_hpo.config._validate`; this module only declares the shape and
+the defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "mnist5k"  # registry name (mnist5k, digits, synthetic, cifar10, ...) or "pkg.mod:fn"
+    val_fraction: float = 0.2  # share of the training pool held out for validation, in (0, 1)
+    test_fraction: float = 0.2  # share held out for testing where the data has no test split
+    root: str | None = None  # folder of torchvision data sets; None -> ~/.cache/graft-hpo/data
+    download: bool = False  # let torchvision download missing files
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the data set's builder
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "cnn"  # registry name (mlp, cnn, resnet18, torchvision names) or "pkg.mod:factory"
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the factory (width, ...)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10  # >= 1
+    batch_size: int = 128  # >= 1
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.05  # > 0
+    momentum: float = 0.9  # in [0, 1); sgd only
+    weight_decay: float = 5.0e-4  # >= 0
+    scheduler: str = "cosine"  # cosine (over the real number of steps) | none
+    grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
+    seed: int = 0  # seeds torch, numpy and python in the trial, and every selector
+    device: str = "auto"  # auto (cuda if present, else cpu) | cpu | cuda | cuda:N
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    strategy: str = "graft"  # graft | random | full
+    fraction: float = 0.3  # budget: share of the training set per subset epoch, in (0, 1]
+    select_every: int = 2  # epochs between re-selections, >= 1
+    warm_start_epochs: int = 1  # full-data epochs before the first selection, >= 0
+    alignment_threshold: float = 0.9  # graft: grow a batch's subset until cosine >= this, in (0, 1]
+    features: str = "embedding"  # graft: embedding (penultimate layer) | raw (flattened inputs)
+    rank: int | None = None  # graft: max feature rank per batch; None -> the subset size
+    batch_size: int | None = None  # graft: samples per selection batch; None -> train.batch_size
+    weighted: bool = False  # graft: train with least-squares gradient-matching weights
+    maxvol_tol: float = 1.05  # graft: maxvol swap tolerance, >= 1
+
+
+@dataclass(frozen=True)
+class EmissionsConfig:
+    enabled: bool = True  # measure energy and CO2 with codecarbon's offline tracker
+    country_iso_code: str = "USA"  # ISO 3166-1 alpha-3 code of the grid's country
+    measure_power_secs: float = 1.0  # codecarbon's sampling period, seconds
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    uri: str | None = None  # None -> $MLFLOW_TRACKING_URI, else sqlite in ./mlruns
+    experiment: str | None = None  # None -> the pipeline's name
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    metric: str  # a final metric name (val_acc, co2_kg, energy_kwh, duration_s, ...)
+    mode: str  # max | min
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    type: str = "asha"  # asha
+    metric: str = "val_acc"  # the one metric ASHA compares at each rung
+    mode: str = "max"  # max | min
+    grace_period: int = 1  # epochs before a trial can be stopped, >= 1
+    reduction_factor: float = 3.0  # > 1
+
+
+def _default_objectives() -> list[ObjectiveConfig]:
+    return [ObjectiveConfig("val_acc", "max"), ObjectiveConfig("co2_kg", "min")]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    space: str | None = None  # bundled space name or path to a search-space YAML
+    objectives: list[ObjectiveConfig] = field(default_factory=_default_objectives)
+    sampler: str = "tpe"  # tpe | nsga2 | gp | random
+    trials: int = 12  # >= 1
+    seed: int = 0  # seeds the sampler
+    max_concurrent: int = 2  # trials running at once, >= 1
+    scheduler: SchedulerConfig | None = None  # None: every trial runs all its epochs
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    cpu: float = 1.0  # CPUs per trial, > 0
+    gpu: float = 0.0  # GPUs per trial, >= 0 (fractions share a GPU)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    name: str = "pipeline"  # also the default MLflow experiment name
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    emissions: EmissionsConfig = field(default_factory=EmissionsConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)

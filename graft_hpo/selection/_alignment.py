@@ -1,0 +1,116 @@
+"""Gradient alignment between a subset and its full batch (GRAFT step 3).
+
+For cross-entropy on logits ``z_i = W e_i + b`` the per-sample gradient of the final linear layer
+has a closed form (no autograd):
+
+    delta_i = softmax(z_i) - onehot(y_i)                  (C,)
+    g_i     = [ delta_i (x) e_i ,  delta_i ]              (C*d + C,)   dL_i/dW and dL_i/db
+
+The full batch's mean gradient is ``g_bar = mean_j g_j``. A subset ``S`` with weights ``w`` has
+gradient ``g_S = sum_{i in S} w_i g_i``, and its **alignment** is the cosine
+
+    align(S) = <g_S, g_bar> / (||g_S|| ||g_bar||)          in [-1, 1]; 1 for S = the batch.
+
+We never build the ``C*(d+1)``-dimensional vectors: since
+``<g_i, g_j> = (delta_i . delta_j) (e_i . e_j + 1)``, every inner product above comes from the
+batch's ``B x B`` gradient kernel ``K``, exactly, in float64, for any number of candidate subsets
+at once (``w^T K 1``, ``w^T K w``, ``1^T K 1``). This is cheaper than a random projection and has
+no projection error; :func:`last_layer_gradients` still offers explicit (optionally projected)
+vectors for users who want them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["alignment", "gradient_kernel", "last_layer_gradients", "logit_residuals"]
+
+
+def logit_residuals(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``softmax(z) - onehot(y)``: per-sample gradient of summed cross-entropy w.r.t. the logits.
+
+    Args:
+        logits: ``(..., n, C)``.
+        targets: ``(..., n)`` int64 class indices.
+
+    Returns:
+        ``(..., n, C)`` in float64.
+    """
+    p = torch.softmax(logits.double(), dim=-1)
+    return p - F.one_hot(targets.long(), p.shape[-1]).to(p.dtype)
+
+
+def last_layer_gradients(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    embeddings: torch.Tensor,
+    *,
+    proj_dim: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Per-sample gradients of cross-entropy w.r.t. the final linear layer's weight and bias.
+
+    Args:
+        logits: ``(n, C)`` outputs of the final linear layer.
+        targets: ``(n,)`` class indices.
+        embeddings: ``(n, d)`` inputs of the final linear layer.
+        proj_dim: if given, project the ``C*(d+1)`` gradients to this many dimensions with a
+            seeded Gaussian Johnson-Lindenstrauss matrix (scaled so inner products are
+            preserved in expectation).
+        generator: seeds the projection.
+
+    Returns:
+        ``(n, C*d + C)`` float64 gradients ``[vec(delta_i e_i^T), delta_i]`` (the weight part
+        in ``W``'s row-major layout), or ``(n, proj_dim)``.
+    """
+    delta = logit_residuals(logits, targets)
+    e = embeddings.double()
+    grads = torch.cat([(delta[:, :, None] * e[:, None, :]).flatten(1), delta], dim=1)
+    if proj_dim is None:
+        return grads
+    proj = torch.randn(grads.shape[1], proj_dim, generator=generator, dtype=torch.float64)
+    return grads @ proj.to(grads.device) / proj_dim**0.5
+
+
+def gradient_kernel(
+    logits: torch.Tensor, targets: torch.Tensor, embeddings: torch.Tensor
+) -> torch.Tensor:
+    """Inner products of the per-sample last-layer gradients, ``K_ij = <g_i, g_j>``.
+
+    Args:
+        logits: ``(..., n, C)``.
+        targets: ``(..., n)``.
+        embeddings: ``(..., n, d)``.
+
+    Returns:
+        ``(..., n, n)`` float64, ``K = (D D^T) * (E E^T + 1)`` elementwise.
+    """
+    delta = logit_residuals(logits, targets)
+    e = embeddings.double()
+    return (delta @ delta.mT) * (e @ e.mT + 1.0)
+
+
+def alignment(kernel: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Cosine between each weighted subset's gradient and the full batch's mean gradient.
+
+    Args:
+        kernel: ``(..., n, n)`` gradient kernel of the batch (:func:`gradient_kernel`).
+        weights: ``(..., m, n)`` one row per candidate subset: the sample weights, zero outside
+            the subset (a 0/1 mask for an unweighted subset).
+
+    Returns:
+        ``(..., m)`` float64 cosines. A batch whose mean gradient vanishes (every sample fitted)
+        has nothing to match: every subset gets alignment 1 there; a subset whose own gradient
+        vanishes while the batch's does not gets 0.
+    """
+    K = kernel.double()
+    w = weights.to(K.dtype)
+    Kw = w @ K  # (..., m, n)
+    dot = Kw.sum(-1)  # w^T K 1
+    sub_sq = (Kw * w).sum(-1).clamp_min(0.0)  # ||g_S||^2
+    full_sq = K.sum((-2, -1)).clamp_min(0.0)[..., None]  # ||sum_j g_j||^2
+    scale = torch.finfo(K.dtype).eps * K.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None] + 1e-300
+    cos = dot / (sub_sq * full_sq).sqrt().clamp_min(1e-300)
+    cos = torch.where(sub_sq <= scale, torch.zeros_like(cos), cos)
+    return torch.where(full_sq <= scale, torch.ones_like(cos), cos).clamp(-1.0, 1.0)

@@ -1,0 +1,265 @@
+"""The GRAFT selector: Fast MaxVol subsets whose size adapts to gradient alignment.
+
+One selection round (DESIGN.md §2, GRAFT_NOTES §5):
+
+1. Partition the data set, by a seeded permutation of **dataset indices**, into ``n_b`` batches of
+   about ``batch_size`` samples (sizes differ by at most one).
+2. One no-grad forward pass per batch gives logits, the final layer's input (the embedding) and
+   so the batch's feature matrix (embedding or raw input) and gradient kernel.
+3. For a few candidate subset sizes ``k_1 < ... < k_L`` (geometric, from a quarter of the
+   per-batch budget to twice it), Fast MaxVol picks ``k_j`` rows of every batch's top-``r``
+   singular basis, all batches at once, and the alignment of each candidate is measured.
+4. Dynamic size under the budget: every batch starts at ``k_1``; batches whose alignment is still
+   below ``alignment_threshold`` grow to the next size, least aligned first, while the epoch's
+   budget ``floor(fraction * N)`` lasts. Well-aligned batches stay small, so the realised
+   fraction can fall below the budget; it never exceeds it.
+5. Optionally, least-squares weights make each batch's weighted subset gradient match its full
+   gradient (clipped at 0, mean 1), as in CRAIG/GradMatch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from graft_hpo._torch import gather_batch
+from graft_hpo.selection._alignment import alignment
+from graft_hpo.selection._alignment import gradient_kernel
+from graft_hpo.selection._base import Selection
+from graft_hpo.selection._base import Selector
+from graft_hpo.selection._features import capture_embeddings
+from graft_hpo.selection._features import low_rank_basis
+from graft_hpo.selection._maxvol import fast_maxvol
+
+__all__ = ["GraftSelector", "allocate_sizes", "budget_of"]
+
+_FEATURES = ("embedding", "raw")
+_CHUNK = 64  # selection batches per batched linear-algebra call (bounds memory)
+
+
+def budget_of(fraction: float, n: int) -> int:
+    """Samples per subset epoch for budget ``fraction`` of ``n`` samples: ``floor(f n)``, >= 1."""
+    return max(1, min(n, math.floor(fraction * n)))
+
+
+class GraftSelector(Selector):
+    """Gradient-aware Fast MaxVol selection (Jha et al., arXiv 2508.13653), as intended.
+
+    Args:
+        fraction: budget, the share of the data set per subset epoch, in (0, 1].
+        alignment_threshold: a batch's subset grows until the cosine between its gradient and
+            the batch's mean gradient reaches this, in (0, 1].
+        features: ``"embedding"`` (input of the final linear layer) or ``"raw"`` (inputs).
+        rank: maximal feature rank per batch; None uses the subset size (square maxvol).
+        batch_size: samples per selection batch.
+        weighted: return least-squares gradient-matching weights.
+        maxvol_tol: maxvol swap tolerance, >= 1.
+        levels: number of candidate subset sizes per batch, >= 1.
+    """
+
+    name = "graft"
+
+    def __init__(
+        self,
+        *,
+        fraction: float = 0.3,
+        alignment_threshold: float = 0.9,
+        features: str = "embedding",
+        rank: int | None = None,
+        batch_size: int = 128,
+        weighted: bool = False,
+        maxvol_tol: float = 1.05,
+        levels: int = 6,
+    ) -> None:
+        errors = []
+        if not 0.0 < fraction <= 1.0:
+            errors.append(f"fraction must be in (0, 1]; got {fraction!r}")
+        if not 0.0 < alignment_threshold <= 1.0:
+            errors.append(f"alignment_threshold must be in (0, 1]; got {alignment_threshold!r}")
+        if features not in _FEATURES:
+            errors.append(f"features must be one of {', '.join(_FEATURES)}; got {features!r}")
+        if rank is not None and rank < 1:
+            errors.append(f"rank must be None or >= 1; got {rank!r}")
+        if batch_size < 2:
+            errors.append(f"batch_size must be >= 2; got {batch_size!r}")
+        if maxvol_tol < 1.0:
+            errors.append(f"maxvol_tol must be >= 1; got {maxvol_tol!r}")
+        if levels < 1:
+            errors.append(f"levels must be >= 1; got {levels!r}")
+        if errors:
+            raise ValueError("; ".join(errors))
+        self.fraction = fraction
+        self.alignment_threshold = alignment_threshold
+        self.features = features
+        self.rank = rank
+        self.batch_size = batch_size
+        self.weighted = weighted
+        self.maxvol_tol = maxvol_tol
+        self.levels = levels
+
+    def candidate_sizes(self, batch_size: int, per_batch_budget: float) -> list[int]:
+        """Ascending candidate subset sizes for batches of ``batch_size`` samples."""
+        lo = max(1, math.floor(per_batch_budget / 4))
+        hi = min(batch_size, max(lo, math.ceil(2 * per_batch_budget)))
+        if self.levels == 1 or hi == lo:
+            return [hi if self.levels == 1 else lo]
+        ratio = (hi / lo) ** (1.0 / (self.levels - 1))
+        return sorted({min(hi, round(lo * ratio**j)) for j in range(self.levels)})
+
+    def select(
+        self,
+        model: nn.Module,
+        dataset: Dataset[Any],
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> Selection:
+        start = time.perf_counter()
+        n = len(dataset)  # type: ignore[arg-type]
+        budget = budget_of(self.fraction, n)
+        if budget >= n:
+            return Selection(torch.arange(n), None, 1.0, {"selection_s": 0.0})
+        if device is None:
+            device = next(model.parameters()).device
+        perm = torch.randperm(n, generator=generator)
+        batches = list(torch.tensor_split(perm, math.ceil(n / self.batch_size)))
+        sizes = self.candidate_sizes(len(batches[-1]), budget / len(batches))
+
+        align, picks, kernels = self._score(model, dataset, batches, sizes, device)
+        level = allocate_sizes(align, sizes, budget, self.alignment_threshold)
+
+        chosen_idx, chosen_w, chosen_align = [], [], []
+        for b, j in enumerate(level.tolist()):
+            if j < 0:
+                continue
+            local = picks[j][b]
+            chosen_idx.append(batches[b][local])
+            chosen_align.append(float(align[b, j]))
+            if self.weighted:
+                chosen_w.append(_matching_weights(kernels[b], local))
+        indices = torch.cat(chosen_idx)
+        order = indices.argsort()
+        weights = torch.cat(chosen_w)[order].float() if self.weighted else None
+        stats = {
+            "selection_s": time.perf_counter() - start,
+            "alignment_mean": sum(chosen_align) / len(chosen_align),
+            "alignment_min": min(chosen_align),
+            "aligned_batches": sum(a >= self.alignment_threshold for a in chosen_align)
+            / len(batches),
+            "budget": float(budget),
+        }
+        return Selection(indices[order], weights, len(indices) / n, stats)
+
+    @torch.no_grad()
+    def _score(
+        self,
+        model: nn.Module,
+        dataset: Dataset[Any],
+        batches: list[torch.Tensor],
+        sizes: list[int],
+        device: torch.device | str,
+    ) -> tuple[torch.Tensor, list[list[torch.Tensor]], list[torch.Tensor]]:
+        """Candidate subsets of every batch and their alignments.
+
+        Returns:
+            ``align`` (n_b, L) float64; ``picks[j][b]`` the batch-local rows of candidate ``j``
+            of batch ``b``; the batches' gradient kernels (only kept when ``weighted``).
+        """
+        was_training = model.training
+        model.eval()  # scoring must not update BatchNorm statistics
+        rank_cap = min(max(sizes), self.rank or max(sizes))
+        align_rows: list[torch.Tensor] = []
+        picks: list[list[torch.Tensor]] = [[] for _ in sizes]
+        kernels: list[torch.Tensor] = []
+        try:
+            with capture_embeddings(model) as captured:
+                # tensor_split makes at most two batch sizes; equal sizes stack into one call
+                groups: dict[int, list[torch.Tensor]] = {}
+                for batch in batches:
+                    groups.setdefault(len(batch), []).append(batch)
+                for group in groups.values():
+                    for c in range(0, len(group), _CHUNK):
+                        feats, logits, embeds, targets = [], [], [], []
+                        for batch in group[c : c + _CHUNK]:
+                            x, y = gather_batch(dataset, batch)
+                            x, y = x.to(device), y.to(device)
+                            logits.append(model(x).float())
+                            embeds.append(captured.pop().float())
+                            feats.append(
+                                embeds[-1] if self.features == "embedding" else x.flatten(1)
+                            )
+                            targets.append(y)
+                        V = low_rank_basis(torch.stack(feats).float(), rank_cap)
+                        K = gradient_kernel(
+                            torch.stack(logits), torch.stack(targets), torch.stack(embeds)
+                        )
+                        masks = torch.zeros(
+                            *K.shape[:2], len(sizes), dtype=K.dtype, device=K.device
+                        )
+                        masks = masks.transpose(1, 2)  # (c, L, B)
+                        for j, k in enumerate(sizes):
+                            idx = fast_maxvol(
+                                V[..., : min(k, V.shape[-1])], k, tol=self.maxvol_tol
+                            )
+                            masks[:, j].scatter_(1, idx, 1.0)
+                            picks[j].extend(idx.cpu())
+                        align_rows.append(alignment(K, masks).cpu())
+                        if self.weighted:
+                            kernels.extend(K.cpu())
+        finally:
+            model.train(was_training)
+        return torch.cat(align_rows), picks, kernels
+
+
+def allocate_sizes(
+    align: torch.Tensor, sizes: list[int], budget: int, threshold: float
+) -> torch.Tensor:
+    """Choose each batch's candidate size: grow unaligned batches, least aligned first.
+
+    Args:
+        align: ``(n_b, L)`` alignment of each batch's candidate of size ``sizes[j]``.
+        sizes: ascending candidate sizes.
+        budget: total samples allowed over all batches.
+        threshold: a batch stops growing once its alignment reaches this.
+
+    Returns:
+        ``(n_b,)`` int64 level per batch; -1 for a batch that gets no samples (only when the
+        budget is below one candidate per batch).
+    """
+    n_b = align.shape[0]
+    level = torch.zeros(n_b, dtype=torch.long)
+    if n_b * sizes[0] > budget:  # less than the smallest subset per batch: least aligned first
+        level.fill_(-1)
+        level[align[:, 0].argsort(stable=True)[: budget // sizes[0]]] = 0
+        return level
+    spent = n_b * sizes[0]
+    for j in range(len(sizes) - 1):
+        want = ((level == j) & (align[:, j] < threshold)).nonzero().squeeze(1)
+        step = sizes[j + 1] - sizes[j]
+        afford = (budget - spent) // step
+        if want.numel() == 0 or afford <= 0:
+            break
+        grow = want[align[want, j].argsort(stable=True)][:afford]
+        level[grow] = j + 1
+        spent += step * grow.numel()
+    return level
+
+
+def _matching_weights(kernel: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
+    """Least-squares weights ``w >= 0`` (mean 1) with ``sum_S w_i g_i ~ |S|/B sum_j g_j``.
+
+    Solves the ridge-regularised normal equations ``(K_SS + lam I) w = |S|/B K_S 1`` in float64.
+    """
+    K = kernel.double()
+    B, m = K.shape[0], local.numel()
+    K_ss = K[local][:, local]
+    rhs = K[local].sum(1) * (m / B)
+    lam = 1e-8 * K_ss.diagonal().mean().clamp_min(1e-300)
+    w = torch.linalg.solve(K_ss + lam * torch.eye(m, dtype=K.dtype), rhs).clamp_min(0.0)
+    total = w.sum()
+    return w * (m / total) if total > 0 else torch.ones(m, dtype=K.dtype)

@@ -1,0 +1,59 @@
+"""Selectors by name: ``get_selector("graft", fraction=0.2)``."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any
+
+from graft_hpo.exceptions import ConfigError
+from graft_hpo.selection._base import Selector
+from graft_hpo.selection._graft import GraftSelector
+from graft_hpo.selection._simple import FullSelector
+from graft_hpo.selection._simple import RandomSelector
+
+__all__ = ["available_selectors", "get_selector"]
+
+_SELECTORS: dict[str, type[Selector]] = {
+    cls.name: cls for cls in (GraftSelector, RandomSelector, FullSelector)
+}
+
+
+def available_selectors() -> list[str]:
+    """Names accepted by :func:`get_selector`."""
+    return sorted(_SELECTORS)
+
+
+def get_selector(name: str, **params: Any) -> Selector:
+    """Build a selector by name, refusing unknown names and parameters.
+
+    Args:
+        name: ``graft``, ``random`` or ``full``.
+        **params: the selector's keyword-only constructor parameters.
+
+    Raises:
+        ConfigError: unknown name or parameter (the message lists the valid ones), or a
+            parameter value out of range.
+
+    Example:
+        >>> get_selector("random", fraction=0.25)
+        RandomSelector(fraction=0.25)
+    """
+    if name not in _SELECTORS:
+        hint = difflib.get_close_matches(str(name), _SELECTORS, n=1)
+        raise ConfigError(
+            f"selection.strategy must be one of {', '.join(available_selectors())}; got {name!r}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        )
+    cls = _SELECTORS[name]
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"selector {name!r} takes {', '.join(accepted) or 'no parameters'}; "
+            f"got unknown parameter(s) {', '.join(unknown)}"
+        )
+    try:
+        return cls(**params)
+    except ValueError as err:
+        raise ConfigError(f"selector {name!r}: {err}") from err

@@ -1,0 +1,101 @@
+"""GRAFT in anyone's training loop: a ``Sampler`` that re-selects its subset when due."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+from torch.utils.data import Sampler
+
+from graft_hpo.selection._base import Selection
+from graft_hpo.selection._base import Selector
+from graft_hpo.selection._base import SubsetSchedule
+
+__all__ = ["SubsetSampler"]
+
+logger = logging.getLogger(__name__)
+
+
+class SubsetSampler(Sampler[int]):
+    """Yields the dataset indices to train on this epoch, re-selecting on schedule.
+
+    Call :meth:`set_epoch` at the start of every epoch: during warm-start epochs the sampler
+    yields every index; afterwards it yields the current subset, re-selected with the model as it
+    is whenever the schedule says so. Indices are reshuffled every epoch with ``generator``.
+
+    Args:
+        selector: a :class:`Selector` (``get_selector("graft", fraction=0.3)``).
+        dataset: the data set the loader reads (possibly augmented).
+        model: the model being trained; selection reads its current weights.
+        schedule: warm start and re-selection period.
+        selection_dataset: the same samples without augmentation, for scoring; defaults to
+            ``dataset``.
+        generator: seeds shuffling and selection.
+        device: where selection runs; defaults to the model's device.
+
+    Example:
+        >>> sampler = SubsetSampler(get_selector("graft", fraction=0.3), train_set, model,
+        ...                         schedule=SubsetSchedule(warm_start_epochs=1, select_every=2))
+        >>> loader = DataLoader(train_set, batch_size=128, sampler=sampler)  # doctest: +SKIP
+        >>> for epoch in range(10):  # doctest: +SKIP
+        ...     sampler.set_epoch(epoch)
+        ...     for x, y in loader: ...
+    """
+
+    def __init__(
+        self,
+        selector: Selector,
+        dataset: Dataset[Any],
+        model: nn.Module,
+        *,
+        schedule: SubsetSchedule | None = None,
+        selection_dataset: Dataset[Any] | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.selector = selector
+        self.dataset = dataset
+        self.model = model
+        self.schedule = schedule or SubsetSchedule()
+        self.selection_dataset = selection_dataset if selection_dataset is not None else dataset
+        self.generator = generator
+        self.device = device
+        self.selection: Selection | None = None  # the current subset; None before the first
+        self._subset_epoch = False
+
+    def set_epoch(self, epoch: int) -> Selection | None:
+        """Enter ``epoch`` (0-based); returns the new :class:`Selection` if one was made."""
+        phase = self.schedule.phase(epoch)
+        self._subset_epoch = phase.kind == "subset"
+        if not (phase.resample or (self._subset_epoch and self.selection is None)):
+            return None
+        self.selection = self.selector.select(
+            self.model, self.selection_dataset, generator=self.generator, device=self.device
+        )
+        logger.info(
+            "epoch %d: selected %d of %d samples (%.1f%%) in %.2fs",
+            epoch,
+            len(self.selection.indices),
+            len(self.dataset),  # type: ignore[arg-type]
+            100 * self.selection.fraction,
+            self.selection.stats.get("selection_s", 0.0),
+        )
+        return self.selection
+
+    def current_indices(self) -> torch.Tensor:
+        """The dataset indices of this epoch, unshuffled (all of them during warm start)."""
+        if self._subset_epoch and self.selection is not None:
+            return self.selection.indices
+        return torch.arange(len(self.dataset))  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[int]:
+        indices = self.current_indices()
+        order = torch.randperm(len(indices), generator=self.generator)
+        return iter(indices[order].tolist())
+
+    def __len__(self) -> int:
+        return len(self.current_indices())

@@ -15,7 +15,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "mnist5k"  # registry name (mnist5k, digits, synthetic, cifar10, ...) or "pkg.mod:fn"
+    name: str = "mnist5k"  # registry name (mnist5k, digits, cifar10, ...) or "pkg.mod:fn"
     val_fraction: float = 0.2  # share of the training pool held out for validation, in (0, 1)
     test_fraction: float = 0.2  # share held out for testing where the data has no test split
     root: str | None = None  # folder of torchvision data sets; None -> ~/.cache/graft-hpo/data
@@ -49,7 +49,7 @@ class SelectionConfig:
     fraction: float = 0.3  # budget: share of the training set per subset epoch, in (0, 1]
     select_every: int = 2  # epochs between re-selections, >= 1
     warm_start_epochs: int = 1  # full-data epochs before the first selection, >= 0
-    alignment_threshold: float = 0.9  # graft: grow a batch's subset until cosine >= this, in (0, 1]
+    alignment_threshold: float = 0.9  # graft: grow a subset until cosine >= this, in (0, 1]
     features: str = "embedding"  # graft: embedding (penultimate layer) | raw (flattened inputs)
     rank: int | None = None  # graft: max feature rank per batch; None -> the subset size
     batch_size: int | None = None  # graft: samples per selection batch; None -> train.batch_size

@@ -1,0 +1,325 @@
+"""Turn plain nested data into a :class:`PipelineConfig`, collecting every problem at once.
+
+Types come from the dataclass annotations in :mod:`._schema`; value constraints come from the
+one table below (:data:`RULES`, one entry per section) plus a few cross-field checks
+(:data:`CROSS_CHECKS`). Every message has the form
+``"<dotted.key> must be <constraint>; got <value!r>"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import math
+import numbers
+import re
+import types
+import typing
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from graft_hpo.config._schema import DataConfig
+from graft_hpo.config._schema import EmissionsConfig
+from graft_hpo.config._schema import ModelConfig
+from graft_hpo.config._schema import ObjectiveConfig
+from graft_hpo.config._schema import PipelineConfig
+from graft_hpo.config._schema import ResourcesConfig
+from graft_hpo.config._schema import SchedulerConfig
+from graft_hpo.config._schema import SearchConfig
+from graft_hpo.config._schema import SelectionConfig
+from graft_hpo.config._schema import TrackingConfig
+from graft_hpo.config._schema import TrainConfig
+
+__all__ = ["CROSS_CHECKS", "RULES", "Check", "CrossCheck", "build_config", "plain", "show"]
+
+
+def show(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, shortened to about ``limit`` characters for messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _close(word: str, choices: list[str]) -> str:
+    match = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One value constraint: the text after "must be", a predicate, an optional hint."""
+
+    text: str
+    ok: Callable[[Any], bool]
+    hint: Callable[[Any], str] | None = None
+
+
+def at_least(low: float) -> Check:
+    return Check(f">= {low}", lambda v: v >= low)
+
+
+def above(low: float) -> Check:
+    return Check(f"> {low}", lambda v: v > low)
+
+
+def interval(low: float, high: float, bounds: str) -> Check:
+    """``bounds`` is one of ``"()"``, ``"(]"``, ``"[)"``, ``"[]"``."""
+    lo_ok = (lambda v: v >= low) if bounds[0] == "[" else (lambda v: v > low)
+    hi_ok = (lambda v: v <= high) if bounds[1] == "]" else (lambda v: v < high)
+    return Check(f"in {bounds[0]}{low}, {high}{bounds[1]}", lambda v: lo_ok(v) and hi_ok(v))
+
+
+def one_of(*choices: str) -> Check:
+    def hint(value: Any) -> str:
+        return _close(value, list(choices)) if isinstance(value, str) else ""
+
+    return Check(f"one of {', '.join(map(repr, choices))}", lambda v: v in choices, hint)
+
+
+def matches(pattern: str, text: str) -> Check:
+    compiled = re.compile(pattern)
+    return Check(text, lambda v: compiled.fullmatch(v) is not None)
+
+
+NON_EMPTY = Check("a non-empty string", lambda v: v.strip() != "")
+NON_EMPTY_LIST = Check("a non-empty list", lambda v: len(v) > 0)
+NAME = matches(r"[A-Za-z0-9_.-]+", "a non-empty string of letters, digits, '_', '.' and '-'")
+MODE = one_of("max", "min")
+
+# section dataclass -> field -> constraint on the (type-checked, non-None) value
+RULES: dict[type, dict[str, Check]] = {
+    PipelineConfig: {"name": NAME},
+    DataConfig: {
+        "name": NON_EMPTY,
+        "val_fraction": interval(0, 1, "()"),
+        "test_fraction": interval(0, 1, "[)"),
+        "root": NON_EMPTY,
+    },
+    ModelConfig: {"name": NON_EMPTY},
+    TrainConfig: {
+        "epochs": at_least(1),
+        "batch_size": at_least(1),
+        "optimizer": one_of("sgd", "adamw"),
+        "lr": above(0),
+        "momentum": interval(0, 1, "[)"),
+        "weight_decay": at_least(0),
+        "scheduler": one_of("cosine", "none"),
+        "grad_clip": at_least(0),
+        "seed": at_least(0),  # numpy refuses negative seeds
+        "device": matches(r"auto|cpu|cuda|cuda:[0-9]+", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    },
+    SelectionConfig: {
+        "strategy": one_of("graft", "random", "full"),
+        "fraction": interval(0, 1, "(]"),
+        "select_every": at_least(1),
+        "warm_start_epochs": at_least(0),
+        "alignment_threshold": interval(0, 1, "(]"),
+        "features": one_of("embedding", "raw"),
+        "rank": at_least(1),
+        "batch_size": at_least(1),
+        "maxvol_tol": at_least(1),
+    },
+    EmissionsConfig: {
+        "country_iso_code": matches(r"[A-Z]{3}", "an ISO 3166-1 alpha-3 code (3 capital letters)"),
+        "measure_power_secs": above(0),
+    },
+    TrackingConfig: {"uri": NON_EMPTY, "experiment": NON_EMPTY},
+    ObjectiveConfig: {"metric": NON_EMPTY, "mode": MODE},
+    SchedulerConfig: {
+        "type": one_of("asha"),
+        "metric": NON_EMPTY,
+        "mode": MODE,
+        "grace_period": at_least(1),
+        "reduction_factor": above(1),
+    },
+    SearchConfig: {
+        "space": NON_EMPTY,
+        "objectives": NON_EMPTY_LIST,
+        "sampler": one_of("tpe", "nsga2", "gp", "random"),
+        "trials": at_least(1),
+        "seed": at_least(0),
+        "max_concurrent": at_least(1),
+    },
+    ResourcesConfig: {"cpu": above(0), "gpu": at_least(0)},
+}
+
+
+def _fractions_leave_training_data(values: Mapping[str, Any], path: str) -> list[str]:
+    if values["val_fraction"] + values["test_fraction"] < 1:
+        return []
+    return [
+        f"{path}.test_fraction must be < 1 - {path}.val_fraction ({values['val_fraction']!r}) "
+        f"so that data remains for training; got {values['test_fraction']!r}"
+    ]
+
+
+def _distinct_objectives(values: Mapping[str, Any], path: str) -> list[str]:
+    metrics = [objective.metric for objective in values["objectives"]]
+    if len(set(metrics)) == len(metrics):
+        return []
+    return [f"{path}.objectives must name distinct metrics; got {metrics!r}"]
+
+
+@dataclass(frozen=True)
+class CrossCheck:
+    """A constraint over several fields of one section, run once those fields are valid."""
+
+    fields: tuple[str, ...]
+    messages: Callable[[Mapping[str, Any], str], list[str]]
+
+
+# section dataclass -> checks over several of its fields
+CROSS_CHECKS: dict[type, list[CrossCheck]] = {
+    DataConfig: [CrossCheck(("val_fraction", "test_fraction"), _fractions_leave_training_data)],
+    SearchConfig: [CrossCheck(("objectives",), _distinct_objectives)],
+}
+
+_INVALID = object()  # a value that failed its type check
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _join(path: str, key: object) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _split_optional(tp: Any) -> tuple[Any, bool]:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(tp) if arg is not type(None)]
+        if len(args) == 1:
+            return args[0], len(args) < len(typing.get_args(tp))
+    return tp, False
+
+
+def _type_name(tp: Any) -> str:
+    if dataclasses.is_dataclass(tp) or typing.get_origin(tp) is dict:
+        return "a mapping"
+    if typing.get_origin(tp) is list:
+        return "a list"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[tp]
+
+
+def _coerce(tp: Any, value: Any, path: str, errors: list[str]) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it converted, or ``_INVALID``."""
+    inner, optional = _split_optional(tp)
+    if value is None and optional:
+        return None
+    origin = typing.get_origin(inner)
+    if dataclasses.is_dataclass(inner):
+        if value is None:  # an empty section ("train:" with every key commented out)
+            value = {}
+        if isinstance(value, Mapping):
+            return _build(typing.cast(type, inner), value, path, errors)
+    elif origin is dict:
+        if value is None:
+            return {}
+        if isinstance(value, Mapping) and all(isinstance(key, str) for key in value):
+            return plain(value)
+    elif origin is list:
+        if isinstance(value, list | tuple):
+            (item_type,) = typing.get_args(inner)
+            items = [_coerce(item_type, v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
+            return _INVALID if any(item is _INVALID for item in items) else items
+    elif inner is bool:
+        if isinstance(value, bool):
+            return value
+    elif inner is int:
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+    elif inner is float:
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            if math.isfinite(value):
+                return float(value)
+            errors.append(f"{path} must be a finite number; got {show(value)}")
+            return _INVALID
+    elif inner is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - the schema uses only the types above
+        raise TypeError(f"unsupported annotation {tp!r} for {path}")
+    expected = _type_name(inner) + (" or null" if optional else "")
+    # YAML 1.1 reads unquoted yes/no/on/off (and NO, Norway's code) as booleans
+    hint = " (quote it in YAML)" if inner is str and isinstance(value, bool) else ""
+    if origin is dict and isinstance(value, Mapping):
+        expected = "a mapping with string keys"
+    errors.append(f"{path} must be {expected}; got {show(value)}{hint}")
+    return _INVALID
+
+
+def plain(value: Any) -> Any:
+    """A deep copy of free-form YAML data as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def _unknown_key(key: object, path: str, valid: list[str]) -> str:
+    full = _join(path, key)
+    if isinstance(key, str):
+        match = difflib.get_close_matches(key, valid, n=1)
+        if match:
+            return f"unknown key {full!r} (did you mean {_join(path, match[0])!r}?)"
+    where = f"under {path!r}" if path else "at the top level"
+    return f"unknown key {full!r}; valid keys {where}: {', '.join(valid)}"
+
+
+def _build(cls: type, data: Mapping[Any, Any], path: str, errors: list[str]) -> Any:
+    """Build dataclass ``cls`` from ``data``; append problems to ``errors``."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    first_error = len(errors)
+    for key in data:
+        if key not in fields:
+            errors.append(_unknown_key(key, path, list(fields)))
+    rules = RULES.get(cls, {})
+    values: dict[str, Any] = {}
+    invalid: set[str] = set()
+    for name, field in fields.items():
+        key_path = _join(path, name)
+        if name not in data:
+            if field.default is not dataclasses.MISSING:
+                values[name] = field.default
+            elif field.default_factory is not dataclasses.MISSING:
+                values[name] = field.default_factory()
+            else:
+                errors.append(f"{key_path} is required")
+                invalid.add(name)
+            continue
+        value = _coerce(_hints(cls)[name], data[name], key_path, errors)
+        check = rules.get(name)
+        if value is not _INVALID and value is not None and check and not check.ok(value):
+            optional = _split_optional(_hints(cls)[name])[1]
+            hint = check.hint(value) if check.hint else ""
+            text = check.text + (" or null" if optional else "")
+            errors.append(f"{key_path} must be {text}; got {show(data[name])}{hint}")
+            value = _INVALID
+        if value is _INVALID:
+            invalid.add(name)
+        values[name] = value
+    for cross in CROSS_CHECKS.get(cls, []):
+        if invalid.isdisjoint(cross.fields):
+            errors.extend(cross.messages(values, path))
+    return _INVALID if len(errors) > first_error else cls(**values)
+
+
+def build_config(data: Any) -> tuple[PipelineConfig | None, list[str]]:
+    """Validate plain nested data and build the config.
+
+    Args:
+        data: the parsed YAML document (after overrides).
+
+    Returns:
+        ``(config, [])`` when valid, else ``(None, messages)`` with every problem found.
+    """
+    if not isinstance(data, Mapping):
+        keys = ", ".join(f.name for f in dataclasses.fields(PipelineConfig))
+        return None, [f"the pipeline must be a mapping with keys {keys}; got {show(data)}"]
+    errors: list[str] = []
+    config = _build(PipelineConfig, data, "", errors)
+    return (None, errors) if errors else (config, [])

@@ -7,6 +7,7 @@ Kept at the bottom of the dependency graph so that siblings (``selection``, ``da
 from __future__ import annotations
 
 from collections.abc import Iterator
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -15,40 +16,54 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset
 from torch.utils.data import Subset
 
-__all__ = ["classifier_layer", "gather_batch", "iter_batches"]
+from graft_hpo.exceptions import ConfigError
+
+__all__ = ["classifier_layer", "find_classifier", "gather_batch", "iter_batches"]
 
 
-def _tensor_view(dataset: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Return ``(x, y)`` tensors behind an in-memory data set (or a Subset of one), else None."""
-    base, index = dataset, None
-    if isinstance(base, Subset):
-        index = torch.as_tensor(base.indices, dtype=torch.long)
-        base = base.dataset
-    tensors = getattr(base, "tensors", None)
-    if not (isinstance(tensors, tuple) and len(tensors) == 2):
-        return None
-    x, y = tensors
-    return (x, y) if index is None else (x[index], y[index])
+def _batchable(dataset: Any) -> bool:
+    """True when :func:`gather_batch` fetches ``dataset`` by tensor indexing, not by items."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    tensors = getattr(dataset, "tensors", None)
+    return hasattr(dataset, "gather_batch") or (isinstance(tensors, tuple) and len(tensors) == 2)
 
 
-def gather_batch(dataset: Dataset[Any], index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def gather_batch(
+    dataset: Dataset[Any],
+    index: torch.Tensor | Sequence[int],
+    *,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Fetch the samples ``dataset[index]`` as one ``(x, y)`` batch.
 
-    In-memory data sets (anything with a ``tensors == (x, y)`` attribute, or a ``Subset`` of one)
-    are indexed directly, which is orders of magnitude faster than item-by-item collation.
+    Fast paths, one tensor operation each: ``Subset`` chains are unwrapped; a data set with a
+    ``gather_batch(index, generator)`` method (augmenting data sets) is asked directly; one
+    with ``tensors == (x, y)`` (``TensorDataset``, :class:`graft_hpo.data.InMemoryDataset`) is
+    indexed. Any other map-style data set is read item by item and stacked.
 
     Args:
         dataset: a map-style data set yielding ``(x, y)``.
-        index: ``(m,)`` int64 dataset indices.
+        index: ``(m,)`` dataset indices.
+        generator: randomness for augmenting data sets (None: torch's default generator).
 
     Returns:
         ``x`` of shape ``(m, ...)`` and ``y`` of shape ``(m,)`` int64.
     """
-    view = _tensor_view(dataset)
-    if view is not None:
-        x, y = view
-        return x[index], y[index].long()
-    items = [dataset[int(i)] for i in index]
+    idx = torch.as_tensor(index, dtype=torch.long)
+    if isinstance(dataset, Subset):
+        inner = torch.as_tensor(dataset.indices, dtype=torch.long)
+        return gather_batch(dataset.dataset, inner[idx], generator=generator)
+    own = getattr(dataset, "gather_batch", None)
+    if own is not None:
+        return own(idx, generator=generator)  # type: ignore[no-any-return]
+    tensors = getattr(dataset, "tensors", None)
+    if isinstance(tensors, tuple) and len(tensors) == 2:
+        x, y = tensors
+        return x[idx.to(x.device)], y[idx.to(y.device)].long()
+    items = [dataset[int(i)] for i in idx]
+    if not items:
+        raise ValueError("gather_batch needs at least one index")
     xs = torch.stack([torch.as_tensor(x) for x, _ in items])
     ys = torch.as_tensor([int(y) for _, y in items], dtype=torch.long)
     return xs, ys
@@ -81,7 +96,7 @@ def iter_batches(
         batch_size: samples per batch (the last batch may be smaller).
         num_workers: DataLoader workers for data sets that are not in memory.
     """
-    if _tensor_view(dataset) is not None:
+    if _batchable(dataset):
         for chunk in order.split(batch_size):
             x, y = gather_batch(dataset, chunk)
             yield x, y, chunk
@@ -92,21 +107,37 @@ def iter_batches(
         yield x, y.long(), index.long()
 
 
-def classifier_layer(model: nn.Module) -> nn.Linear:
-    """The model's final ``nn.Linear``: the classifier whose input is the sample embedding.
-
-    It is the last ``nn.Linear`` in ``model.modules()`` order, which is registration order; every
-    model graft-hpo builds, and every plug-in model it accepts, ends in one.
-
-    Raises:
-        ValueError: the model has no ``nn.Linear``.
-    """
+def find_classifier(model: nn.Module) -> nn.Linear | None:
+    """The last ``nn.Linear`` in ``model.modules()`` (registration) order, or None."""
     last = None
     for module in model.modules():
         if isinstance(module, nn.Linear):
             last = module
-    if last is None:
-        raise ValueError(
-            f"{type(model).__name__} has no nn.Linear layer; GRAFT needs a final linear classifier"
-        )
     return last
+
+
+def classifier_layer(model: nn.Module, num_classes: int | None = None) -> nn.Linear:
+    """The final ``nn.Linear``, which produces the logits; its input is the sample embedding.
+
+    It is the last ``nn.Linear`` in ``model.modules()`` order. GRAFT hooks it to read
+    ``(batch, in_features)`` embeddings and to form last-layer gradients; every model graft-hpo
+    builds, and every plug-in model it accepts, ends in one.
+
+    Args:
+        model: a classifier.
+        num_classes: when given, the layer's ``out_features`` must equal it.
+
+    Raises:
+        ConfigError: the model has no ``nn.Linear``, or its last one has the wrong width.
+    """
+    layer = find_classifier(model)
+    if layer is None:
+        raise ConfigError(
+            f"model must end in an nn.Linear classifier; {type(model).__name__} has no nn.Linear"
+        )
+    if num_classes is not None and layer.out_features != num_classes:
+        raise ConfigError(
+            f"model's last nn.Linear must have out_features == num_classes ({num_classes}); "
+            f"got out_features={layer.out_features}"
+        )
+    return layer

@@ -1,0 +1,102 @@
+"""``build_model``: a registered model, a torchvision model, or a user plug-in, checked."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from torch import nn
+
+from graft_hpo._registry import check_int
+from graft_hpo._registry import check_options
+from graft_hpo._registry import is_plugin
+from graft_hpo.exceptions import ConfigError
+
+# Imported for their registrations.
+from graft_hpo.models import _cnn  # noqa: F401
+from graft_hpo.models import _mlp  # noqa: F401
+from graft_hpo.models import _resnet  # noqa: F401
+from graft_hpo.models._base import MODELS
+from graft_hpo.models._base import find_classifier
+from graft_hpo.models._torchvision import TORCHVISION
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from graft_hpo.config import ModelConfig
+
+__all__ = ["available_models", "build_model"]
+
+
+def available_models(*, include_torchvision: bool = False) -> list[str]:
+    """The registered model names, sorted; optionally followed by torchvision's names.
+
+    Args:
+        include_torchvision: also list every torchvision classification model (imports
+            torchvision).
+    """
+    names = MODELS.names()
+    if include_torchvision:
+        names += [n for n in TORCHVISION.names() if n not in names]
+    return names
+
+
+def _owner(name: str) -> str:
+    if is_plugin(name):
+        return f"model plug-in {name!r}"
+    if name in MODELS:
+        return f"model {name.lower()!r}"
+    return f"torchvision model {name.lower()!r}"
+
+
+def build_model(cfg: ModelConfig, *, input_shape: Sequence[int], num_classes: int) -> nn.Module:
+    """Build ``cfg.name`` with ``cfg.options`` for the given inputs and classes.
+
+    Registered names and torchvision names are built with random weights; a plug-in
+    ``"package.module:factory"`` is called as ``factory(input_shape, num_classes, **options)``
+    (it runs the user's code). Every model must end in an ``nn.Linear`` producing
+    ``num_classes`` logits (see :func:`classifier_layer`).
+
+    Args:
+        cfg: the ``model`` section.
+        input_shape: one sample's shape, ``(C, H, W)`` or ``(D,)``.
+        num_classes: logits per sample.
+
+    Returns:
+        The model, in training mode, on the CPU.
+
+    Raises:
+        ConfigError: an unknown name or option, an input shape the model cannot take, or a
+            model that does not end in a ``num_classes``-wide ``nn.Linear``.
+
+    Example:
+        >>> from graft_hpo.config import ModelConfig  # doctest: +SKIP
+        >>> cfg = ModelConfig("cnn", {"width": 16})  # doctest: +SKIP
+        >>> model = build_model(cfg, input_shape=(1, 28, 28), num_classes=10)  # doctest: +SKIP
+    """
+    shape = tuple(check_int(d, "input_shape", minimum=1) for d in input_shape)
+    num_classes = check_int(num_classes, "num_classes", minimum=1)
+    factory = MODELS.get(cfg.name)
+    owner = _owner(cfg.name)
+    check_options(
+        factory,
+        cfg.options,
+        section="model",
+        owner=owner,
+        positional=("input_shape", "num_classes"),
+    )
+    model = factory(shape, num_classes, **cfg.options)
+    key = f"model.name {cfg.name!r}"
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"{key} must build an nn.Module; got {type(model).__name__}")
+    layer = find_classifier(model)
+    if layer is None:
+        raise ConfigError(
+            f"{key} must build a model ending in an nn.Linear classifier; "
+            f"{type(model).__name__} has no nn.Linear"
+        )
+    if layer.out_features != num_classes:
+        raise ConfigError(
+            f"{key} must build a model whose last nn.Linear has out_features == num_classes "
+            f"({num_classes}); got out_features={layer.out_features}"
+        )
+    return model

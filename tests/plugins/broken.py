@@ -1,0 +1,3 @@
+"""A plug-in module whose import fails (for the registry tests)."""
+
+raise RuntimeError("broken on purpose")

@@ -1,0 +1,320 @@
+"""Energy and CO2 of a block of code, measured by codecarbon's offline tracker.
+
+codecarbon is imported only inside :func:`measure_emissions`, so importing this module is cheap.
+Measurement never kills training: if codecarbon cannot be imported, started or stopped, the
+body still runs and the result says why nothing was measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import inspect
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import Any
+
+if TYPE_CHECKING:
+    from graft_hpo.config import EmissionsConfig
+
+from graft_hpo.exceptions import ConfigError
+
+__all__ = ["EmissionsMeasurement", "EmissionsResult", "check_country", "measure_emissions"]
+
+_logger = logging.getLogger(__name__)
+
+# EmissionsResult field -> the project's metric name (DESIGN.md section 3)
+_METRIC_FIELDS = {
+    "energy_kwh": "energy_kwh",
+    "cpu_energy_kwh": "cpu_energy_kwh",
+    "gpu_energy_kwh": "gpu_energy_kwh",
+    "ram_energy_kwh": "ram_energy_kwh",
+    "co2_kg": "co2_kg",
+}
+
+
+@dataclass(frozen=True)
+class EmissionsResult:
+    """What codecarbon measured over one block of code.
+
+    Every quantity is ``None`` when it was not measured; ``error`` then says why.
+
+    Attributes:
+        energy_kwh: total energy, kWh (CPU + GPU + RAM, times the PUE).
+        cpu_energy_kwh: CPU energy, kWh (this process and its children, by CPU time share).
+        gpu_energy_kwh: GPU energy, kWh (whole devices, from NVML; 0 without a GPU).
+        ram_energy_kwh: RAM energy, kWh.
+        co2_kg: emissions, kg CO2eq (energy times the country's grid carbon intensity).
+        duration_s: wall-clock seconds covered: codecarbon's own when it measured, else the
+            block's duration measured here.
+        cpu_power_w: mean CPU power, W.
+        gpu_power_w: mean GPU power, W.
+        ram_power_w: mean RAM power, W.
+        error: ``None`` when measured; else ``"disabled"`` or ``"<ExceptionType>: <message>"``.
+    """
+
+    energy_kwh: float | None = None
+    cpu_energy_kwh: float | None = None
+    gpu_energy_kwh: float | None = None
+    ram_energy_kwh: float | None = None
+    co2_kg: float | None = None
+    duration_s: float | None = None
+    cpu_power_w: float | None = None
+    gpu_power_w: float | None = None
+    ram_power_w: float | None = None
+    error: str | None = None
+
+    def metrics(self) -> dict[str, float]:
+        """The measured quantities under the project's metric names.
+
+        Returns:
+            A subset of ``energy_kwh``, ``cpu_energy_kwh``, ``gpu_energy_kwh``,
+            ``ram_energy_kwh`` (kWh) and ``co2_kg`` (kg CO2eq); quantities that were not
+            measured are left out.
+        """
+        out: dict[str, float] = {}
+        for field_name, metric in _METRIC_FIELDS.items():
+            value = getattr(self, field_name)
+            if value is not None:
+                out[metric] = value
+        return out
+
+
+class EmissionsMeasurement:
+    """The handle :func:`measure_emissions` yields; its :attr:`result` is set on exit."""
+
+    def __init__(self) -> None:
+        self._result: EmissionsResult | None = None
+
+    @property
+    def result(self) -> EmissionsResult:
+        """The measurement, available once the ``with`` block has exited.
+
+        Raises:
+            RuntimeError: if read inside the ``with`` block.
+        """
+        if self._result is None:
+            raise RuntimeError("the emissions result is available after the with block exits")
+        return self._result
+
+
+def check_country(country_iso_code: str) -> None:
+    """Check that codecarbon knows the grid of a country.
+
+    codecarbon itself only logs an unknown code and then uses the world's average carbon
+    intensity, which would make every CO2 figure quietly wrong. Imports codecarbon.
+
+    Args:
+        country_iso_code: ISO 3166-1 alpha-3 code, upper case (``USA``, ``FRA``, ``DEU``).
+
+    Raises:
+        ConfigError: an unknown code (with the closest known code, if any).
+    """
+    from codecarbon.input import DataSource
+
+    known = DataSource().get_global_energy_mix_data()
+    if country_iso_code in known:
+        return
+    close = difflib.get_close_matches(str(country_iso_code).upper(), list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(
+        "emissions.country_iso_code must be an ISO 3166-1 alpha-3 code known to codecarbon, "
+        f"such as USA, FRA or DEU{hint}; got {country_iso_code!r}"
+    )
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _unsuppressed(method: Callable[..., Any]) -> Callable[..., Any]:
+    # codecarbon wraps __init__, start and stop in a decorator that logs and swallows every
+    # exception, which would hide why nothing was measured; call the undecorated function.
+    return getattr(method, "__wrapped__", method)
+
+
+def _tracker_kwargs(
+    cfg: EmissionsConfig,
+    tracker_cls: type,
+    project_name: str,
+    output_dir: str,
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "country_iso_code": cfg.country_iso_code,
+        "tracking_mode": "process",
+        "log_level": "error",
+        "measure_power_secs": cfg.measure_power_secs,
+        "project_name": project_name,
+        # Nothing is written there (no output method); codecarbon only requires it to exist.
+        "output_dir": output_dir,
+        # The lock file (/tmp/.codecarbon.lock) and its SIGINT/SIGTERM handlers are only used
+        # when multiple runs are disallowed; parallel trials each run a tracker.
+        "allow_multiple_runs": True,
+        # Explicit values beat ~/.codecarbon.config, ./.codecarbon.config and CODECARBON_*
+        # variables, which could otherwise switch on HTTP outputs or the Electricity Maps API.
+        "emissions_endpoint": None,
+        "electricitymaps_api_token": "",
+    }
+    # OfflineEmissionsTracker.__init__ forwards **kwargs to its base: look at every __init__
+    accepted: set[str] = set()
+    for klass in inspect.getmro(tracker_cls):
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            with contextlib.suppress(TypeError, ValueError):
+                accepted.update(inspect.signature(init).parameters)
+    if "output_methods" in accepted:
+        kwargs["output_methods"] = []  # save_to_* flags are deprecated in codecarbon 3.x
+    else:
+        kwargs["save_to_file"] = False
+    kwargs.update(extra or {})
+    return kwargs
+
+
+def _to_float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _result_from(data: Any) -> EmissionsResult:
+    def get(attr: str) -> float | None:  # attributes of codecarbon's EmissionsData
+        return _to_float(getattr(data, attr, None))
+
+    return EmissionsResult(
+        energy_kwh=get("energy_consumed"),
+        cpu_energy_kwh=get("cpu_energy"),
+        gpu_energy_kwh=get("gpu_energy"),
+        ram_energy_kwh=get("ram_energy"),
+        co2_kg=get("emissions"),
+        duration_s=get("duration"),
+        cpu_power_w=get("cpu_power"),
+        gpu_power_w=get("gpu_power"),
+        ram_power_w=get("ram_power"),
+    )
+
+
+@contextlib.contextmanager
+def measure_emissions(
+    cfg: EmissionsConfig,
+    *,
+    project_name: str = "graft-hpo",
+    output_dir: str | None = None,
+    tracker_kwargs: Mapping[str, Any] | None = None,
+) -> Iterator[EmissionsMeasurement]:
+    """Measure the energy and CO2 of the ``with`` block with codecarbon's offline tracker.
+
+    The tracker runs in ``process`` mode (this process and its children), makes no network
+    calls and writes no files. If ``cfg.enabled`` is false, or codecarbon cannot be imported,
+    started or stopped, the block still runs to completion, ``result.error`` says why and a
+    warning is logged. An exception raised by the block itself propagates once the tracker is
+    stopped (the result is filled in first).
+
+    Args:
+        cfg: ``emissions`` section of the pipeline config (country, sampling period in s).
+        project_name: codecarbon's project name.
+        output_dir: folder codecarbon is pointed at (created if missing); nothing is written
+            there. ``None`` -> the system's temporary folder.
+        tracker_kwargs: extra keyword arguments for ``codecarbon.OfflineEmissionsTracker``,
+            overriding the defaults (tests pass ``force_cpu_power``, ``force_ram_power`` in W,
+            ``force_carbon_intensity_g_co2e_kwh``).
+
+    Yields:
+        A handle whose ``result`` (:class:`EmissionsResult`) is set when the block exits.
+
+    Example:
+        >>> from graft_hpo.config import EmissionsConfig
+        >>> with measure_emissions(EmissionsConfig(enabled=False)) as m:
+        ...     pass
+        >>> m.result.error
+        'disabled'
+    """
+    handle = EmissionsMeasurement()
+    started_at = time.perf_counter()
+
+    def _fallback(error: str) -> EmissionsResult:
+        return EmissionsResult(duration_s=time.perf_counter() - started_at, error=error)
+
+    if not cfg.enabled:
+        try:
+            yield handle
+        finally:
+            handle._result = _fallback("disabled")
+        return
+
+    tracker: Any = None
+    start_error: str | None = None
+    try:
+        tracker = _start_tracker(cfg, project_name, output_dir, tracker_kwargs)
+    except Exception as exc:  # measurement must never kill training
+        start_error = _error_text(exc)
+        _logger.warning(
+            "energy and CO2 are not measured: codecarbon failed to start (%s)", start_error
+        )
+    started_at = time.perf_counter()
+    try:
+        yield handle
+    finally:
+        if tracker is None:
+            handle._result = _fallback(start_error or "RuntimeError: no tracker")
+        else:
+            handle._result = _stop_tracker(tracker, _fallback)
+
+
+def _start_tracker(
+    cfg: EmissionsConfig,
+    project_name: str,
+    output_dir: str | None,
+    extra: Mapping[str, Any] | None,
+) -> Any:
+    from codecarbon import OfflineEmissionsTracker
+
+    check_country(cfg.country_iso_code)
+    folder = os.path.abspath(output_dir) if output_dir is not None else tempfile.gettempdir()
+    os.makedirs(folder, exist_ok=True)
+    kwargs = _tracker_kwargs(cfg, OfflineEmissionsTracker, project_name, folder, extra)
+    level = kwargs.get("log_level")
+    numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    if isinstance(numeric, int):
+        # codecarbon applies log_level only late in __init__; warnings logged before it
+        # (e.g. "multiple instances allowed") would otherwise leak through.
+        logging.getLogger("codecarbon").setLevel(numeric)
+    tracker = OfflineEmissionsTracker.__new__(OfflineEmissionsTracker)
+    _unsuppressed(OfflineEmissionsTracker.__init__)(tracker, **kwargs)
+    try:
+        _unsuppressed(type(tracker).start)(tracker)
+    except Exception:
+        # start may have launched codecarbon's timer threads before failing: stop them
+        with contextlib.suppress(Exception):
+            tracker.stop()
+        raise
+    return tracker
+
+
+def _stop_tracker(tracker: Any, fallback: Callable[[str], EmissionsResult]) -> EmissionsResult:
+    try:
+        _unsuppressed(type(tracker).stop)(tracker)
+        data = getattr(tracker, "final_emissions_data", None)
+        if data is None:
+            raise RuntimeError("codecarbon returned no emissions data")
+        result = _result_from(data)
+        if result.energy_kwh is None or result.co2_kg is None:
+            raise RuntimeError(
+                f"codecarbon returned non-finite energy {data.energy_consumed!r} kWh "
+                f"or emissions {data.emissions!r} kg"
+            )
+    except Exception as exc:
+        error = _error_text(exc)
+        _logger.warning("energy and CO2 are not measured: codecarbon failed to stop (%s)", error)
+        return fallback(error)
+    return result

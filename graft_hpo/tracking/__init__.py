@@ -1,0 +1,69 @@
+"""MLflow tracking of sweeps and trials, and the accuracy-vs-emissions Pareto front.
+
+One experiment per pipeline, one parent run per sweep (tag ``graft_hpo.role=sweep``), one run
+per trial nested under it (tag ``mlflow.parentRunId``). Every function takes an explicit
+tracking URI; :func:`resolve_tracking_uri` makes local paths absolute so Ray trials, which run
+in their own folders, all reach the same store.
+
+``import graft_hpo.tracking`` imports neither mlflow nor matplotlib; the functions do, when
+called. :func:`pareto_mask` and :func:`hypervolume_2d` are pure numpy.
+
+Example:
+    >>> from graft_hpo.tracking import pareto_front, pareto_table
+    >>> front = pareto_front(experiment="mnist")  # doctest: +SKIP
+    >>> print(pareto_table(front))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from graft_hpo.tracking._front import DEFAULT_OBJECTIVES
+from graft_hpo.tracking._front import ParetoPoint
+from graft_hpo.tracking._front import normalize_objectives
+from graft_hpo.tracking._front import pareto_front
+from graft_hpo.tracking._front import pareto_table
+from graft_hpo.tracking._front import tag_pareto
+from graft_hpo.tracking._names import METRICS
+from graft_hpo.tracking._names import TAG_EARLY_STOPPED
+from graft_hpo.tracking._names import TAG_OBJECTIVES
+from graft_hpo.tracking._names import TAG_PARENT_RUN_ID
+from graft_hpo.tracking._names import TAG_PARETO
+from graft_hpo.tracking._names import TAG_ROLE
+from graft_hpo.tracking._names import TAG_STRATEGY
+from graft_hpo.tracking._names import TAG_SWEEP_ID
+from graft_hpo.tracking._pareto import hypervolume_2d
+from graft_hpo.tracking._pareto import pareto_mask
+from graft_hpo.tracking._plot import plot_front
+from graft_hpo.tracking._runs import RunLogger
+from graft_hpo.tracking._runs import RunRecord
+from graft_hpo.tracking._runs import metric_history
+from graft_hpo.tracking._runs import query_runs
+from graft_hpo.tracking._store import default_artifact_root
+from graft_hpo.tracking._store import ensure_experiment
+from graft_hpo.tracking._store import resolve_tracking_uri
+
+__all__ = [
+    "DEFAULT_OBJECTIVES",
+    "METRICS",
+    "TAG_EARLY_STOPPED",
+    "TAG_OBJECTIVES",
+    "TAG_PARENT_RUN_ID",
+    "TAG_PARETO",
+    "TAG_ROLE",
+    "TAG_STRATEGY",
+    "TAG_SWEEP_ID",
+    "ParetoPoint",
+    "RunLogger",
+    "RunRecord",
+    "default_artifact_root",
+    "ensure_experiment",
+    "hypervolume_2d",
+    "metric_history",
+    "normalize_objectives",
+    "pareto_front",
+    "pareto_mask",
+    "pareto_table",
+    "plot_front",
+    "query_runs",
+    "resolve_tracking_uri",
+    "tag_pareto",
+]

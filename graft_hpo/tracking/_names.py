@@ -1,0 +1,37 @@
+"""Metric and tag names shared by MLflow runs and Ray results (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "METRICS",
+    "TAG_EARLY_STOPPED",
+    "TAG_OBJECTIVES",
+    "TAG_PARENT_RUN_ID",
+    "TAG_PARETO",
+    "TAG_ROLE",
+    "TAG_STRATEGY",
+    "TAG_SWEEP_ID",
+]
+
+METRICS = (
+    "val_acc",  # fraction in [0, 1]
+    "val_loss",
+    "train_loss",
+    "co2_kg",  # kg CO2eq
+    "energy_kwh",
+    "cpu_energy_kwh",
+    "gpu_energy_kwh",
+    "ram_energy_kwh",
+    "duration_s",
+    "selection_s",  # seconds spent selecting subsets
+    "fraction_effective",  # share of the training set actually seen per subset epoch
+    "epochs_completed",
+)
+
+TAG_SWEEP_ID = "sweep_id"
+TAG_STRATEGY = "strategy"
+TAG_EARLY_STOPPED = "early_stopped"  # "true" when a scheduler stopped the trial early
+TAG_PARETO = "pareto"  # "true" on the winners of a sweep, "false" on its other trials
+TAG_ROLE = "graft_hpo.role"  # "sweep" on a sweep's parent run, "trial" on its trial runs
+TAG_OBJECTIVES = "objectives"  # on a sweep's parent run: JSON [["val_acc", "max"], ...]
+TAG_PARENT_RUN_ID = "mlflow.parentRunId"  # nests a run under another, across processes

@@ -1,0 +1,117 @@
+"""A PNG of a sweep's trials with its Pareto front highlighted (matplotlib, no display)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from graft_hpo.exceptions import ConfigError
+from graft_hpo.tracking._front import is_front_candidate
+from graft_hpo.tracking._front import normalize_objectives
+from graft_hpo.tracking._names import TAG_STRATEGY
+from graft_hpo.tracking._pareto import pareto_mask
+
+__all__ = ["plot_front"]
+
+# axis labels with units; unknown metrics are labelled by name
+_LABELS = {
+    "val_acc": "validation accuracy (fraction)",
+    "val_loss": "validation loss",
+    "train_loss": "training loss",
+    "co2_kg": "emissions (kg CO2eq)",
+    "energy_kwh": "energy (kWh)",
+    "cpu_energy_kwh": "CPU energy (kWh)",
+    "gpu_energy_kwh": "GPU energy (kWh)",
+    "ram_energy_kwh": "RAM energy (kWh)",
+    "duration_s": "duration (s)",
+    "selection_s": "subset selection time (s)",
+    "fraction_effective": "data fraction seen per epoch",
+    "epochs_completed": "epochs completed",
+}
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def _label(metric: str, mode: str) -> str:
+    better = "higher" if mode == "max" else "lower"
+    return f"{_LABELS.get(metric, metric)}, {better} is better"
+
+
+def plot_front(records: Sequence[Any], objectives: Sequence[Any] | None, path: str) -> str:
+    """Scatter every trial, by ``strategy``, and draw the Pareto front over it.
+
+    Finished trials are coloured by their ``strategy`` tag with one marker per strategy;
+    early-stopped or unfinished ones are grey crosses. The front (computed like
+    :func:`pareto_front`) is ringed and connected.
+
+    Args:
+        records: runs with ``metrics`` and ``tags`` (and optionally ``status``):
+            ``RunRecord`` or ``ParetoPoint``.
+        objectives: ``[(metric, mode), ...]``; the first two are plotted (x, y).
+            ``None`` -> val_acc max, co2_kg min.
+        path: PNG file to write (folders are created).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ConfigError: fewer than two objectives.
+    """
+    objs = normalize_objectives(objectives)
+    if len(objs) < 2:
+        raise ConfigError(f"plot_front needs two objectives; got {objs!r}")
+    (mx, mode_x), (my, mode_y) = objs[0], objs[1]
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display backend
+
+    def xy(record: Any) -> tuple[float, float]:
+        return record.metrics.get(mx, math.nan), record.metrics.get(my, math.nan)
+
+    plotted = [r for r in records if all(math.isfinite(v) for v in xy(r))]
+    done = [r for r in plotted if is_front_candidate(r)]
+    stopped = [r for r in plotted if not is_front_candidate(r)]
+
+    fig = Figure(figsize=(7.0, 5.0), dpi=120)
+    ax = fig.subplots()
+    if stopped:
+        pts = np.array([xy(r) for r in stopped])
+        ax.scatter(pts[:, 0], pts[:, 1], c="0.7", marker="x", label="stopped early / unfinished")
+    strategies = sorted({r.tags.get(TAG_STRATEGY, "unknown") for r in done})
+    colors = [f"C{i % 10}" for i in range(len(strategies))]
+    for i, strategy in enumerate(strategies):
+        pts = np.array([xy(r) for r in done if r.tags.get(TAG_STRATEGY, "unknown") == strategy])
+        ax.scatter(
+            pts[:, 0],
+            pts[:, 1],
+            color=colors[i],
+            marker=_MARKERS[i % len(_MARKERS)],
+            alpha=0.8,
+            label=strategy,
+        )
+    if done:
+        values = np.array([xy(r) for r in done])
+        front = values[pareto_mask(values, [mode_x == "max", mode_y == "max"])]
+        front = front[np.lexsort((front[:, 1], front[:, 0]))]
+        ax.plot(front[:, 0], front[:, 1], color="black", linewidth=1.2, zorder=3)
+        ax.scatter(
+            front[:, 0],
+            front[:, 1],
+            s=140,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=1.5,
+            zorder=4,
+            label=f"Pareto front ({len(front)})",
+        )
+    ax.set_xlabel(_label(mx, mode_x))
+    ax.set_ylabel(_label(my, mode_y))
+    ax.set_title(f"{len(plotted)} trials: {mx} vs {my}")
+    ax.grid(True, alpha=0.3)
+    if plotted:
+        ax.legend(loc="best", fontsize="small")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path

@@ -1,0 +1,141 @@
+"""Tracking URIs, the default store's layout, experiments, and unreachable stores."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from graft_hpo.exceptions import ConfigError
+from graft_hpo.tracking import default_artifact_root
+from graft_hpo.tracking import ensure_experiment
+from graft_hpo.tracking import resolve_tracking_uri
+
+
+@pytest.fixture
+def no_env_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.mark.usefixtures("no_env_uri")
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        (None, "sqlite:////work/mlruns/mlflow.db"),
+        ("", "sqlite:////work/mlruns/mlflow.db"),
+        ("sqlite:///runs/mlflow.db", "sqlite:////work/runs/mlflow.db"),
+        ("sqlite:///./a/../runs/m.db?timeout=30", "sqlite:////work/runs/m.db?timeout=30"),
+        ("sqlite:////abs/mlflow.db", "sqlite:////abs/mlflow.db"),
+        ("sqlite://", "sqlite://"),
+        ("mlruns", "/work/mlruns"),
+        ("./store/../mlruns", "/work/mlruns"),
+        ("/abs/folder", "/abs/folder"),
+        ("runs/mlflow.db", "sqlite:////work/runs/mlflow.db"),
+        ("file:relative/store", "file:///work/relative/store"),
+        ("file:///abs/store", "file:///abs/store"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("https://mlflow.example.com/", "https://mlflow.example.com/"),
+        ("databricks", "databricks"),
+        ("postgresql://u@db:5432/mlflow", "postgresql://u@db:5432/mlflow"),
+    ],
+)
+def test_resolve_tracking_uri(uri: str | None, expected: str) -> None:
+    assert resolve_tracking_uri(uri, cwd="/work") == expected
+
+
+def test_resolve_prefers_explicit_then_env_then_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///env/mlflow.db")
+    assert resolve_tracking_uri(None, cwd="/w") == "sqlite:////w/env/mlflow.db"
+    assert resolve_tracking_uri("http://127.0.0.1:1", cwd="/w") == "http://127.0.0.1:1"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert resolve_tracking_uri(None, cwd="/w") == "sqlite:////w/mlruns/mlflow.db"
+
+
+@pytest.mark.usefixtures("no_env_uri")
+def test_resolve_uses_the_current_directory_and_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert resolve_tracking_uri(None) == f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    monkeypatch.setenv("HOME", "/home/u")
+    assert resolve_tracking_uri("~/runs/mlflow.db") == "sqlite:////home/u/runs/mlflow.db"
+
+
+def test_default_artifact_root() -> None:
+    assert default_artifact_root("sqlite:////w/mlruns/mlflow.db") == "file:///w/mlruns/artifacts"
+    assert default_artifact_root("sqlite:////w/x.db?timeout=5") == "file:///w/artifacts"
+    assert default_artifact_root("http://127.0.0.1:5000") is None
+    assert default_artifact_root("sqlite://") is None
+
+
+@pytest.mark.mlflow
+def test_ensure_experiment_is_idempotent_and_uses_the_artifacts_folder(store_uri: str) -> None:
+    from mlflow import MlflowClient
+
+    first = ensure_experiment(store_uri, "idempotent")
+    assert ensure_experiment(store_uri, "idempotent") == first
+    assert ensure_experiment(store_uri, "other") != first
+    experiment = MlflowClient(tracking_uri=store_uri).get_experiment(first)
+    db = Path(store_uri[len("sqlite:///") :])
+    assert db.name == "mlflow.db" and db.parent.name == "mlruns"
+    assert experiment.artifact_location == (db.parent / "artifacts").as_uri()
+
+
+@pytest.mark.mlflow
+def test_deleted_experiment_and_empty_name_are_config_errors(store_uri: str) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=store_uri).delete_experiment(ensure_experiment(store_uri, "gone"))
+    with pytest.raises(ConfigError, match=r"tracking\.experiment 'gone' was deleted"):
+        ensure_experiment(store_uri, "gone")
+    with pytest.raises(ConfigError, match=r"tracking\.experiment must be a non-empty string"):
+        ensure_experiment(store_uri, " ")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unopenable_stores_fail_fast(tmp_path: Path) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    folder_db = tmp_path / "db_is_a_folder.db"
+    folder_db.mkdir()
+    cases = {
+        f"sqlite:///{blocker}/mlruns/mlflow.db": "NotADirectoryError",
+        f"sqlite:///{folder_db}": "is a folder, not a sqlite file",
+        f"http://127.0.0.1:{_closed_port()}": "cannot connect to 127.0.0.1",
+    }
+    for uri, reason in cases.items():
+        t0 = time.perf_counter()
+        with pytest.raises(ConfigError) as info:
+            ensure_experiment(uri, "x")
+        # MLflow itself would retry for minutes
+        assert time.perf_counter() - t0 < 10
+        message = str(info.value)
+        assert message.startswith(f"tracking.uri '{uri}' cannot be opened: "), message
+        assert reason in message
+
+
+def test_import_does_not_load_mlflow_or_matplotlib() -> None:
+    code = (
+        "import sys\n"
+        "import graft_hpo.tracking as t\n"
+        "t.pareto_mask([[1.0, 2.0]], [True, False])\n"
+        "t.resolve_tracking_uri(None)\n"
+        "bad = [m for m in ('mlflow', 'matplotlib', 'codecarbon', 'ray', 'optuna', 'torch')\n"
+        "       if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -40,6 +40,7 @@ __all__ = ["GraftSelector", "allocate_sizes", "budget_of"]
 
 _FEATURES = ("embedding", "raw")
 _CHUNK = 64  # selection batches per batched linear-algebra call (bounds memory)
+_FORWARD_BATCH = 1024  # samples per scoring forward pass
 
 
 def budget_of(fraction: float, n: int) -> int:
@@ -104,10 +105,12 @@ class GraftSelector(Selector):
 
     def candidate_sizes(self, batch_size: int, per_batch_budget: float) -> list[int]:
         """Ascending candidate subset sizes for batches of ``batch_size`` samples."""
+        if self.levels == 1:  # fixed-size GRAFT: every batch gets its share of the budget
+            return [min(batch_size, max(1, math.floor(per_batch_budget)))]
         lo = max(1, math.floor(per_batch_budget / 4))
         hi = min(batch_size, max(lo, math.ceil(2 * per_batch_budget)))
-        if self.levels == 1 or hi == lo:
-            return [hi if self.levels == 1 else lo]
+        if hi == lo:
+            return [lo]
         ratio = (hi / lo) ** (1.0 / (self.levels - 1))
         return sorted({min(hi, round(lo * ratio**j)) for j in range(self.levels)})
 
@@ -155,7 +158,7 @@ class GraftSelector(Selector):
         }
         return Selection(indices[order], weights, len(indices) / n, stats)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _score(
         self,
         model: nn.Module,
@@ -170,50 +173,61 @@ class GraftSelector(Selector):
             ``align`` (n_b, L) float64; ``picks[j][b]`` the batch-local rows of candidate ``j``
             of batch ``b``; the batches' gradient kernels (only kept when ``weighted``).
         """
-        was_training = model.training
-        model.eval()  # scoring must not update BatchNorm statistics
         rank_cap = min(max(sizes), self.rank or max(sizes))
         align_rows: list[torch.Tensor] = []
         picks: list[list[torch.Tensor]] = [[] for _ in sizes]
         kernels: list[torch.Tensor] = []
+        # tensor_split makes at most two batch sizes; equal sizes stack into one batched call
+        groups: dict[int, list[torch.Tensor]] = {}
+        for batch in batches:
+            groups.setdefault(len(batch), []).append(batch)
+        for size, group in groups.items():
+            for c in range(0, len(group), _CHUNK):
+                chunk = group[c : c + _CHUNK]
+                feats, logits, embeds, targets = self._forward(model, dataset, chunk, device)
+                shape = (len(chunk), size)
+                V = low_rank_basis(feats.view(*shape, -1), rank_cap)
+                K = gradient_kernel(
+                    logits.view(*shape, -1), targets.view(shape), embeds.view(*shape, -1)
+                )
+                masks = K.new_zeros(len(chunk), len(sizes), size)
+                for j, k in enumerate(sizes):
+                    idx = fast_maxvol(V[..., : min(k, V.shape[-1])], k, tol=self.maxvol_tol)
+                    masks[:, j].scatter_(1, idx, 1.0)
+                    picks[j].extend(idx.cpu())
+                align_rows.append(alignment(K, masks).cpu())
+                if self.weighted:
+                    kernels.extend(K.cpu())
+        return torch.cat(align_rows), picks, kernels
+
+    def _forward(
+        self,
+        model: nn.Module,
+        dataset: Dataset[Any],
+        chunk: list[torch.Tensor],
+        device: torch.device | str,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features, logits, embeddings and labels of the samples of ``chunk``, in order.
+
+        The forward pass is in eval mode (scoring must not move BatchNorm statistics) and in
+        slices of ``_FORWARD_BATCH`` samples regardless of the selection batch size: in eval
+        mode samples are independent, and large slices run faster.
+        """
+        was_training = model.training
+        model.eval()
+        feats, logits, embeds, targets = [], [], [], []
         try:
             with capture_embeddings(model) as captured:
-                # tensor_split makes at most two batch sizes; equal sizes stack into one call
-                groups: dict[int, list[torch.Tensor]] = {}
-                for batch in batches:
-                    groups.setdefault(len(batch), []).append(batch)
-                for group in groups.values():
-                    for c in range(0, len(group), _CHUNK):
-                        feats, logits, embeds, targets = [], [], [], []
-                        for batch in group[c : c + _CHUNK]:
-                            x, y = gather_batch(dataset, batch)
-                            x, y = x.to(device), y.to(device)
-                            logits.append(model(x).float())
-                            embeds.append(captured.pop().float())
-                            feats.append(
-                                embeds[-1] if self.features == "embedding" else x.flatten(1)
-                            )
-                            targets.append(y)
-                        V = low_rank_basis(torch.stack(feats).float(), rank_cap)
-                        K = gradient_kernel(
-                            torch.stack(logits), torch.stack(targets), torch.stack(embeds)
-                        )
-                        masks = torch.zeros(
-                            *K.shape[:2], len(sizes), dtype=K.dtype, device=K.device
-                        )
-                        masks = masks.transpose(1, 2)  # (c, L, B)
-                        for j, k in enumerate(sizes):
-                            idx = fast_maxvol(
-                                V[..., : min(k, V.shape[-1])], k, tol=self.maxvol_tol
-                            )
-                            masks[:, j].scatter_(1, idx, 1.0)
-                            picks[j].extend(idx.cpu())
-                        align_rows.append(alignment(K, masks).cpu())
-                        if self.weighted:
-                            kernels.extend(K.cpu())
+                for index in torch.cat(chunk).split(_FORWARD_BATCH):
+                    x, y = gather_batch(dataset, index)
+                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                    logits.append(model(x).float())
+                    embeds.append(captured.pop().float())
+                    feats.append(embeds[-1] if self.features == "embedding" else x.flatten(1))
+                    targets.append(y)
         finally:
             model.train(was_training)
-        return torch.cat(align_rows), picks, kernels
+        return torch.cat(feats).float(), torch.cat(logits), torch.cat(embeds), torch.cat(targets)
 
 
 def allocate_sizes(

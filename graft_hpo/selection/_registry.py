@@ -46,12 +46,18 @@ def get_selector(name: str, **params: Any) -> Selector:
             + (f" (did you mean {hint[0]!r}?)" if hint else "")
         )
     cls = _SELECTORS[name]
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    accepted = [
+        p.name
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
+        hints = [m for u in unknown for m in difflib.get_close_matches(u, accepted, n=1)]
         raise ConfigError(
             f"selector {name!r} takes {', '.join(accepted) or 'no parameters'}; "
             f"got unknown parameter(s) {', '.join(unknown)}"
+            + (f" (did you mean {', '.join(map(repr, hints))}?)" if hints else "")
         )
     try:
         return cls(**params)

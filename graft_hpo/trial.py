@@ -1,0 +1,199 @@
+"""One trial, assembled in one place: build, seed, measure, train, log.
+
+``graft-hpo train`` and the Ray trainable both call :func:`run_trial`. Order of work: validate
+and build everything that can be wrong (data, model, selector) before anything is written to the
+tracking store, then seed, open the MLflow run, and train inside the emissions measurement.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+import traceback
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+import numpy as np
+import torch
+
+from graft_hpo.config import PipelineConfig
+from graft_hpo.config import flatten_config
+from graft_hpo.data import DataBundle
+from graft_hpo.data import load_data
+from graft_hpo.emissions import measure_emissions
+from graft_hpo.exceptions import ConfigError
+from graft_hpo.models import available_models
+from graft_hpo.models import build_model
+from graft_hpo.tracking import RunLogger
+from graft_hpo.training import TrainHooks
+from graft_hpo.training import TrainState
+from graft_hpo.training import build_selector
+from graft_hpo.training import evaluate
+from graft_hpo.training import resolve_device
+from graft_hpo.training import train
+
+__all__ = ["TrialResult", "check_pipeline", "run_trial", "seed_everything"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """The outcome of one trial, JSON-serialisable via :meth:`to_dict`.
+
+    Attributes:
+        run_id: the MLflow run id, or None when tracking was off.
+        status: ``FINISHED`` or ``FAILED``.
+        params: the trial's configuration as dotted keys.
+        metrics: final metrics (``val_acc``, ``co2_kg``, ``energy_kwh``, ``duration_s``, ...).
+        error: ``"<Type>: <message>"`` when the trial failed.
+    """
+
+    run_id: str | None
+    status: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    error: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (the only place graft-hpo touches global RNGs)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def check_pipeline(config: PipelineConfig) -> None:
+    """Check what the config loader cannot: registry names and selector parameters.
+
+    Cheap (no data is loaded). Raises :class:`ConfigError` listing every problem.
+    """
+    errors = []
+    try:
+        build_selector(config.selection, config.train)
+    except ConfigError as err:
+        errors += err.errors
+    name = config.model.name
+    if ":" not in name and name not in available_models(include_torchvision=True):
+        errors.append(
+            f"model.name must be one of {', '.join(available_models())}, a torchvision model "
+            f"or 'module:attr'; got {name!r}"
+        )
+    if errors:
+        raise ConfigError(errors)
+
+
+class _LogToRun(TrainHooks):
+    """Per-epoch metrics and selection rounds into the trial's MLflow run."""
+
+    def __init__(self, run: RunLogger) -> None:
+        self.run = run
+
+    def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
+        self.run.log_metrics(metrics, step=state.epoch)
+
+
+def run_trial(
+    config: PipelineConfig,
+    *,
+    tracking: bool = True,
+    tracking_uri: str | None = None,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    hooks: Sequence[TrainHooks] = (),
+    evaluate_test: bool = False,
+) -> TrialResult:
+    """Train one model as ``config`` says, measure its emissions and record it in MLflow.
+
+    Args:
+        config: a validated pipeline.
+        tracking: log to MLflow (one run; nested under ``parent_run_id`` if given).
+        tracking_uri: overrides ``config.tracking.uri`` and ``$MLFLOW_TRACKING_URI``.
+        parent_run_id: the sweep's parent run, for a nested trial run.
+        tags: extra run tags (``sweep_id``, ...).
+        hooks: extra training hooks (Ray reporting, budgets).
+        evaluate_test: also evaluate on the held-out test split (``test_acc``, ``test_loss``).
+
+    Returns:
+        A :class:`TrialResult`; a failed trial returns ``status="FAILED"`` with the error.
+
+    Raises:
+        ConfigError: bad input, detected before anything is written to the tracking store.
+    """
+    check_pipeline(config)
+    bundle = load_data(config.data, seed=config.train.seed)
+    seed_everything(config.train.seed)
+    model = build_model(
+        config.model, input_shape=bundle.input_shape, num_classes=bundle.num_classes
+    )
+    params = flatten_config(config)
+
+    run = None
+    if tracking:
+        run = RunLogger.start(
+            tracking_uri or config.tracking.uri,
+            config.tracking.experiment or config.name,
+            parent_run_id=parent_run_id,
+            tags={"strategy": config.selection.strategy, **(tags or {})},
+        )
+        run.log_params(params)
+    all_hooks = [*hooks, *([_LogToRun(run)] if run is not None else [])]
+
+    start = time.perf_counter()
+    metrics: dict[str, float] = {}
+    error = None
+    try:
+        with measure_emissions(config.emissions, project_name=config.name) as energy:
+            try:
+                result = train(
+                    model,
+                    train_set=bundle.train,
+                    val_set=bundle.val,
+                    selection_set=bundle.train_eval,
+                    config=config,
+                    hooks=all_hooks,
+                )
+                metrics.update(result.metrics)
+                if evaluate_test:
+                    metrics.update(_test_metrics(model, bundle, config))
+            except Exception as err:  # a failing trial is a result, never a crash of the sweep
+                error = f"{type(err).__name__}: {err}"
+                logger.warning("trial failed: %s", error)
+                logger.debug("%s", traceback.format_exc())
+    except BaseException:  # Ctrl-C, or Ray stopping the trial: keep the run, marked KILLED
+        if run is not None:
+            run.end("KILLED")
+        raise
+    metrics.update(energy.result.metrics())
+    metrics["duration_s"] = time.perf_counter() - start
+    metrics = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
+
+    status = "FINISHED" if error is None else "FAILED"
+    run_tags: dict[str, str] = {}
+    if energy.result.error is not None:
+        run_tags["emissions_error"] = energy.result.error
+    if error is not None:
+        run_tags["error"] = error
+    if run is not None:
+        run.log_metrics(metrics)
+        run.set_tags(run_tags)
+        run.end(status)
+    return TrialResult(run.run_id if run else None, status, params, metrics, error, run_tags)
+
+
+def _test_metrics(
+    model: torch.nn.Module, bundle: DataBundle, config: PipelineConfig
+) -> dict[str, float]:
+    device = resolve_device(config.train.device)
+    loss, acc = evaluate(model, bundle.test, batch_size=config.train.batch_size, device=device)
+    return {"test_loss": loss, "test_acc": acc}

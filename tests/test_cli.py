@@ -1,0 +1,97 @@
+"""The command line: exit codes, one-line errors, JSON output, fast --help."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from graft_hpo.cli import main
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "CODECARBON_LOG_LEVEL": "error"}
+    return subprocess.run(
+        [sys.executable, "-m", "graft_hpo.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_help_is_fast_and_lists_the_verbs() -> None:
+    start = time.perf_counter()
+    done = _cli("--help")
+    assert done.returncode == 0
+    assert "validate" in done.stdout and "train" in done.stdout
+    assert time.perf_counter() - start < 10  # no torch, ray or mlflow import for --help
+    code = (
+        "import sys, graft_hpo.cli; "
+        "print(sorted(m for m in ('torch', 'ray', 'mlflow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_validate_prints_the_resolved_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "digits", "--set", "train.epochs=3", "--json"]) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    assert resolved["train"]["epochs"] == 3 and resolved["data"]["name"] == "digits"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["validate", "digits", "--set", "selection.fraction=1.5"], "selection.fraction"),
+        (["validate", "digits", "--set", "selection.select_evry=2"], "select_every"),
+        (["validate", "digits", "--set", "selection.strategy=grafty"], "'grafty'"),
+        (["validate", "digits", "--set", "model.name=cnnn"], "'cnnn'"),
+        (["validate", "no-such-pipeline"], "no-such-pipeline"),
+        (["validate", "digits", "--set", "train.epochs"], "train.epochs"),
+        (["train", "digits", "--set", "data.name=nope"], "'nope'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    args: list[str],
+    needle: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "mlruns").exists()  # nothing half-written
+
+
+def test_unknown_verb_and_missing_argument_exit_2() -> None:
+    assert _cli("frobnicate").returncode == 2
+    assert _cli("train").returncode == 2
+
+
+@pytest.mark.mlflow
+def test_train_json_prints_exactly_one_object(tmp_path: Path) -> None:
+    done = _cli(
+        "train",
+        "digits",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.device=cpu",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)  # the whole of stdout is one JSON object
+    assert set(result) >= {"run_id", "status", "params", "metrics"}
+    assert result["status"] == "FINISHED"
+    assert result["params"]["data.name"] == "digits"
+    assert (tmp_path / "mlruns" / "mlflow.db").exists()  # default store in the working dir

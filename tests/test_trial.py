@@ -1,0 +1,98 @@
+"""One trial end to end: real digits, a real sqlite MLflow store, real codecarbon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from graft_hpo.config import load_pipeline
+from graft_hpo.exceptions import ConfigError
+from graft_hpo.tracking import metric_history
+from graft_hpo.tracking import query_runs
+from graft_hpo.trial import run_trial
+
+pytestmark = pytest.mark.mlflow
+
+FAST = ["train.epochs=2", "train.device=cpu", "emissions.measure_power_secs=1"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('mlruns') / 'mlflow.db'}"
+
+
+def test_a_trial_is_logged_with_params_metrics_and_emissions(store: str) -> None:
+    config = load_pipeline("digits", [*FAST, "tracking.experiment=trial-ok"])
+    result = run_trial(config, tracking_uri=store, tags={"sweep_id": "s-test"})
+
+    assert result.status == "FINISHED", result.error
+    metrics = result.metrics
+    for name in (
+        "val_acc",
+        "val_loss",
+        "train_loss",
+        "duration_s",
+        "selection_s",
+        "fraction_effective",
+        "epochs_completed",
+        "energy_kwh",
+        "co2_kg",
+        "cpu_energy_kwh",
+        "ram_energy_kwh",
+    ):
+        assert name in metrics, name
+    assert metrics["epochs_completed"] == 2
+    assert metrics["energy_kwh"] > 0 and metrics["co2_kg"] > 0
+    assert 0 < metrics["fraction_effective"] < 1  # warm epoch full, second epoch a subset
+    assert metrics["val_acc"] > 0.5
+
+    (record,) = query_runs(store, "trial-ok")
+    assert record.run_id == result.run_id
+    assert record.status == "FINISHED"
+    assert record.params["selection.fraction"] == "0.3"
+    assert record.params["train.epochs"] == "2"
+    assert record.tags["strategy"] == "graft" and record.tags["sweep_id"] == "s-test"
+    assert record.metrics["val_acc"] == pytest.approx(metrics["val_acc"])
+    history = metric_history(store, result.run_id, "val_acc")
+    assert [step for step, _ in history][:2] == [0, 1]
+
+
+def test_a_diverging_trial_is_failed_not_raised(store: str) -> None:
+    config = load_pipeline(
+        "digits",
+        [*FAST, "tracking.experiment=trial-nan", "model.name=tests.plugins.failing:nan_after"],
+    )
+    result = run_trial(config, tracking_uri=store)
+    assert result.status == "FAILED"
+    assert result.error is not None and "training loss became nan" in result.error
+    (record,) = query_runs(store, "trial-nan")
+    assert record.status == "FAILED"
+    assert "training loss became nan" in record.tags["error"]
+    assert "energy_kwh" in record.metrics  # what was measured is kept
+
+
+def test_a_raising_model_fails_the_trial_with_its_message(store: str) -> None:
+    config = load_pipeline(
+        "digits",
+        [*FAST, "tracking.experiment=trial-raise", "model.name=tests.plugins.failing:raises"],
+    )
+    result = run_trial(config, tracking_uri=store)
+    assert result.status == "FAILED"
+    assert result.error == "RuntimeError: plug-in model failed on purpose"
+
+
+def test_bad_input_writes_nothing(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'never' / 'mlflow.db'}"
+    for override in ("data.name=nope", "model.name=cnnn", "model.options.widht=3"):
+        config = load_pipeline("digits", [*FAST, override])
+        with pytest.raises(ConfigError):
+            run_trial(config, tracking_uri=uri)
+    assert not (tmp_path / "never").exists()
+
+
+def test_without_tracking_a_trial_still_measures(tmp_path: Path) -> None:
+    config = load_pipeline("digits", [*FAST, "selection.strategy=random"])
+    result = run_trial(config, tracking=False)
+    assert result.run_id is None and result.status == "FINISHED"
+    assert result.metrics["fraction_effective"] == pytest.approx((1 + 0.3) / 2, abs=0.01)

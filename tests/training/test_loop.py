@@ -1,0 +1,125 @@
+"""The training loop on real digits: schedule, subsets, hooks, failure on non-finite loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from graft_hpo.config import load_pipeline
+from graft_hpo.data import load_data
+from graft_hpo.exceptions import TrialFailedError
+from graft_hpo.models import build_model
+from graft_hpo.selection import Selection
+from graft_hpo.training import TrainHooks
+from graft_hpo.training import TrainState
+from graft_hpo.training import train
+from graft_hpo.training._loop import _cosine_lr
+
+
+def _run(overrides: list[str], hooks=()):
+    config = load_pipeline("digits", ["emissions.enabled=false", "train.device=cpu", *overrides])
+    bundle = load_data(config.data, seed=config.train.seed)
+    torch.manual_seed(config.train.seed)
+    model = build_model(
+        config.model, input_shape=bundle.input_shape, num_classes=bundle.num_classes
+    )
+    result = train(
+        model,
+        train_set=bundle.train,
+        val_set=bundle.val,
+        selection_set=bundle.train_eval,
+        config=config,
+        hooks=hooks,
+    )
+    return result, bundle, model
+
+
+class Recorder(TrainHooks):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+        self.selections: list[Selection] = []
+
+    def on_train_start(self, state: TrainState) -> None:
+        self.events.append(("start", state.epoch))
+
+    def on_selection_end(self, state: TrainState, selection: Selection) -> None:
+        self.events.append(("select", state.epoch))
+        self.selections.append(selection)
+
+    def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
+        self.events.append(("epoch", state.epoch))
+
+    def on_train_end(self, state: TrainState) -> None:
+        self.events.append(("end", state.epoch))
+
+
+def test_full_data_learns_digits() -> None:
+    result, _, _ = _run(["selection.strategy=full", "train.epochs=3"])
+    assert result.metrics["val_acc"] > 0.85  # 10 classes: chance is 0.1
+    assert result.metrics["fraction_effective"] == 1.0
+    assert result.metrics["epochs_completed"] == 3
+    assert [h["fraction_effective"] for h in result.history] == [1.0, 1.0, 1.0]
+
+
+def test_graft_follows_the_schedule_and_budget() -> None:
+    recorder = Recorder()
+    result, bundle, _ = _run(
+        [
+            "selection.strategy=graft",
+            "selection.fraction=0.3",
+            "selection.warm_start_epochs=1",
+            "selection.select_every=2",
+            "train.epochs=5",
+        ],
+        hooks=[recorder],
+    )
+    n = len(bundle.train)
+    # selection at epochs 1 and 3 (warm start 1, every 2), hooks in order
+    assert [e for e in recorder.events if e[0] == "select"] == [("select", 1), ("select", 3)]
+    assert recorder.events[0] == ("start", 0) and recorder.events[-1] == ("end", 4)
+    fractions = [h["fraction_effective"] for h in result.history]
+    assert fractions[0] == 1.0
+    for f, sel in zip(fractions[1:3], [recorder.selections[0]] * 2, strict=True):
+        assert f == pytest.approx(len(sel.indices) / n)
+    assert all(f <= math.floor(0.3 * n) / n for f in fractions[1:])
+    assert result.metrics["selection_s"] > 0
+    assert result.metrics["fraction_effective"] == pytest.approx(sum(fractions) / 5)
+    assert result.metrics["val_acc"] > 0.7
+
+
+def test_weighted_graft_trains() -> None:
+    result, _, _ = _run(["selection.weighted=true", "train.epochs=3"])
+    assert math.isfinite(result.metrics["train_loss"])
+    assert result.metrics["val_acc"] > 0.5
+
+
+def test_a_hook_can_stop_training() -> None:
+    class StopAtOne(TrainHooks):
+        def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
+            if state.epoch == 1:
+                state.should_stop, state.stop_reason = True, "budget reached"
+
+    result, _, _ = _run(["train.epochs=6"], hooks=[StopAtOne()])
+    assert len(result.history) == 2
+    assert result.stop_reason == "budget reached"
+    assert result.metrics["epochs_completed"] == 2
+
+
+def test_non_finite_loss_fails_the_run() -> None:
+    with pytest.raises(TrialFailedError, match="training loss became nan in epoch 0"):
+        _run(["model.name=tests.plugins.failing:nan_after", "train.epochs=2"])
+
+
+def test_same_seed_same_result() -> None:
+    a, _, _ = _run(["train.epochs=2"])
+    b, _, _ = _run(["train.epochs=2"])
+    assert a.history[-1]["val_loss"] == b.history[-1]["val_loss"]
+
+
+def test_cosine_schedule_endpoints() -> None:
+    assert _cosine_lr(0.1, 0.0) == pytest.approx(0.1)
+    assert _cosine_lr(0.1, 0.5) == pytest.approx(0.05)
+    assert _cosine_lr(0.1, 1.0) == pytest.approx(0.0, abs=1e-12)
+    assert _cosine_lr(0.1, 1.5) == pytest.approx(0.0, abs=1e-12)  # clamped past the end

@@ -26,6 +26,7 @@ from graft_hpo.config import PipelineConfig
 from graft_hpo.config import flatten_config
 from graft_hpo.data import DataBundle
 from graft_hpo.data import load_data
+from graft_hpo.emissions import EmissionsMeasurement
 from graft_hpo.emissions import measure_emissions
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.models import available_models
@@ -38,7 +39,7 @@ from graft_hpo.training import evaluate
 from graft_hpo.training import resolve_device
 from graft_hpo.training import train
 
-__all__ = ["TrialResult", "check_pipeline", "run_trial", "seed_everything"]
+__all__ = ["TrialHooks", "TrialResult", "check_pipeline", "run_trial", "seed_everything"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +94,31 @@ def check_pipeline(config: PipelineConfig) -> None:
         raise ConfigError(errors)
 
 
+class TrialHooks(TrainHooks):
+    """Training hooks that also learn which MLflow run the trial logs to."""
+
+    def on_trial_start(self, run_id: str | None) -> None:
+        """Before training; ``run_id`` is None when tracking is off."""
+
+
+class _EnergySoFar(TrainHooks):
+    """Adds the energy and CO2 measured so far to every epoch's metrics.
+
+    Runs before the other hooks, so MLflow's per-epoch history and Ray's reports (which ASHA
+    and carbon budgets read) carry cumulative ``energy_kwh`` and ``co2_kg``.
+    """
+
+    def __init__(self, measurement: EmissionsMeasurement) -> None:
+        self.measurement = measurement
+
+    def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
+        so_far = self.measurement.snapshot()
+        if so_far is not None:
+            metrics.update(so_far.metrics())
+
+
 class _LogToRun(TrainHooks):
-    """Per-epoch metrics and selection rounds into the trial's MLflow run."""
+    """Per-epoch metrics into the trial's MLflow run."""
 
     def __init__(self, run: RunLogger) -> None:
         self.run = run
@@ -147,13 +171,16 @@ def run_trial(
             tags={"strategy": config.selection.strategy, **(tags or {})},
         )
         run.log_params(params)
-    all_hooks = [*hooks, *([_LogToRun(run)] if run is not None else [])]
+    for hook in hooks:
+        if isinstance(hook, TrialHooks):
+            hook.on_trial_start(run.run_id if run is not None else None)
 
     start = time.perf_counter()
     metrics: dict[str, float] = {}
     error = None
     try:
         with measure_emissions(config.emissions, project_name=config.name) as energy:
+            all_hooks = [_EnergySoFar(energy), *hooks, *([_LogToRun(run)] if run else [])]
             try:
                 result = train(
                     model,

@@ -56,6 +56,10 @@ def test_a_trial_is_logged_with_params_metrics_and_emissions(store: str) -> None
     assert record.metrics["val_acc"] == pytest.approx(metrics["val_acc"])
     history = metric_history(store, result.run_id, "val_acc")
     assert [step for step, _ in history][:2] == [0, 1]
+    # cumulative energy is logged every epoch and grows up to the final measurement
+    energy = [value for _, value in metric_history(store, result.run_id, "energy_kwh")]
+    assert len(energy) >= 3 and energy[0] < energy[1] <= energy[-1]
+    assert energy[-1] == pytest.approx(metrics["energy_kwh"])
 
 
 def test_a_diverging_trial_is_failed_not_raised(store: str) -> None:

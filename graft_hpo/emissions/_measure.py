@@ -93,6 +93,25 @@ class EmissionsMeasurement:
 
     def __init__(self) -> None:
         self._result: EmissionsResult | None = None
+        self._tracker: Any = None
+        self._latest: Any = None  # the EmissionsData codecarbon handed our output handler
+
+    def snapshot(self) -> EmissionsResult | None:
+        """The energy and CO2 measured so far, while the ``with`` block runs.
+
+        Uses codecarbon's ``flush()``, which measures up to now and hands the running totals
+        to the output handler installed by :func:`measure_emissions`; nothing is written.
+        Returns None when nothing is being measured or the measurement fails (it never
+        raises: measurement must not kill training).
+        """
+        if self._tracker is None:
+            return None
+        try:
+            self._tracker.flush()
+        except Exception as exc:
+            _logger.debug("codecarbon flush failed: %s", _error_text(exc))
+            return None
+        return None if self._latest is None else _result_from(self._latest)
 
     @property
     def result(self) -> EmissionsResult:
@@ -255,7 +274,8 @@ def measure_emissions(
     tracker: Any = None
     start_error: str | None = None
     try:
-        tracker = _start_tracker(cfg, project_name, output_dir, tracker_kwargs)
+        tracker = _start_tracker(cfg, project_name, output_dir, tracker_kwargs, handle)
+        handle._tracker = tracker
     except Exception as exc:  # measurement must never kill training
         start_error = _error_text(exc)
         _logger.warning(
@@ -265,6 +285,7 @@ def measure_emissions(
     try:
         yield handle
     finally:
+        handle._tracker = None
         if tracker is None:
             handle._result = _fallback(start_error or "RuntimeError: no tracker")
         else:
@@ -276,8 +297,19 @@ def _start_tracker(
     project_name: str,
     output_dir: str | None,
     extra: Mapping[str, Any] | None,
+    handle: EmissionsMeasurement | None = None,
 ) -> Any:
     from codecarbon import OfflineEmissionsTracker
+    from codecarbon.output_methods.base_output import BaseOutput
+
+    class _Latest(BaseOutput):  # type: ignore[misc]
+        """Keeps the running totals codecarbon reports on flush(), for snapshot()."""
+
+        def __init__(self, target: EmissionsMeasurement) -> None:
+            self.target = target
+
+        def out(self, total: Any, delta: Any) -> None:
+            self.target._latest = total
 
     check_country(cfg.country_iso_code)
     folder = os.path.abspath(output_dir) if output_dir is not None else tempfile.gettempdir()
@@ -289,6 +321,8 @@ def _start_tracker(
         # codecarbon applies log_level only late in __init__; warnings logged before it
         # (e.g. "multiple instances allowed") would otherwise leak through.
         logging.getLogger("codecarbon").setLevel(numeric)
+    if handle is not None:
+        kwargs["output_handlers"] = [*kwargs.get("output_handlers", []), _Latest(handle)]
     tracker = OfflineEmissionsTracker.__new__(OfflineEmissionsTracker)
     _unsuppressed(OfflineEmissionsTracker.__init__)(tracker, **kwargs)
     try:

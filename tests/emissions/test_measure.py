@@ -234,3 +234,24 @@ def test_import_is_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_snapshot_reports_running_totals_below_the_final_result() -> None:
+    with measure_emissions(EmissionsConfig(measure_power_secs=1.0)) as handle:
+        end = time.perf_counter() + 0.5
+        while time.perf_counter() < end:
+            sum(range(1000))
+        first = handle.snapshot()
+        end = time.perf_counter() + 0.5
+        while time.perf_counter() < end:
+            sum(range(1000))
+        second = handle.snapshot()
+    assert first is not None and second is not None
+    assert first.energy_kwh is not None and second.energy_kwh is not None
+    assert 0 < first.energy_kwh < second.energy_kwh <= handle.result.energy_kwh
+    assert handle.snapshot() is None  # nothing is measured once the block has ended
+
+
+def test_snapshot_is_none_when_disabled() -> None:
+    with measure_emissions(EmissionsConfig(enabled=False)) as handle:
+        assert handle.snapshot() is None

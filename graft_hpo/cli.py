@@ -65,6 +65,88 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK if result.status == "FINISHED" else EXIT_FAILURE
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from graft_hpo.sweep import run_sweep
+
+    result = run_sweep(
+        args.pipeline,
+        trials=args.trials,
+        overrides=args.overrides,
+        address=args.address,
+        tracking_uri=args.tracking_uri,
+        sweep_dir=args.sweep_dir,
+    )
+    _emit(result.to_dict(), as_json=args.json, text=_sweep_text)
+    return EXIT_OK if result.trials.get("FINISHED", 0) > 0 else EXIT_FAILURE
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from graft_hpo.sweep import resume_sweep
+
+    result = resume_sweep(args.sweep)
+    _emit(result.to_dict(), as_json=args.json, text=_sweep_text)
+    return EXIT_OK if result.trials.get("FINISHED", 0) > 0 else EXIT_FAILURE
+
+
+def _cmd_pareto(args: argparse.Namespace) -> int:
+    from graft_hpo.tracking import pareto_front
+    from graft_hpo.tracking import pareto_table
+
+    front = pareto_front(
+        experiment=args.experiment, sweep_id=args.sweep_id, tracking_uri=args.tracking_uri
+    )
+    if args.plot:
+        _plot(args)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in front], default=str))
+    else:
+        print(pareto_table(front))
+    return EXIT_OK
+
+
+def _plot(args: argparse.Namespace) -> None:
+    from graft_hpo.tracking import plot_front
+    from graft_hpo.tracking import sweep_runs
+
+    runs = sweep_runs(
+        experiment=args.experiment, sweep_id=args.sweep_id, tracking_uri=args.tracking_uri
+    )
+    plot_front(runs, None, args.plot)
+    print(f"plot of {len(runs)} trials written to {args.plot}", file=sys.stderr)
+
+
+def _sweep_text(result: dict[str, Any]) -> str:
+    from graft_hpo.tracking import ParetoPoint
+    from graft_hpo.tracking import pareto_table
+
+    points = [
+        ParetoPoint(
+            p["run_id"], p["params"], p["metrics"], {"strategy": p["params"]["selection.strategy"]}
+        )
+        for p in result["pareto"]
+    ]
+    objectives = [tuple(o) for o in result["objectives"]]
+    counts = ", ".join(f"{v} {k}" for k, v in result["trials"].items() if v)
+    uri = result["tracking_uri"]
+    store = uri.removeprefix("sqlite:///")
+    lines = [
+        f"sweep {result['sweep_id']}: {counts}",
+        f"Pareto front ({' vs '.join(f'{m} {mode}' for m, mode in objectives)}):",
+        pareto_table(points, objectives),
+    ]
+    lines += [f"  failed {f['run_id']}: {f['error']}" for f in result["failed"]]
+    lines += [
+        "",
+        f"MLflow UI:         mlflow ui --backend-store-uri {uri} --host 127.0.0.1",
+        f"optuna-dashboard:  optuna-dashboard sqlite:///{result['sweep_dir']}/optuna.db "
+        "--host 127.0.0.1",
+        f"resume/extend:     graft-hpo resume {result['sweep_dir']}",
+    ]
+    if store == uri:
+        lines.pop(-3)
+    return "\n".join(lines)
+
+
 def _yaml_dump(data: Any) -> str:
     import yaml
 
@@ -97,6 +179,9 @@ def _emit(data: Any, *, as_json: bool, text: Callable[[Any], str]) -> None:
 _COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "validate": (_cmd_validate, "check a pipeline and print the resolved config"),
     "train": (_cmd_train, "run one trial locally (no Ray) and log it to MLflow"),
+    "sweep": (_cmd_sweep, "run an HPO sweep on Ray Tune + Optuna; print the Pareto front"),
+    "resume": (_cmd_resume, "continue an interrupted sweep"),
+    "pareto": (_cmd_pareto, "print the accuracy-vs-CO2 Pareto front of a sweep"),
 }
 
 
@@ -108,10 +193,28 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in _COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         cmd.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-        if name in ("validate", "train"):
+        if name in ("validate", "train", "sweep"):
             _add_pipeline_args(cmd)
-        if name == "train":
+        if name in ("train", "sweep", "pareto"):
             cmd.add_argument("--tracking-uri", help="MLflow tracking URI (default: ./mlruns)")
+        if name == "sweep":
+            cmd.add_argument(
+                "--trials", type=int, help="number of trials (default: search.trials)"
+            )
+            cmd.add_argument(
+                "--address", help="Ray cluster to join (ray://HOST:10001 or auto); default: local"
+            )
+            cmd.add_argument(
+                "--sweep-dir",
+                help="folder for Ray state and the Optuna study "
+                "(default: ./mlruns/sweeps/SWEEP_ID)",
+            )
+        if name == "resume":
+            cmd.add_argument("sweep", help="a sweep folder, or a pipeline (its latest sweep)")
+        if name == "pareto":
+            cmd.add_argument("--experiment", help="MLflow experiment (default: any)")
+            cmd.add_argument("--sweep-id", help="which sweep (default: the latest)")
+            cmd.add_argument("--plot", metavar="FILE", help="also write a PNG plot of the front")
     return parser
 
 

@@ -177,6 +177,7 @@ def run_trial(
 
     start = time.perf_counter()
     metrics: dict[str, float] = {}
+    run_tags: dict[str, str] = {}
     error = None
     try:
         with measure_emissions(config.emissions, project_name=config.name) as energy:
@@ -191,6 +192,8 @@ def run_trial(
                     hooks=all_hooks,
                 )
                 metrics.update(result.metrics)
+                if result.stop_reason is not None:  # a hook ended training early
+                    run_tags.update(early_stopped="true", stop_reason=result.stop_reason)
                 if evaluate_test:
                     metrics.update(_test_metrics(model, bundle, config))
             except Exception as err:  # a failing trial is a result, never a crash of the sweep
@@ -206,7 +209,6 @@ def run_trial(
     metrics = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
 
     status = "FINISHED" if error is None else "FAILED"
-    run_tags: dict[str, str] = {}
     if energy.result.error is not None:
         run_tags["emissions_error"] = energy.result.error
     if error is not None:

@@ -21,6 +21,7 @@ from graft_hpo.tracking._front import ParetoPoint
 from graft_hpo.tracking._front import normalize_objectives
 from graft_hpo.tracking._front import pareto_front
 from graft_hpo.tracking._front import pareto_table
+from graft_hpo.tracking._front import sweep_runs
 from graft_hpo.tracking._front import tag_pareto
 from graft_hpo.tracking._names import METRICS
 from graft_hpo.tracking._names import TAG_EARLY_STOPPED
@@ -65,5 +66,6 @@ __all__ = [
     "plot_front",
     "query_runs",
     "resolve_tracking_uri",
+    "sweep_runs",
     "tag_pareto",
 ]

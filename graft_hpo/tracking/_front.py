@@ -165,6 +165,19 @@ def _sweep_runs(
     return parent, [r for r in runs if r.tags.get(TAG_ROLE) != "sweep"]
 
 
+def sweep_runs(
+    *,
+    experiment: str | None = None,
+    sweep_id: str | None = None,
+    tracking_uri: str | None = None,
+) -> list[RunRecord]:
+    """The trial runs of a sweep (the most recent sweep when ``sweep_id`` is None)."""
+    uri = resolve_tracking_uri(tracking_uri)
+    client = open_client(uri)
+    _, runs = _sweep_runs(client, _experiment_ids(client, uri, experiment), sweep_id)
+    return runs
+
+
 def _sort_key(point: ParetoPoint, objectives: Sequence[tuple[str, str]]) -> tuple[float, ...]:
     # best first on the first objective, ties broken by the next ones
     return tuple(

@@ -1,0 +1,152 @@
+"""Before any trial: check everything, then create the sweep's parent run and folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from graft_hpo.config import PipelineConfig
+from graft_hpo.config import flatten_config
+from graft_hpo.config import load_pipeline
+from graft_hpo.exceptions import ConfigError
+from graft_hpo.sweep._space import load_space
+from graft_hpo.sweep._space import validate_space
+from graft_hpo.sweep._tune import SweepPlan
+from graft_hpo.sweep._tune import check_resources
+from graft_hpo.sweep._tune import init_ray
+from graft_hpo.sweep._tune import write_plan
+from graft_hpo.tracking import METRICS
+from graft_hpo.tracking import TAG_OBJECTIVES
+from graft_hpo.tracking import TAG_ROLE
+from graft_hpo.tracking import TAG_SWEEP_ID
+from graft_hpo.tracking import RunLogger
+from graft_hpo.tracking import ensure_experiment
+from graft_hpo.tracking import resolve_tracking_uri
+from graft_hpo.trial import check_pipeline
+
+__all__ = ["default_sweeps_dir", "find_sweep_dir", "prepare_sweep"]
+
+# reported after every epoch, so a scheduler can compare trials on them
+EPOCH_METRICS = ("val_acc", "val_loss", "train_loss", "co2_kg", "energy_kwh", "selection_s")
+
+
+def default_sweeps_dir() -> Path:
+    return Path.cwd() / "mlruns" / "sweeps"
+
+
+def _check_search(config: PipelineConfig) -> list[str]:
+    errors = []
+    for i, objective in enumerate(config.search.objectives):
+        if objective.metric not in METRICS:
+            errors.append(
+                f"search.objectives[{i}].metric must be one of {', '.join(METRICS)}; "
+                f"got {objective.metric!r}"
+            )
+    sched = config.search.scheduler
+    if sched is not None and sched.metric not in EPOCH_METRICS:
+        errors.append(
+            f"search.scheduler.metric must be a per-epoch metric ({', '.join(EPOCH_METRICS)}); "
+            f"got {sched.metric!r}"
+        )
+    if sched is not None and sched.grace_period > config.train.epochs:
+        errors.append(
+            f"search.scheduler.grace_period must be <= train.epochs ({config.train.epochs}); "
+            f"got {sched.grace_period}"
+        )
+    if config.search.space is None:
+        errors.append(
+            "search.space must name a search space (bundled name or YAML path); got None"
+        )
+    return errors
+
+
+def prepare_sweep(
+    config: PipelineConfig | str | os.PathLike[str],
+    *,
+    trials: int | None,
+    overrides: Sequence[str] | Mapping[str, Any] | None,
+    address: str | None,
+    tracking_uri: str | None,
+    sweep_dir: str | os.PathLike[str] | None,
+    sweep_id: str,
+) -> SweepPlan:
+    """Validate a sweep and create its parent run and folder; raise ConfigError before that."""
+    if not isinstance(config, PipelineConfig):
+        config = load_pipeline(config, overrides)
+    elif overrides:
+        from graft_hpo.config import apply_overrides
+
+        config = apply_overrides(config, overrides)
+    if trials is not None:
+        if trials < 1:
+            raise ConfigError(f"--trials must be >= 1; got {trials}")
+        config = replace(config, search=replace(config.search, trials=trials))
+    check_pipeline(config)
+    errors = _check_search(config)
+    if errors:
+        raise ConfigError(errors)
+    assert config.search.space is not None  # checked above
+    space = load_space(config.search.space)
+    validate_space(space, config)
+
+    init_ray(address)  # an unreachable --address or impossible resources: refused here,
+    check_resources(config)  # before anything is written to the tracking store
+    uri = resolve_tracking_uri(tracking_uri or config.tracking.uri)
+    experiment = config.tracking.experiment or config.name
+    ensure_experiment(uri, experiment)  # once, in the driver: trials never race the migration
+    folder = Path(sweep_dir).resolve() if sweep_dir else default_sweeps_dir() / sweep_id
+
+    objectives = [[o.metric, o.mode] for o in config.search.objectives]
+    parent = RunLogger.start(
+        uri,
+        experiment,
+        run_name=sweep_id,
+        tags={
+            TAG_ROLE: "sweep",
+            TAG_SWEEP_ID: sweep_id,
+            TAG_OBJECTIVES: json.dumps(objectives),
+            "sweep_dir": str(folder),
+            "search_space": space.source or str(config.search.space),
+        },
+    )
+    parent.log_params(flatten_config(config))
+    plan = SweepPlan(
+        config=config,
+        space=space,
+        sweep_id=sweep_id,
+        sweep_dir=str(folder),
+        tracking_uri=uri,
+        experiment=experiment,
+        parent_run_id=parent.run_id,
+        trials=config.search.trials,
+        address=address,
+    )
+    write_plan(plan)
+    return plan
+
+
+def find_sweep_dir(sweep_dir_or_pipeline: str | os.PathLike[str]) -> str:
+    """A sweep folder, or the most recent sweep folder of a pipeline under ./mlruns/sweeps."""
+    given = Path(sweep_dir_or_pipeline)
+    if (given / "sweep.json").is_file():
+        return str(given.resolve())
+    if given.is_dir():
+        raise ConfigError(f"SWEEP_DIR {str(given)!r} holds no sweep.json: not a sweep folder")
+    config = load_pipeline(sweep_dir_or_pipeline)
+    candidates = []
+    for plan_file in default_sweeps_dir().glob("*/sweep.json"):
+        with plan_file.open() as handle:
+            data = json.load(handle)
+        if data.get("config", {}).get("name") == config.name:
+            candidates.append((plan_file.stat().st_mtime, plan_file.parent))
+    if not candidates:
+        raise ConfigError(
+            f"no sweep of pipeline {config.name!r} under {default_sweeps_dir()}; "
+            "pass the sweep folder printed when the sweep started"
+        )
+    return str(max(candidates)[1])

@@ -1,0 +1,44 @@
+"""What a sweep returns: plain, JSON-serialisable data (the pipeline-step API)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+__all__ = ["SweepResult"]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """The outcome of :func:`graft_hpo.run_sweep`.
+
+    Attributes:
+        sweep_id: identifies the sweep (MLflow tag ``sweep_id``, Optuna study name).
+        experiment: the MLflow experiment holding the sweep.
+        parent_run_id: the sweep's parent MLflow run.
+        tracking_uri: the MLflow store.
+        sweep_dir: the folder holding Ray's experiment state, the Optuna study (sqlite) and
+            ``sweep.json``; ``graft-hpo resume`` takes it.
+        objectives: ``[[metric, mode], ...]`` the front is computed for.
+        pareto: the non-dominated finished trials, each ``{"run_id", "params", "metrics"}``.
+        trials: counts of trial runs by outcome: ``FINISHED``, ``FAILED``, ``KILLED``,
+            ``early_stopped``.
+        failed: ``{"run_id", "error"}`` for every failed trial.
+        artifacts: what was logged on the parent run (front table, plot).
+    """
+
+    sweep_id: str
+    experiment: str
+    parent_run_id: str
+    tracking_uri: str
+    sweep_dir: str
+    objectives: list[list[str]]
+    pareto: list[dict[str, Any]]
+    trials: dict[str, int]
+    failed: list[dict[str, str]] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

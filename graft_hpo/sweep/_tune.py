@@ -1,0 +1,403 @@
+"""Ray Tune runs the trials; Optuna (through Ray's OptunaSearch) chooses them.
+
+The only module that imports ray. One sweep:
+
+1. ``prepare``: validate the pipeline, its search space, objectives and scheduler; open the
+   MLflow store and create the experiment and the sweep's parent run (in the driver, once, so
+   parallel trials never race MLflow's migrations); write ``sweep.json`` into the sweep folder.
+2. ``execute``: start (or join) Ray, check the resources a trial asks for exist, then run a
+   ``Tuner`` whose trainable calls :func:`graft_hpo.trial.run_trial` with the sampled params.
+   The Optuna study lives in sqlite in the sweep folder (resume, optuna-dashboard).
+3. ``finish``: mark early-stopped and interrupted trial runs, compute the Pareto front, tag
+   the winners, log the front (JSON, CSV, PNG) on the parent run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from graft_hpo.config import PipelineConfig
+from graft_hpo.config import apply_overrides
+from graft_hpo.config import config_from_dict
+from graft_hpo.config import config_to_dict
+from graft_hpo.exceptions import ConfigError
+from graft_hpo.exceptions import TrialFailedError
+from graft_hpo.sweep._space import SearchSpace
+from graft_hpo.sweep._space import define_by_run
+from graft_hpo.tracking import TAG_EARLY_STOPPED
+from graft_hpo.tracking import TAG_ROLE
+from graft_hpo.tracking import TAG_SWEEP_ID
+from graft_hpo.tracking import RunLogger
+from graft_hpo.tracking import query_runs
+from graft_hpo.trial import TrialHooks
+from graft_hpo.trial import run_trial
+
+__all__ = ["SweepPlan", "execute"]
+
+logger = logging.getLogger(__name__)
+
+TAG_RAY_TRIAL = "ray_trial_id"
+TAG_NODE = "node"
+DONE_KEY = "trial_done"  # set on a trial's final report only: its absence means stopped early
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """Everything a sweep needs, resolved in the driver; plain data, picklable."""
+
+    config: PipelineConfig
+    space: SearchSpace
+    sweep_id: str
+    sweep_dir: str  # absolute
+    tracking_uri: str  # absolute
+    experiment: str
+    parent_run_id: str
+    trials: int
+    address: str | None
+
+    @property
+    def objectives(self) -> list[tuple[str, str]]:
+        return [(o.metric, o.mode) for o in self.config.search.objectives]
+
+
+# ---- the trainable: runs in a Ray worker process
+
+
+class _ReportToRay(TrialHooks):
+    """Each epoch's metrics to Ray (ASHA decides on them; Optuna gets the final report)."""
+
+    def __init__(self) -> None:
+        self.run_id: str | None = None
+        self.stopped = False
+
+    def on_trial_start(self, run_id: str | None) -> None:
+        self.run_id = run_id
+
+    def on_epoch_end(self, state: Any, metrics: dict[str, float]) -> None:
+        from ray import tune
+
+        try:
+            tune.report({**metrics, "epoch": state.epoch, "mlflow_run_id": self.run_id})
+        except SystemExit:
+            # A scheduler (ASHA) stopped the trial: Ray's report raises SystemExit(0) in the
+            # training thread. Stop after this epoch, cooperatively, so the run is closed and
+            # measured; the driver's callback closes it too if Ray ends the process first.
+            self.stopped = True
+            state.should_stop = True
+            state.stop_reason = "stopped early by the scheduler"
+
+
+def _trainable(params: dict[str, Any], *, plan_dict: dict[str, Any]) -> None:
+    """Train one sampled configuration; report per epoch and once more at the end."""
+    import ray
+    import torch
+    from ray import tune
+
+    plan = _plan_from_dict(plan_dict)
+    config = apply_overrides(plan.config, params)
+    torch.set_num_threads(max(1, int(plan.config.resources.cpu)))
+    trial_id = tune.get_context().get_trial_id()
+    finished = _finished_run(plan, trial_id)
+    if finished is not None:  # re-run by a resumed sweep after it had finished: never twice
+        tune.report({**finished.metrics, "mlflow_run_id": finished.run_id, DONE_KEY: 1})
+        return
+    reporter = _ReportToRay()
+    result = run_trial(
+        config,
+        tracking_uri=plan.tracking_uri,
+        parent_run_id=plan.parent_run_id,
+        tags={
+            TAG_SWEEP_ID: plan.sweep_id,
+            TAG_ROLE: "trial",
+            TAG_RAY_TRIAL: trial_id,
+            TAG_NODE: socket.gethostname(),
+            "node_id": ray.get_runtime_context().get_node_id(),
+        },
+        hooks=[reporter],
+    )
+    if result.status != "FINISHED":
+        # Ray marks the trial ERROR and Optuna is told FAIL; the MLflow run is already FAILED
+        raise TrialFailedError(result.error or "trial failed")
+    if reporter.stopped:
+        return  # the session is ending: no more reports
+    tune.report({**result.metrics, "mlflow_run_id": result.run_id, DONE_KEY: 1})
+
+
+def _finished_run(plan: SweepPlan, trial_id: str) -> Any:
+    runs = query_runs(plan.tracking_uri, plan.experiment, sweep_id=plan.sweep_id)
+    for run in runs:
+        if run.tags.get(TAG_RAY_TRIAL) == trial_id and run.status == "FINISHED":
+            return run
+    return None
+
+
+def plan_to_dict(plan: SweepPlan) -> dict[str, Any]:
+    return {
+        "config": config_to_dict(plan.config),
+        "space": plan.space.to_dict(),
+        "space_source": plan.space.source,
+        "sweep_id": plan.sweep_id,
+        "sweep_dir": plan.sweep_dir,
+        "tracking_uri": plan.tracking_uri,
+        "experiment": plan.experiment,
+        "parent_run_id": plan.parent_run_id,
+        "trials": plan.trials,
+        "address": plan.address,
+    }
+
+
+def _plan_from_dict(data: dict[str, Any]) -> SweepPlan:
+    from graft_hpo.sweep._space import space_from_dict
+
+    return SweepPlan(
+        config=config_from_dict(data["config"]),
+        space=space_from_dict(data["space"], source=data.get("space_source")),
+        sweep_id=data["sweep_id"],
+        sweep_dir=data["sweep_dir"],
+        tracking_uri=data["tracking_uri"],
+        experiment=data["experiment"],
+        parent_run_id=data["parent_run_id"],
+        trials=data["trials"],
+        address=data.get("address"),
+    )
+
+
+# ---- the driver side
+
+
+def _sampler(config: PipelineConfig) -> Any:
+    import optuna
+
+    search = config.search
+    if search.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=search.seed, multivariate=True, constant_liar=True)
+    if search.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=search.seed)
+    if search.sampler == "gp":
+        return optuna.samplers.GPSampler(seed=search.seed)
+    return optuna.samplers.RandomSampler(seed=search.seed)
+
+
+def _scheduler(config: PipelineConfig) -> Any:
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.schedulers import FIFOScheduler
+
+    sched = config.search.scheduler
+    if sched is None:
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        metric=sched.metric,
+        mode=sched.mode,
+        max_t=config.train.epochs + 1,  # the extra iteration is the final report
+        grace_period=sched.grace_period,
+        reduction_factor=sched.reduction_factor,
+    )
+
+
+def init_ray(address: str | None, *, num_cpus: int | None = None) -> None:
+    """Start a local Ray bound to loopback, or join the cluster at ``address``."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address is None:
+        ray.init(
+            include_dashboard=False,
+            num_cpus=num_cpus,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+            configure_logging=False,
+        )
+        return
+    try:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise ConfigError(
+            f"--address {address!r}: cannot join a Ray cluster there: {err}"
+        ) from err
+
+
+def check_resources(config: PipelineConfig) -> None:
+    """Refuse at once a trial that no node of the cluster can host (instead of a hang)."""
+    import ray
+
+    wanted = {"CPU": config.resources.cpu, "GPU": config.resources.gpu}
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    for node in nodes:
+        have = node.get("Resources", {})
+        if all(have.get(k, 0.0) >= v for k, v in wanted.items() if v > 0):
+            return
+    best = {
+        k: max((n.get("Resources", {}).get(k, 0.0) for n in nodes), default=0.0) for k in wanted
+    }
+    raise ConfigError(
+        f"resources must fit on one node: a trial asks for cpu={config.resources.cpu}, "
+        f"gpu={config.resources.gpu}; the largest node has cpu={best['CPU']:g}, "
+        f"gpu={best['GPU']:g}"
+    )
+
+
+class _Progress:
+    """One line per finished trial, instead of Ray's progress tables."""
+
+    def __init__(self, plan: SweepPlan, printer: Callable[[str], None]) -> None:
+        self.plan = plan
+        self.printer = printer
+        self.done = 0
+
+    def line(self, status: str, trial: Any, note: str = "") -> None:
+        self.done += 1
+        result = trial.last_result or {}
+        objs = "  ".join(
+            f"{m}={result[m]:.4g}" for m, _ in self.plan.objectives if _is_number(result.get(m))
+        )
+        objs = f"{objs}  {note}" if note else objs
+        strategy = trial.config.get("selection.strategy", self.plan.config.selection.strategy)
+        self.printer(
+            f"[{self.done}/{self.plan.trials}] trial {trial.trial_id} {status:<13} "
+            f"{strategy:<6} {objs}"
+        )
+
+
+def _last_line(error: Any) -> str:
+    """The exception line of a Ray error, e.g. ``TrialFailedError: loss became nan``."""
+    lines = [ln.strip() for ln in str(error or "").splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _callback(plan: SweepPlan, printer: Callable[[str], None]) -> Any:
+    from ray.tune import Callback
+
+    progress = _Progress(plan, printer)
+
+    class SweepCallback(Callback):  # type: ignore[misc]
+        """Driver-side bookkeeping: tag trials a scheduler stopped; print progress."""
+
+        def on_trial_complete(
+            self, iteration: int, trials: list[Any], trial: Any, **_: Any
+        ) -> None:
+            result = trial.last_result or {}
+            if result.get(DONE_KEY):
+                progress.line("FINISHED", trial)
+                return
+            _close_stopped_run(plan, result)
+            progress.line("early-stopped", trial)
+
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
+            progress.line("FAILED", trial, _last_line(trial.get_error()))
+
+    return SweepCallback()
+
+
+def _close_stopped_run(plan: SweepPlan, result: dict[str, Any]) -> None:
+    """A scheduler stopped the trial: its run keeps its last epoch's metrics, tagged."""
+    run_id = result.get("mlflow_run_id")
+    if not run_id:
+        return
+    run = RunLogger(plan.tracking_uri, run_id)
+    run.set_tags({TAG_EARLY_STOPPED: "true"})
+    run.log_metrics({k: float(v) for k, v in result.items() if k in _FINAL and _is_number(v)})
+    run.end("FINISHED")
+
+
+_FINAL = {
+    "val_acc",
+    "val_loss",
+    "train_loss",
+    "co2_kg",
+    "energy_kwh",
+    "cpu_energy_kwh",
+    "gpu_energy_kwh",
+    "ram_energy_kwh",
+    "selection_s",
+    "fraction_effective",
+}
+
+
+def execute(plan: SweepPlan, *, resume: bool, printer: Callable[[str], None]) -> None:
+    """Run (or continue) the sweep's trials on Ray; returns when every trial has ended."""
+    from optuna.storages import RDBStorage
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    init_ray(plan.address)
+    check_resources(plan.config)
+    trainable = tune.with_resources(
+        tune.with_parameters(_trainable, plan_dict=plan_to_dict(plan)),
+        {"cpu": plan.config.resources.cpu, "gpu": plan.config.resources.gpu},
+    )
+    experiment_path = Path(plan.sweep_dir) / "ray"
+    if resume:
+        tuner = tune.Tuner.restore(
+            str(experiment_path),
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+        )
+    else:
+        search = OptunaSearch(
+            space=define_by_run(plan.space),
+            metric=[m for m, _ in plan.objectives],
+            mode=[mode for _, mode in plan.objectives],
+            sampler=_sampler(plan.config),
+            storage=RDBStorage(f"sqlite:///{Path(plan.sweep_dir) / 'optuna.db'}"),
+            study_name=plan.sweep_id,
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=ConcurrencyLimiter(search, plan.config.search.max_concurrent),
+                scheduler=_scheduler(plan.config),
+                num_samples=plan.trials,
+                max_concurrent_trials=plan.config.search.max_concurrent,
+            ),
+            run_config=tune.RunConfig(
+                name="ray",
+                storage_path=plan.sweep_dir,
+                callbacks=[_callback(plan, printer)],
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=0),
+            ),
+        )
+    start = time.perf_counter()
+    # Our callback prints one line per trial, with the error of a failed one; Ray's own
+    # tracebacks and "trials did not complete" tables would bury it.
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is for --json's one object
+        tuner.fit()
+    logger.info("sweep %s: trials done in %.1fs", plan.sweep_id, time.perf_counter() - start)
+
+
+def write_plan(plan: SweepPlan) -> Path:
+    path = Path(plan.sweep_dir) / "sweep.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(plan_to_dict(plan), indent=2, default=str))
+    tmp.replace(path)  # atomic: a crash never leaves a half-written plan
+    return path
+
+
+def read_plan(sweep_dir: str) -> SweepPlan:
+    path = Path(sweep_dir) / "sweep.json"
+    if not path.is_file():
+        raise ConfigError(f"SWEEP_DIR {sweep_dir!r} holds no sweep.json: not a sweep folder")
+    return _plan_from_dict(json.loads(path.read_text()))

@@ -1,0 +1,232 @@
+"""Real sweeps on digits: local Ray, a real sqlite MLflow store, real codecarbon, Optuna."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from graft_hpo.exceptions import ConfigError
+from graft_hpo.sweep import resume_sweep
+from graft_hpo.sweep import run_sweep
+from graft_hpo.tracking import metric_history
+from graft_hpo.tracking import query_runs
+
+pytestmark = [pytest.mark.ray, pytest.mark.mlflow]
+
+QUICK = [
+    "train.epochs=2",
+    "train.device=cpu",
+    "emissions.measure_power_secs=1",
+    "search.max_concurrent=2",
+]
+
+
+def _brute_force_front(points: list[tuple[str, float, float]]) -> set[str]:
+    """Run ids not dominated in (val_acc max, co2_kg min), by the definition."""
+    front = set()
+    for rid, acc, co2 in points:
+        dominated = any(
+            a >= acc and c <= co2 and (a > acc or c < co2) for r, a, c in points if r != rid
+        )
+        if not dominated:
+            front.add(rid)
+    return front
+
+
+def _trial_records(uri: str, experiment: str, sweep_id: str) -> list:
+    runs = query_runs(uri, experiment, sweep_id=sweep_id)
+    return [r for r in runs if r.tags.get("graft_hpo.role") == "trial"]
+
+
+def _study(sweep_dir: str, sweep_id: str) -> optuna.Study:
+    return optuna.load_study(study_name=sweep_id, storage=f"sqlite:///{sweep_dir}/optuna.db")
+
+
+def test_a_sweep_logs_nested_trials_and_its_front(ray_local: Path, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    result = run_sweep(
+        "digits",
+        trials=4,
+        overrides=[*QUICK, "tracking.experiment=sweep-basic"],
+        tracking_uri=uri,
+        sweep_dir=tmp_path / "sweep",
+        printer=None,
+    )
+    json.dumps(result.to_dict())  # the pipeline-step result is plain JSON
+    assert result.trials == {"FINISHED": 4, "early_stopped": 0, "FAILED": 0, "KILLED": 0}
+
+    records = _trial_records(uri, "sweep-basic", result.sweep_id)
+    assert len(records) == 4
+    for r in records:
+        assert r.status == "FINISHED"
+        assert r.tags["mlflow.parentRunId"] == result.parent_run_id
+        assert r.tags["sweep_id"] == result.sweep_id
+        assert r.tags["ray_trial_id"] and r.tags["node"]
+        assert r.tags["strategy"] == r.params["selection.strategy"]
+        for metric in ("val_acc", "co2_kg", "energy_kwh", "duration_s", "fraction_effective"):
+            assert metric in r.metrics
+        epochs = metric_history(uri, r.run_id, "val_acc")
+        assert [step for step, _ in epochs][:2] == [0, 1]
+    assert len({r.tags["ray_trial_id"] for r in records}) == 4
+
+    # the front equals the brute-force non-dominated set, and winners are tagged
+    expected = _brute_force_front(
+        [(r.run_id, r.metrics["val_acc"], r.metrics["co2_kg"]) for r in records]
+    )
+    assert {p["run_id"] for p in result.pareto} == expected
+    tags = {
+        r.run_id: r.tags.get("pareto") for r in _trial_records(uri, "sweep-basic", result.sweep_id)
+    }
+    assert {rid for rid, t in tags.items() if t == "true"} == expected
+    assert set(tags.values()) <= {"true", "false"}
+
+    # the parent run holds the front and its plot
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    parent = client.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["graft_hpo.role"] == "sweep"
+    files = {f.path for f in client.list_artifacts(result.parent_run_id, "pareto")}
+    assert {"pareto/front.json", "pareto/front.csv", "pareto/front.png"} <= files
+    assert parent.data.metrics["trials_FINISHED"] == 4
+
+    # Optuna holds the same trials with the same objective values
+    study = _study(result.sweep_dir, result.sweep_id)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 4
+    logged = sorted((r.metrics["val_acc"], r.metrics["co2_kg"]) for r in records)
+    told = sorted((t.values[0], t.values[1]) for t in complete)
+    np.testing.assert_allclose(told, logged, rtol=1e-9)
+
+
+def test_early_stopped_trials_stay_off_the_front(ray_local: Path, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_sweep(
+        "digits",
+        trials=6,
+        overrides=[
+            *QUICK,
+            "train.epochs=3",
+            "search.max_concurrent=1",  # sequential: ASHA's decisions are reproducible
+            "search.scheduler={type: asha, metric: val_acc, mode: max, grace_period: 1, "
+            "reduction_factor: 2}",
+            "tracking.experiment=sweep-asha",
+        ],
+        tracking_uri=uri,
+        sweep_dir=tmp_path / "sweep",
+        printer=None,
+    )
+    records = _trial_records(uri, "sweep-asha", result.sweep_id)
+    stopped = [r for r in records if r.tags.get("early_stopped") == "true"]
+    assert result.trials["early_stopped"] == len(stopped) >= 1
+    assert result.trials["FINISHED"] + len(stopped) == 6
+    front = {p["run_id"] for p in result.pareto}
+    for r in stopped:
+        assert r.run_id not in front
+        assert r.tags.get("pareto") == "false"
+        assert r.status == "FINISHED"
+        assert r.metrics["epochs_completed"] < 3 if "epochs_completed" in r.metrics else True
+        assert "val_acc" in r.metrics and "co2_kg" in r.metrics  # last epoch's, for Optuna
+    finished = [r for r in records if r.tags.get("early_stopped") != "true"]
+    expected = _brute_force_front(
+        [(r.run_id, r.metrics["val_acc"], r.metrics["co2_kg"]) for r in finished]
+    )
+    assert front == expected
+    # a stopped trial is still told to Optuna as COMPLETE, with its last values
+    study = _study(result.sweep_dir, result.sweep_id)
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 6
+
+
+def test_bad_sweep_input_writes_nothing(ray_local: Path, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    cases = [
+        ({"trials": 0}, "--trials must be >= 1"),
+        ({"overrides": ["search.objectives=[{metric: accuracy, mode: max}]"]}, "'accuracy'"),
+        ({"overrides": ["resources.gpu=1"]}, "gpu=1"),
+        ({"overrides": ["search.space=null"]}, "search.space"),
+    ]
+    for kwargs, needle in cases:
+        start = time.perf_counter()
+        with pytest.raises(ConfigError, match=needle):
+            run_sweep("digits", tracking_uri=uri, sweep_dir=tmp_path / "s", printer=None, **kwargs)
+        assert time.perf_counter() - start < 30
+    assert not (tmp_path / "store").exists()
+    assert not (tmp_path / "s").exists()
+
+
+def _finished(db: Path) -> int:
+    """FINISHED trial runs, read with sqlite3 itself: an MLflow client opened while the sweep's
+    driver is still creating the store would race its schema migration."""
+    if not db.exists():
+        return 0
+    query = (
+        "SELECT COUNT(*) FROM runs JOIN tags ON tags.run_uuid = runs.run_uuid "
+        "WHERE runs.status = 'FINISHED' AND tags.key = 'graft_hpo.role' AND tags.value = 'trial'"
+    )
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return int(conn.execute(query).fetchone()[0])
+    except sqlite3.OperationalError:  # tables not created yet
+        return 0
+
+
+@pytest.mark.slow
+def test_resume_after_the_driver_was_killed(ray_local: Path, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir = tmp_path / "sweep"
+    args = [
+        sys.executable,
+        "-m",
+        "graft_hpo.cli",
+        "sweep",
+        "digits",
+        "--trials",
+        "4",
+        "--tracking-uri",
+        uri,
+        "--sweep-dir",
+        str(sweep_dir),
+        "--set",
+        "tracking.experiment=sweep-resume",
+        "--set",
+        "search.max_concurrent=1",
+        *[a for q in QUICK for a in ("--set", q)],
+    ]
+    env = {**os.environ, "HOME": str(ray_local)}
+    proc = subprocess.Popen(
+        args,
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    while _finished(tmp_path / "mlflow.db") < 1 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert proc.poll() is None, "the sweep ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
+    proc.wait(timeout=60)
+    before = _finished(tmp_path / "mlflow.db")
+    assert 1 <= before < 4
+
+    result = resume_sweep(str(sweep_dir), printer=None)
+    records = _trial_records(uri, "sweep-resume", result.sweep_id)
+    finished = [r for r in records if r.status == "FINISHED"]
+    assert len(finished) == 4  # exactly the requested number ...
+    assert len({r.tags["ray_trial_id"] for r in finished}) == 4  # ... none trained twice
+    assert all(r.status in ("FINISHED", "KILLED") for r in records)
+    assert result.trials["FINISHED"] == 4
+    study = _study(result.sweep_dir, result.sweep_id)
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 4

@@ -21,6 +21,8 @@ __all__ = [
     "ConfigError",
     "GraftHPOError",
     "PipelineConfig",
+    "SweepResult",
+    "TrialResult",
     "__version__",
     "load_pipeline",
     "pareto_front",

@@ -79,7 +79,8 @@ def finish_sweep(plan: SweepPlan) -> SweepResult:
     }
     parent.log_metrics({**totals, **{f"trials_{k}": float(v) for k, v in counts.items()}})
     artifacts = _log_front(parent, plan, pareto, runs)
-    parent.end("FINISHED")
+    if plan.owns_parent_run:
+        parent.end("FINISHED")
     failed = [
         {"run_id": r.run_id, "error": r.tags.get("error", "")}
         for r in runs

@@ -98,22 +98,23 @@ def prepare_sweep(
     check_resources(config)  # before anything is written to the tracking store
     uri = resolve_tracking_uri(tracking_uri or config.tracking.uri)
     experiment = config.tracking.experiment or config.name
-    ensure_experiment(uri, experiment)  # once, in the driver: trials never race the migration
     folder = Path(sweep_dir).resolve() if sweep_dir else default_sweeps_dir() / sweep_id
-
-    objectives = [[o.metric, o.mode] for o in config.search.objectives]
-    parent = RunLogger.start(
-        uri,
-        experiment,
-        run_name=sweep_id,
-        tags={
-            TAG_ROLE: "sweep",
-            TAG_SWEEP_ID: sweep_id,
-            TAG_OBJECTIVES: json.dumps(objectives),
-            "sweep_dir": str(folder),
-            "search_space": space.source or str(config.search.space),
-        },
-    )
+    tags = {
+        TAG_ROLE: "sweep",
+        TAG_SWEEP_ID: sweep_id,
+        TAG_OBJECTIVES: json.dumps([[o.metric, o.mode] for o in config.search.objectives]),
+        "sweep_dir": str(folder),
+        "search_space": space.source or str(config.search.space),
+    }
+    adopted = _mlflow_project_run(uri)
+    if adopted is not None:  # inside `mlflow run`: the project's run is the sweep's parent
+        parent, experiment = adopted
+        parent.set_tags(tags)
+    else:
+        ensure_experiment(uri, experiment)  # in the driver, once: trials never race migrations
+        parent = RunLogger.start(uri, experiment, run_name=sweep_id, tags=tags)
+    # trials log where the parent is, whatever the pipeline file said
+    config = replace(config, tracking=replace(config.tracking, uri=uri, experiment=experiment))
     parent.log_params(flatten_config(config))
     plan = SweepPlan(
         config=config,
@@ -125,9 +126,22 @@ def prepare_sweep(
         parent_run_id=parent.run_id,
         trials=config.search.trials,
         address=address,
+        owns_parent_run=adopted is None,
     )
     write_plan(plan)
     return plan
+
+
+def _mlflow_project_run(uri: str) -> tuple[RunLogger, str] | None:
+    """The run ``mlflow run`` opened for this process (``$MLFLOW_RUN_ID``), and its experiment."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return None
+    from graft_hpo.tracking._store import open_client
+
+    client = open_client(uri)
+    run = client.get_run(run_id)
+    return RunLogger(uri, run_id), client.get_experiment(run.info.experiment_id).name
 
 
 def find_sweep_dir(sweep_dir_or_pipeline: str | os.PathLike[str]) -> str:

@@ -65,6 +65,7 @@ class SweepPlan:
     parent_run_id: str
     trials: int
     address: str | None
+    owns_parent_run: bool = True  # False inside `mlflow run`, which ends its own run
 
     @property
     def objectives(self) -> list[tuple[str, str]]:
@@ -154,6 +155,7 @@ def plan_to_dict(plan: SweepPlan) -> dict[str, Any]:
         "parent_run_id": plan.parent_run_id,
         "trials": plan.trials,
         "address": plan.address,
+        "owns_parent_run": plan.owns_parent_run,
     }
 
 
@@ -170,6 +172,7 @@ def _plan_from_dict(data: dict[str, Any]) -> SweepPlan:
         parent_run_id=data["parent_run_id"],
         trials=data["trials"],
         address=data.get("address"),
+        owns_parent_run=data.get("owns_parent_run", True),
     )
 
 

@@ -230,3 +230,51 @@ def test_resume_after_the_driver_was_killed(ray_local: Path, tmp_path: Path) -> 
     assert result.trials["FINISHED"] == 4
     study = _study(result.sweep_dir, result.sweep_id)
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 4
+
+
+@pytest.mark.slow
+def test_mlflow_project_entry_point_adopts_the_project_run(
+    ray_local: Path, tmp_path: Path
+) -> None:
+    """`mlflow run . -e sweep` makes the project's run the sweep's parent run."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "HOME": str(ray_local),
+        "MLFLOW_TRACKING_URI": uri,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(repo),
+            "-e",
+            "sweep",
+            "-P",
+            "pipeline=digits",
+            "-P",
+            "trials=2",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "project",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = query_runs(uri, "project")
+    parents = [r for r in runs if r.tags.get("graft_hpo.role") == "sweep"]
+    trials = [r for r in runs if r.tags.get("graft_hpo.role") == "trial"]
+    assert len(parents) == 1 and len(trials) == 2
+    assert parents[0].tags.get("mlflow.project.entryPoint") == "sweep"
+    assert all(t.tags["mlflow.parentRunId"] == parents[0].run_id for t in trials)
+    assert all(r.status == "FINISHED" for r in runs)

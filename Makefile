@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/graft-hpo train mnist
+	$(BIN)/graft-hpo sweep mnist
 
 test: install
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -14,7 +14,12 @@ from graft_hpo.trial import run_trial
 
 pytestmark = pytest.mark.mlflow
 
-FAST = ["train.epochs=2", "train.device=cpu", "emissions.measure_power_secs=1"]
+FAST = [
+    "train.epochs=2",
+    "train.device=cpu",
+    "emissions.measure_power_secs=1",
+    "selection.warm_start_epochs=1",
+]
 
 
 @pytest.fixture(scope="module")

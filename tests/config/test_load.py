@@ -43,7 +43,7 @@ def test_mnist_matches_the_documented_demo() -> None:
     assert (cfg.data.name, cfg.data.val_fraction, cfg.data.test_fraction) == ("mnist5k", 0.2, 0.2)
     assert cfg.model.name == "cnn"
     assert dataclasses.astuple(cfg.train) == (
-        6,
+        20,
         128,
         "sgd",
         0.05,
@@ -58,10 +58,10 @@ def test_mnist_matches_the_documented_demo() -> None:
     assert (sel.strategy, sel.fraction, sel.select_every, sel.warm_start_epochs) == (
         "graft",
         0.3,
+        9,
         2,
-        1,
     )
-    assert (sel.alignment_threshold, sel.features, sel.rank) == (0.9, "embedding", None)
+    assert (sel.alignment_threshold, sel.features, sel.rank) == (1.0, "raw", None)
     assert (cfg.emissions.enabled, cfg.emissions.country_iso_code) == (True, "USA")
     assert (cfg.tracking.uri, cfg.tracking.experiment) == (None, None)
     assert cfg.search.objectives == [
@@ -77,7 +77,7 @@ def test_mnist_matches_the_documented_demo() -> None:
 def test_digits_and_cifar10_values() -> None:
     digits = load_pipeline("digits")
     assert (digits.data.name, digits.model.name) == ("digits", "cnn")
-    assert (digits.train.epochs, digits.train.batch_size, digits.train.lr) == (8, 64, 0.05)
+    assert (digits.train.epochs, digits.train.batch_size, digits.train.lr) == (20, 64, 0.05)
     assert digits.search.trials == 8
     cifar = load_pipeline("cifar10")
     assert (cifar.data.name, cifar.data.root, cifar.data.download) == ("cifar10", None, False)

@@ -52,6 +52,7 @@ for _p in (ROOT, ROOT / "benchmarks"):
 from _reference_graft import reference_select  # noqa: E402
 from _reference_graft import unique_rows  # noqa: E402
 
+from benchmarks._machine import cpu_model  # noqa: E402
 from graft_hpo.selection import GraftSelector  # noqa: E402
 from graft_hpo.selection import fast_maxvol  # noqa: E402
 from graft_hpo.selection import log_volume  # noqa: E402
@@ -63,12 +64,7 @@ Json = dict[str, Any]
 
 
 def machine_info(device: torch.device) -> Json:
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     return {
         "cpu": cpu,
         "logical_cpus": os.cpu_count(),

@@ -28,6 +28,7 @@ test-all: install
 lint: install
 	$(BIN)/ruff check graft_hpo tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info

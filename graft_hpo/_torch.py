@@ -56,7 +56,7 @@ def gather_batch(
         return gather_batch(dataset.dataset, inner[idx], generator=generator)
     own = getattr(dataset, "gather_batch", None)
     if own is not None:
-        return own(idx, generator=generator)  # type: ignore[no-any-return]
+        return own(idx, generator=generator)
     tensors = getattr(dataset, "tensors", None)
     if isinstance(tensors, tuple) and len(tensors) == 2:
         x, y = tensors

@@ -302,7 +302,7 @@ def _start_tracker(
     from codecarbon import OfflineEmissionsTracker
     from codecarbon.output_methods.base_output import BaseOutput
 
-    class _Latest(BaseOutput):  # type: ignore[misc]
+    class _Latest(BaseOutput):
         """Keeps the running totals codecarbon reports on flush(), for snapshot()."""
 
         def __init__(self, target: EmissionsMeasurement) -> None:

@@ -9,6 +9,7 @@ import logging
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.sweep._result import SweepResult
@@ -16,6 +17,7 @@ from graft_hpo.sweep._tune import SweepPlan
 from graft_hpo.tracking import TAG_EARLY_STOPPED
 from graft_hpo.tracking import TAG_ROLE
 from graft_hpo.tracking import RunLogger
+from graft_hpo.tracking import RunRecord
 from graft_hpo.tracking import pareto_front
 from graft_hpo.tracking import plot_front
 from graft_hpo.tracking import query_runs
@@ -26,7 +28,7 @@ __all__ = ["finish_sweep", "mark_interrupted", "trial_runs"]
 logger = logging.getLogger(__name__)
 
 
-def trial_runs(plan: SweepPlan) -> list:  # type: ignore[type-arg]
+def trial_runs(plan: SweepPlan) -> list[RunRecord]:
     runs = query_runs(plan.tracking_uri, plan.experiment, sweep_id=plan.sweep_id)
     return [r for r in runs if r.tags.get(TAG_ROLE) != "sweep"]
 
@@ -43,7 +45,7 @@ def mark_interrupted(plan: SweepPlan, *, reason: str, parent_status: str | None 
     return len(stale)
 
 
-def _counts(runs: list) -> dict[str, int]:  # type: ignore[type-arg]
+def _counts(runs: list[RunRecord]) -> dict[str, int]:
     early = [r.tags.get(TAG_EARLY_STOPPED) == "true" for r in runs]
     counts = Counter(r.status for r, stopped in zip(runs, early, strict=True) if not stopped)
     return {
@@ -100,7 +102,9 @@ def finish_sweep(plan: SweepPlan) -> SweepResult:
     )
 
 
-def _log_front(parent: RunLogger, plan: SweepPlan, pareto: list, runs: list) -> list[str]:  # type: ignore[type-arg]
+def _log_front(
+    parent: RunLogger, plan: SweepPlan, pareto: list[dict[str, Any]], runs: list[RunRecord]
+) -> list[str]:
     """The front as JSON and CSV, and a plot of every trial with the front highlighted."""
     parent.log_dict({"objectives": plan.objectives, "pareto": pareto}, "pareto/front.json")
     columns = sorted({k for p in pareto for k in p["metrics"]})
@@ -120,7 +124,7 @@ def _log_front(parent: RunLogger, plan: SweepPlan, pareto: list, runs: list) -> 
     logged = ["pareto/front.json", "pareto/front.csv"]
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = plot_front(runs, plan.objectives[:2], Path(tmp) / "front.png")
+            path = plot_front(runs, plan.objectives[:2], str(Path(tmp) / "front.png"))
             parent.log_artifact(str(path), "pareto")
             logged.append("pareto/front.png")
         except (ValueError, ConfigError) as err:  # e.g. no finished trial to plot

@@ -290,7 +290,7 @@ def _callback(plan: SweepPlan, printer: Callable[[str], None]) -> Any:
 
     progress = _Progress(plan, printer)
 
-    class SweepCallback(Callback):  # type: ignore[misc]
+    class SweepCallback(Callback):
         """Driver-side bookkeeping: tag trials a scheduler stopped; print progress."""
 
         def on_trial_complete(

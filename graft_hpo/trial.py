@@ -200,7 +200,7 @@ def run_trial(
                 error = f"{type(err).__name__}: {err}"
                 logger.warning("trial failed: %s", error)
                 logger.debug("%s", traceback.format_exc())
-    except BaseException:  # Ctrl-C, or Ray stopping the trial: keep the run, marked KILLED
+    except BaseException:  # Ctrl-C or SystemExit: keep the run, marked KILLED, and re-raise
         if run is not None:
             run.end("KILLED")
         raise

@@ -29,8 +29,8 @@ from graft_hpo.data import load_data
 from graft_hpo.emissions import EmissionsMeasurement
 from graft_hpo.emissions import measure_emissions
 from graft_hpo.exceptions import ConfigError
-from graft_hpo.models import available_models
 from graft_hpo.models import build_model
+from graft_hpo.models import check_model
 from graft_hpo.tracking import RunLogger
 from graft_hpo.training import TrainHooks
 from graft_hpo.training import TrainState
@@ -80,16 +80,14 @@ def check_pipeline(config: PipelineConfig) -> None:
     Cheap (no data is loaded). Raises :class:`ConfigError` listing every problem.
     """
     errors = []
-    try:
-        build_selector(config.selection, config.train)
-    except ConfigError as err:
-        errors += err.errors
-    name = config.model.name
-    if ":" not in name and name not in available_models(include_torchvision=True):
-        errors.append(
-            f"model.name must be one of {', '.join(available_models())}, a torchvision model "
-            f"or 'module:attr'; got {name!r}"
-        )
+    for check in (
+        lambda: build_selector(config.selection, config.train),
+        lambda: check_model(config.model),
+    ):
+        try:
+            check()
+        except ConfigError as err:
+            errors += err.errors
     if errors:
         raise ConfigError(errors)
 

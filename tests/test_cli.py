@@ -53,6 +53,7 @@ def test_validate_prints_the_resolved_config(capsys: pytest.CaptureFixture[str])
         (["validate", "digits", "--set", "selection.select_evry=2"], "select_every"),
         (["validate", "digits", "--set", "selection.strategy=grafty"], "'grafty'"),
         (["validate", "digits", "--set", "model.name=cnnn"], "'cnnn'"),
+        (["validate", "digits", "--set", "model.options.widht=3"], "widht"),
         (["validate", "no-such-pipeline"], "no-such-pipeline"),
         (["validate", "digits", "--set", "train.epochs"], "train.epochs"),
         (["train", "digits", "--set", "data.name=nope"], "'nope'"),

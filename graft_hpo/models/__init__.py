@@ -17,5 +17,6 @@ from __future__ import annotations
 from graft_hpo.models._base import classifier_layer
 from graft_hpo.models._build import available_models
 from graft_hpo.models._build import build_model
+from graft_hpo.models._build import check_model
 
-__all__ = ["available_models", "build_model", "classifier_layer"]
+__all__ = ["available_models", "build_model", "check_model", "classifier_layer"]

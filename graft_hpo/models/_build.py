@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+from typing import Any
 
 from torch import nn
 
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
     from graft_hpo.config import ModelConfig
 
-__all__ = ["available_models", "build_model"]
+__all__ = ["available_models", "build_model", "check_model"]
 
 
 def available_models(*, include_torchvision: bool = False) -> list[str]:
@@ -46,6 +48,27 @@ def _owner(name: str) -> str:
     if name in MODELS:
         return f"model {name.lower()!r}"
     return f"torchvision model {name.lower()!r}"
+
+
+def check_model(cfg: ModelConfig) -> Callable[..., Any]:
+    """Resolve ``cfg.name`` and check ``cfg.options`` against it, without building anything.
+
+    Returns:
+        The model's factory.
+
+    Raises:
+        ConfigError: an unknown name (with the valid ones and a close match), a plug-in that
+            cannot be imported, or an option the factory does not take.
+    """
+    factory = MODELS.get(cfg.name)
+    check_options(
+        factory,
+        cfg.options,
+        section="model",
+        owner=_owner(cfg.name),
+        positional=("input_shape", "num_classes"),
+    )
+    return factory
 
 
 def build_model(cfg: ModelConfig, *, input_shape: Sequence[int], num_classes: int) -> nn.Module:
@@ -75,15 +98,7 @@ def build_model(cfg: ModelConfig, *, input_shape: Sequence[int], num_classes: in
     """
     shape = tuple(check_int(d, "input_shape", minimum=1) for d in input_shape)
     num_classes = check_int(num_classes, "num_classes", minimum=1)
-    factory = MODELS.get(cfg.name)
-    owner = _owner(cfg.name)
-    check_options(
-        factory,
-        cfg.options,
-        section="model",
-        owner=owner,
-        positional=("input_shape", "num_classes"),
-    )
+    factory = check_model(cfg)
     model = factory(shape, num_classes, **cfg.options)
     key = f"model.name {cfg.name!r}"
     if not isinstance(model, nn.Module):

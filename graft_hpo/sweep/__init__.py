@@ -113,20 +113,24 @@ def resume_sweep(
 
 def _run(plan: Any, *, resume: bool, printer: Printer | None) -> SweepResult:
     from graft_hpo.sweep._finish import mark_interrupted
+    from graft_hpo.sweep._finish import reopen_parent
 
     say = printer or (lambda _line: None)
     if resume:
+        reopen_parent(plan)
         mark_interrupted(plan, reason="the sweep was interrupted; this trial is run again")
     say(
         f"sweep {plan.sweep_id}: {plan.trials} trials of pipeline {plan.config.name!r}, "
         f"MLflow experiment {plan.experiment!r}, state in {plan.sweep_dir}"
     )
     try:
-        execute(plan, resume=resume, printer=say)
+        completed = execute(plan, resume=resume, printer=say)
     except KeyboardInterrupt:
+        completed = False
+    if not completed:  # Ctrl-C: Tune saved its state; the sweep can be resumed
         mark_interrupted(plan, reason="interrupted (Ctrl-C)", parent_status="KILLED")
         say(f"interrupted; continue with: graft-hpo resume {plan.sweep_dir}")
-        raise
+        raise KeyboardInterrupt(f"sweep {plan.sweep_id} interrupted")
     return finish_sweep(plan)
 
 

@@ -23,7 +23,7 @@ from graft_hpo.tracking import plot_front
 from graft_hpo.tracking import query_runs
 from graft_hpo.tracking import tag_pareto
 
-__all__ = ["finish_sweep", "mark_interrupted", "trial_runs"]
+__all__ = ["finish_sweep", "mark_interrupted", "reopen_parent", "trial_runs"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,14 @@ def mark_interrupted(plan: SweepPlan, *, reason: str, parent_status: str | None 
     if parent_status is not None:
         RunLogger(plan.tracking_uri, plan.parent_run_id).end(parent_status)
     return len(stale)
+
+
+def reopen_parent(plan: SweepPlan) -> None:
+    """A resumed sweep's parent run is RUNNING again (an interruption ended it KILLED)."""
+    if plan.owns_parent_run:
+        from graft_hpo.tracking._store import open_client
+
+        open_client(plan.tracking_uri).update_run(plan.parent_run_id, status="RUNNING")
 
 
 def _counts(runs: list[RunRecord]) -> dict[str, int]:

@@ -334,8 +334,13 @@ _FINAL = {
 }
 
 
-def execute(plan: SweepPlan, *, resume: bool, printer: Callable[[str], None]) -> None:
-    """Run (or continue) the sweep's trials on Ray; returns when every trial has ended."""
+def execute(plan: SweepPlan, *, resume: bool, printer: Callable[[str], None]) -> bool:
+    """Run (or continue) the sweep's trials on Ray.
+
+    Returns:
+        True when every trial has ended; False when Tune stopped early (Ctrl-C: Tune catches
+        SIGINT itself, saves its state and returns from ``fit``).
+    """
     from optuna.storages import RDBStorage
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -386,8 +391,9 @@ def execute(plan: SweepPlan, *, resume: bool, printer: Callable[[str], None]) ->
     # tracebacks and "trials did not complete" tables would bury it.
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     with contextlib.redirect_stdout(sys.stderr):  # stdout is for --json's one object
-        tuner.fit()
-    logger.info("sweep %s: trials done in %.1fs", plan.sweep_id, time.perf_counter() - start)
+        grid = tuner.fit()
+    logger.info("sweep %s: trials ran for %.1fs", plan.sweep_id, time.perf_counter() - start)
+    return bool(grid.num_terminated + grid.num_errors >= plan.trials)
 
 
 def write_plan(plan: SweepPlan) -> Path:

@@ -181,46 +181,25 @@ def _finished(db: Path) -> int:
         return 0
 
 
-@pytest.mark.slow
-def test_resume_after_the_driver_was_killed(ray_local: Path, tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    sweep_dir = tmp_path / "sweep"
+def _start_sweep_subprocess(home: Path, tmp_path: Path, **popen: object) -> subprocess.Popen:
+    """`graft-hpo sweep digits --trials 4` (sequential trials) in its own process group."""
     args = [
-        sys.executable,
-        "-m",
-        "graft_hpo.cli",
-        "sweep",
-        "digits",
-        "--trials",
-        "4",
-        "--tracking-uri",
-        uri,
-        "--sweep-dir",
-        str(sweep_dir),
-        "--set",
-        "tracking.experiment=sweep-resume",
-        "--set",
-        "search.max_concurrent=1",
+        sys.executable, "-m", "graft_hpo.cli", "sweep", "digits", "--trials", "4",
+        "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "--sweep-dir", str(tmp_path / "sweep"),
+        "--set", "tracking.experiment=sweep-resume", "--set", "search.max_concurrent=1",
         *[a for q in QUICK for a in ("--set", q)],
-    ]
-    env = {**os.environ, "HOME": str(ray_local)}
-    proc = subprocess.Popen(
-        args,
-        cwd=tmp_path,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    ]  # fmt: skip
+    env = {**os.environ, "HOME": str(home)}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, start_new_session=True, **popen)  # type: ignore[call-overload]
     deadline = time.monotonic() + 240
     while _finished(tmp_path / "mlflow.db") < 1 and time.monotonic() < deadline:
         time.sleep(1)
     assert proc.poll() is None, "the sweep ended before it could be interrupted"
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
-    proc.wait(timeout=60)
-    before = _finished(tmp_path / "mlflow.db")
-    assert 1 <= before < 4
+    return proc
 
+
+def _assert_resumed_to_four(uri: str, sweep_dir: Path) -> None:
     result = resume_sweep(str(sweep_dir), printer=None)
     records = _trial_records(uri, "sweep-resume", result.sweep_id)
     finished = [r for r in records if r.status == "FINISHED"]
@@ -230,6 +209,39 @@ def test_resume_after_the_driver_was_killed(ray_local: Path, tmp_path: Path) -> 
     assert result.trials["FINISHED"] == 4
     study = _study(result.sweep_dir, result.sweep_id)
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 4
+    from mlflow import MlflowClient
+
+    assert MlflowClient(uri).get_run(result.parent_run_id).info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_sweep_and_resume_completes_it(ray_local: Path, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = _start_sweep_subprocess(
+        ray_local, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends to the job
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert f"graft-hpo resume {tmp_path / 'sweep'}" in stderr
+    records = query_runs(uri, "sweep-resume")
+    assert not [r for r in records if r.status == "RUNNING"]  # nothing left open
+    (parent,) = [r for r in records if r.tags.get("graft_hpo.role") == "sweep"]
+    assert parent.status == "KILLED"
+    assert 1 <= _finished(tmp_path / "mlflow.db") < 4
+    _assert_resumed_to_four(uri, tmp_path / "sweep")
+
+
+@pytest.mark.slow
+def test_resume_after_the_driver_was_killed(ray_local: Path, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = _start_sweep_subprocess(
+        ray_local, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
+    proc.wait(timeout=60)
+    assert 1 <= _finished(tmp_path / "mlflow.db") < 4
+    _assert_resumed_to_four(uri, tmp_path / "sweep")
 
 
 @pytest.mark.slow

@@ -75,6 +75,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         address=args.address,
         tracking_uri=args.tracking_uri,
         sweep_dir=args.sweep_dir,
+        printer=_progress,
     )
     _emit(result.to_dict(), as_json=args.json, text=_sweep_text)
     return EXIT_OK if result.trials.get("FINISHED", 0) > 0 else EXIT_FAILURE
@@ -83,7 +84,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_resume(args: argparse.Namespace) -> int:
     from graft_hpo.sweep import resume_sweep
 
-    result = resume_sweep(args.sweep)
+    result = resume_sweep(args.sweep, printer=_progress)
     _emit(result.to_dict(), as_json=args.json, text=_sweep_text)
     return EXIT_OK if result.trials.get("FINISHED", 0) > 0 else EXIT_FAILURE
 
@@ -145,6 +146,10 @@ def _sweep_text(result: dict[str, Any]) -> str:
     if store == uri:
         lines.pop(-3)
     return "\n".join(lines)
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)  # stdout is kept for results (--json)
 
 
 def _yaml_dump(data: Any) -> str:

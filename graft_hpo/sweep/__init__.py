@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import uuid
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -47,10 +46,6 @@ logger = logging.getLogger(__name__)
 Printer = Callable[[str], None]
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def run_sweep(
     config: Any,
     *,
@@ -59,7 +54,7 @@ def run_sweep(
     address: str | None = None,
     tracking_uri: str | None = None,
     sweep_dir: str | os.PathLike[str] | None = None,
-    printer: Printer | None = _stderr,
+    printer: Printer | None = None,
 ) -> SweepResult:
     """Run an HPO sweep of a pipeline and return its Pareto front.
 
@@ -77,7 +72,7 @@ def run_sweep(
             then ``./mlruns``.
         sweep_dir: where Ray's state, the Optuna study and ``sweep.json`` go; defaults to
             ``./mlruns/sweeps/<sweep_id>``.
-        printer: receives one line per finished trial; None for silence.
+        printer: receives one line per finished trial; None logs them at INFO instead.
 
     Returns:
         A JSON-serialisable :class:`SweepResult`.
@@ -95,7 +90,7 @@ def run_sweep(
 
 
 def resume_sweep(
-    sweep_dir_or_pipeline: str | os.PathLike[str], *, printer: Printer | None = _stderr
+    sweep_dir_or_pipeline: str | os.PathLike[str], *, printer: Printer | None = None
 ) -> SweepResult:
     """Continue an interrupted sweep: the same Ray experiment and the same Optuna study.
 
@@ -115,7 +110,7 @@ def _run(plan: Any, *, resume: bool, printer: Printer | None) -> SweepResult:
     from graft_hpo.sweep._finish import mark_interrupted
     from graft_hpo.sweep._finish import reopen_parent
 
-    say = printer or (lambda _line: None)
+    say = printer or (lambda line: logger.info("%s", line))
     if resume:
         reopen_parent(plan)
         mark_interrupted(plan, reason="the sweep was interrupted; this trial is run again")

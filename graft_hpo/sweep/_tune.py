@@ -35,6 +35,7 @@ from graft_hpo.exceptions import ConfigError
 from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.sweep._space import SearchSpace
 from graft_hpo.sweep._space import define_by_run
+from graft_hpo.tracking import METRICS
 from graft_hpo.tracking import TAG_EARLY_STOPPED
 from graft_hpo.tracking import TAG_ROLE
 from graft_hpo.tracking import TAG_SWEEP_ID
@@ -320,18 +321,8 @@ def _close_stopped_run(plan: SweepPlan, result: dict[str, Any]) -> None:
     run.end("FINISHED")
 
 
-_FINAL = {
-    "val_acc",
-    "val_loss",
-    "train_loss",
-    "co2_kg",
-    "energy_kwh",
-    "cpu_energy_kwh",
-    "gpu_energy_kwh",
-    "ram_energy_kwh",
-    "selection_s",
-    "fraction_effective",
-}
+# what an epoch's report carries of the final metrics (not the whole-run duration and count)
+_FINAL = set(METRICS) - {"duration_s", "epochs_completed"}
 
 
 def execute(plan: SweepPlan, *, resume: bool, printer: Callable[[str], None]) -> bool:

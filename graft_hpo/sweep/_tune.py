@@ -137,10 +137,21 @@ def _trainable(params: dict[str, Any], *, plan_dict: dict[str, Any]) -> None:
 
 
 def _finished_run(plan: SweepPlan, trial_id: str) -> Any:
+    """This Ray trial's earlier run if it finished; None if it must (still) be trained.
+
+    A resumed Tune only re-runs trials it had not completed. A run of such a trial that ended
+    "stopped early" was stopped by the interruption (Tune stops running trials the way ASHA
+    does), not by the scheduler: it is marked KILLED and the trial is trained again.
+    """
     runs = query_runs(plan.tracking_uri, plan.experiment, sweep_id=plan.sweep_id)
     for run in runs:
-        if run.tags.get(TAG_RAY_TRIAL) == trial_id and run.status == "FINISHED":
+        if run.tags.get(TAG_RAY_TRIAL) != trial_id or run.status != "FINISHED":
+            continue
+        if run.tags.get(TAG_EARLY_STOPPED) != "true":
             return run
+        stale = RunLogger(plan.tracking_uri, run.run_id)
+        stale.set_tags({TAG_EARLY_STOPPED: "false", "killed_reason": "the sweep was interrupted"})
+        stale.end("KILLED")
     return None
 
 

@@ -38,6 +38,12 @@ from graft_hpo.tracking._runs import RunLogger
 from graft_hpo.tracking._runs import RunRecord
 from graft_hpo.tracking._runs import metric_history
 from graft_hpo.tracking._runs import query_runs
+from graft_hpo.tracking._runs import redact
+from graft_hpo.tracking._select import POLICY_KINDS
+from graft_hpo.tracking._select import Policy
+from graft_hpo.tracking._select import choose
+from graft_hpo.tracking._select import parse_policy
+from graft_hpo.tracking._select import select_run
 from graft_hpo.tracking._store import default_artifact_root
 from graft_hpo.tracking._store import ensure_experiment
 from graft_hpo.tracking._store import resolve_tracking_uri
@@ -45,6 +51,7 @@ from graft_hpo.tracking._store import resolve_tracking_uri
 __all__ = [
     "DEFAULT_OBJECTIVES",
     "METRICS",
+    "POLICY_KINDS",
     "TAG_EARLY_STOPPED",
     "TAG_OBJECTIVES",
     "TAG_PARENT_RUN_ID",
@@ -53,8 +60,10 @@ __all__ = [
     "TAG_STRATEGY",
     "TAG_SWEEP_ID",
     "ParetoPoint",
+    "Policy",
     "RunLogger",
     "RunRecord",
+    "choose",
     "default_artifact_root",
     "ensure_experiment",
     "hypervolume_2d",
@@ -63,9 +72,12 @@ __all__ = [
     "pareto_front",
     "pareto_mask",
     "pareto_table",
+    "parse_policy",
     "plot_front",
     "query_runs",
+    "redact",
     "resolve_tracking_uri",
+    "select_run",
     "sweep_runs",
     "tag_pareto",
 ]

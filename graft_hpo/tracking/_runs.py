@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -51,6 +52,26 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 def _text(value: Any) -> str:
     # JSON spelling (true, null, [1, 2]) matches the YAML the values came from
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
+
+_SECRET_KEY = re.compile(r"password|passwd|secret|token|api[_-]?key|credential", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+):[^@/\s]*@")
+
+
+def redact(key: str, text: str) -> str:
+    """``text`` with secrets masked: all of it if ``key`` names one, else URL passwords."""
+    if _SECRET_KEY.search(key.rsplit(".", 1)[-1]):
+        return "***"
+    return _URL_PASSWORD.sub(r"\1:***@", text)
+
+
+def redact_tree(data: Any, key: str = "") -> Any:
+    """A copy of nested dicts and lists with :func:`redact` applied to every string leaf."""
+    if isinstance(data, Mapping):
+        return {k: redact_tree(v, str(k)) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [redact_tree(v, key) for v in data]
+    return redact(key, data) if isinstance(data, str) else data
 
 
 def _clip(kind: str, key: str, text: str, limit: int) -> str:
@@ -122,13 +143,15 @@ class RunLogger:
         """Log params (dotted config paths -> values), 100 per request.
 
         Values other than strings are written as JSON (``true``, ``[1, 2]``) and clipped to
-        MLflow's 6000 characters, with a warning. A param cannot change once logged (MLflow
-        raises).
+        MLflow's 6000 characters, with a warning. Secrets never reach the store: a URL's
+        password (``postgresql://user:***@host/db``) and the values of keys that name a
+        password, secret, token or API key are masked. A param cannot change once logged
+        (MLflow raises).
         """
         from mlflow.entities import Param
 
         items = [
-            Param(key, _clip("param", key, _text(value), MAX_PARAM_VALUE_CHARS))
+            Param(key, _clip("param", key, redact(key, _text(value)), MAX_PARAM_VALUE_CHARS))
             for key, value in params.items()
         ]
         for chunk in _chunks(items, MAX_PARAMS_PER_BATCH):
@@ -171,8 +194,11 @@ class RunLogger:
             self._client.log_batch(self.run_id, tags=list(chunk))
 
     def log_dict(self, data: Any, artifact_file: str) -> None:
-        """Store ``data`` as an indented JSON artifact (non-JSON values via ``str``)."""
-        text = json.dumps(data, indent=2, sort_keys=True, default=str)
+        """Store ``data`` as an indented JSON artifact (non-JSON values via ``str``).
+
+        Secrets are masked as in :meth:`log_params` (string leaves, by their key).
+        """
+        text = json.dumps(redact_tree(data), indent=2, sort_keys=True, default=str)
         self._client.log_text(self.run_id, text, artifact_file)
 
     def log_text(self, text: str, artifact_file: str) -> None:

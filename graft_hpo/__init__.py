@@ -21,13 +21,17 @@ __all__ = [
     "ConfigError",
     "GraftHPOError",
     "PipelineConfig",
+    "RetrainResult",
     "SweepResult",
     "TrialResult",
     "__version__",
     "load_pipeline",
     "pareto_front",
+    "resume_sweep",
+    "retrain",
     "run_sweep",
     "run_trial",
+    "select_run",
 ]
 
 # public name -> module that defines it; imported on first attribute access (PEP 562)
@@ -38,7 +42,11 @@ _LAZY = {
     "TrialResult": "graft_hpo.trial",
     "run_sweep": "graft_hpo.sweep",
     "SweepResult": "graft_hpo.sweep",
+    "resume_sweep": "graft_hpo.sweep",
     "pareto_front": "graft_hpo.tracking",
+    "select_run": "graft_hpo.tracking",
+    "retrain": "graft_hpo.retraining",
+    "RetrainResult": "graft_hpo.retraining",
 }
 
 from graft_hpo.exceptions import ConfigError  # noqa: E402
@@ -47,9 +55,13 @@ from graft_hpo.exceptions import GraftHPOError  # noqa: E402
 if TYPE_CHECKING:
     from graft_hpo.config import PipelineConfig
     from graft_hpo.config import load_pipeline
+    from graft_hpo.retraining import RetrainResult
+    from graft_hpo.retraining import retrain
     from graft_hpo.sweep import SweepResult
+    from graft_hpo.sweep import resume_sweep
     from graft_hpo.sweep import run_sweep
     from graft_hpo.tracking import pareto_front
+    from graft_hpo.tracking import select_run
     from graft_hpo.trial import TrialResult
     from graft_hpo.trial import run_trial
 

@@ -34,13 +34,17 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_pipeline_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pipeline", help="path to a pipeline YAML, or a bundled name (mnist)")
+    _add_set(parser)
+
+
+def _add_set(parser: argparse.ArgumentParser, example: str = "train.epochs=3") -> None:
     parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a dotted config key, value parsed as YAML (repeatable)",
+        help=f"override a dotted config key, value parsed as YAML, e.g. {example} (repeatable)",
     )
 
 
@@ -50,7 +54,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from graft_hpo.trial import check_pipeline
 
     config = load_pipeline(args.pipeline, args.overrides)
-    check_pipeline(config)
+    if config.search.space is not None:
+        from graft_hpo.sweep import check_sweep  # the search space too, without Ray
+
+        check_sweep(config)
+    else:
+        check_pipeline(config)
     _emit(config_to_dict(config), as_json=args.json, text=_yaml_dump)
     return EXIT_OK
 
@@ -68,10 +77,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from graft_hpo.sweep import run_sweep
 
+    overrides = [*args.overrides, *(["search.fail_fast=true"] if args.fail_fast else [])]
     result = run_sweep(
         args.pipeline,
         trials=args.trials,
-        overrides=args.overrides,
+        overrides=overrides,
         address=args.address,
         tracking_uri=args.tracking_uri,
         sweep_dir=args.sweep_dir,
@@ -105,6 +115,65 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_select(args: argparse.Namespace) -> int:
+    from graft_hpo.tracking import select_run
+
+    point = select_run(
+        args.policy,
+        experiment=args.experiment,
+        sweep_id=args.sweep_id,
+        tracking_uri=args.tracking_uri,
+        key="--policy",
+    )
+    _emit({"policy": args.policy, **point.to_dict()}, as_json=args.json, text=_selected_text)
+    return EXIT_OK
+
+
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    from graft_hpo.retraining import retrain
+
+    result = retrain(
+        args.run_id,
+        tracking_uri=args.tracking_uri,
+        epochs=args.epochs,
+        overrides=args.overrides,
+        register=args.register,
+    )
+    _emit(result.to_dict(), as_json=args.json, text=_retrain_text)
+    return EXIT_OK if result.status == "FINISHED" else EXIT_FAILURE
+
+
+def _selected_text(data: dict[str, Any]) -> str:
+    metrics = "  ".join(f"{k}={v:.6g}" for k, v in sorted(data["metrics"].items()))
+    params = "  ".join(
+        f"{k}={v}" for k, v in sorted(data["params"].items()) if k.startswith(_SEARCHED)
+    )
+    return "\n".join(
+        [
+            f"run {data['run_id']} ({data['policy']})",
+            f"  metrics: {metrics}",
+            f"  params:  {params}",
+            f"retrain:   graft-hpo retrain {data['run_id']} --register NAME",
+        ]
+    )
+
+
+_SEARCHED = ("train.", "model.", "selection.")
+
+
+def _retrain_text(data: dict[str, Any]) -> str:
+    lines = [f"run {data['run_id']}: {data['status']} (retrained from {data['source_run_id']})"]
+    if data.get("error"):
+        lines.append(f"  error: {data['error']}")
+    metrics = data["metrics"]
+    keys = ("test_acc", "val_acc", "energy_kwh", "co2_kg", "duration_s", "epochs_completed")
+    lines += [f"  {k:<20} {metrics[k]:.6g}" for k in keys if k in metrics]
+    if data.get("model_uri"):
+        lines.append(f"model: {data['model_uri']}")
+        lines.append(f"  load: mlflow.pyfunc.load_model({data['model_uri']!r})")
+    return "\n".join(lines)
+
+
 def _plot(args: argparse.Namespace) -> None:
     from graft_hpo.tracking import plot_front
     from graft_hpo.tracking import sweep_runs
@@ -136,11 +205,12 @@ def _sweep_text(result: dict[str, Any]) -> str:
         pareto_table(points, objectives),
     ]
     lines += [f"  failed {f['run_id']}: {f['error']}" for f in result["failed"]]
+    if result.get("stop_reason"):
+        lines.append(f"stopped early: {result['stop_reason']}")
     lines += [
         "",
         f"MLflow UI:         mlflow ui --backend-store-uri {uri} --host 127.0.0.1",
-        f"optuna-dashboard:  optuna-dashboard sqlite:///{result['sweep_dir']}/optuna.db "
-        "--host 127.0.0.1",
+        f"optuna-dashboard:  optuna-dashboard {result['optuna_storage']} --host 127.0.0.1",
         f"resume/extend:     graft-hpo resume {result['sweep_dir']}",
     ]
     if store == uri:
@@ -187,6 +257,8 @@ _COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "sweep": (_cmd_sweep, "run an HPO sweep on Ray Tune + Optuna; print the Pareto front"),
     "resume": (_cmd_resume, "continue an interrupted sweep"),
     "pareto": (_cmd_pareto, "print the accuracy-vs-CO2 Pareto front of a sweep"),
+    "select": (_cmd_select, "pick one run of a sweep's Pareto front by a policy"),
+    "retrain": (_cmd_retrain, "train a run's configuration again, log and register the model"),
 }
 
 
@@ -200,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         if name in ("validate", "train", "sweep"):
             _add_pipeline_args(cmd)
-        if name in ("train", "sweep", "pareto"):
+        if name in ("train", "sweep", "pareto", "select", "retrain"):
             cmd.add_argument("--tracking-uri", help="MLflow tracking URI (default: ./mlruns)")
         if name == "sweep":
             cmd.add_argument(
@@ -210,16 +282,34 @@ def build_parser() -> argparse.ArgumentParser:
                 "--address", help="Ray cluster to join (ray://HOST:10001 or auto); default: local"
             )
             cmd.add_argument(
+                "--fail-fast",
+                action="store_true",
+                help="stop the sweep at the first failed trial (search.fail_fast)",
+            )
+            cmd.add_argument(
                 "--sweep-dir",
                 help="folder for Ray state and the Optuna study "
                 "(default: ./mlruns/sweeps/SWEEP_ID)",
             )
         if name == "resume":
             cmd.add_argument("sweep", help="a sweep folder, or a pipeline (its latest sweep)")
-        if name == "pareto":
+        if name in ("pareto", "select"):
             cmd.add_argument("--experiment", help="MLflow experiment (default: any)")
             cmd.add_argument("--sweep-id", help="which sweep (default: the latest)")
+        if name == "pareto":
             cmd.add_argument("--plot", metavar="FILE", help="also write a PNG plot of the front")
+        if name == "select":
+            cmd.add_argument(
+                "--policy",
+                default="knee",
+                help="max:METRIC | min:METRIC | knee | budget:METRIC<=X | floor:METRIC>=Y "
+                "(default: knee)",
+            )
+        if name == "retrain":
+            cmd.add_argument("run_id", metavar="RUN_ID", help="the trial run to train again")
+            cmd.add_argument("--epochs", type=int, help="epochs (default: the trial's)")
+            _add_set(cmd, "selection.strategy=full")
+            cmd.add_argument("--register", metavar="NAME", help="register the model as NAME")
     return parser
 
 
@@ -232,6 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stderr is ours
     handler, _ = _COMMANDS[args.command]
     try:
         return handler(args)

@@ -23,15 +23,19 @@ import numpy as np
 import torch
 
 from graft_hpo.config import PipelineConfig
+from graft_hpo.config import config_to_dict
 from graft_hpo.config import flatten_config
 from graft_hpo.data import DataBundle
+from graft_hpo.data import check_data
 from graft_hpo.data import load_data
 from graft_hpo.emissions import EmissionsMeasurement
 from graft_hpo.emissions import measure_emissions
 from graft_hpo.exceptions import ConfigError
+from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.models import build_model
 from graft_hpo.models import check_model
 from graft_hpo.tracking import RunLogger
+from graft_hpo.tracking import parse_policy
 from graft_hpo.training import TrainHooks
 from graft_hpo.training import TrainState
 from graft_hpo.training import build_selector
@@ -39,7 +43,16 @@ from graft_hpo.training import evaluate
 from graft_hpo.training import resolve_device
 from graft_hpo.training import train
 
-__all__ = ["TrialHooks", "TrialResult", "check_pipeline", "run_trial", "seed_everything"]
+__all__ = [
+    "CONFIG_ARTIFACT",
+    "TrialHooks",
+    "TrialResult",
+    "check_pipeline",
+    "run_trial",
+    "seed_everything",
+]
+
+CONFIG_ARTIFACT = "config.json"  # each trial run's whole pipeline config, as JSON
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +94,10 @@ def check_pipeline(config: PipelineConfig) -> None:
     """
     errors = []
     for check in (
+        lambda: check_data(config.data),
         lambda: build_selector(config.selection, config.train),
         lambda: check_model(config.model),
+        lambda: _check_final_stage(config),
     ):
         try:
             check()
@@ -92,11 +107,27 @@ def check_pipeline(config: PipelineConfig) -> None:
         raise ConfigError(errors)
 
 
+def _check_final_stage(config: PipelineConfig) -> None:
+    if config.select is not None:
+        parse_policy(config.select.policy)
+    if config.retrain is not None and config.select is None:
+        raise ConfigError(
+            "retrain needs a select stage to choose the run; got select: null "
+            "(add e.g. select: {policy: knee})"
+        )
+
+
 class TrialHooks(TrainHooks):
-    """Training hooks that also learn which MLflow run the trial logs to."""
+    """Training hooks that also see the trial's MLflow run and its trained model."""
 
     def on_trial_start(self, run_id: str | None) -> None:
         """Before training; ``run_id`` is None when tracking is off."""
+
+    def on_trial_end(self, model: torch.nn.Module, bundle: DataBundle, run_id: str | None) -> None:
+        """After a successful training, before the run ends (e.g. log the model to it).
+
+        An exception here fails the trial.
+        """
 
 
 class _EnergySoFar(TrainHooks):
@@ -153,6 +184,10 @@ def run_trial(
         ConfigError: bad input, detected before anything is written to the tracking store.
     """
     check_pipeline(config)
+    try:  # e.g. train.device=cuda on a machine without one: bad input, nothing logged
+        resolve_device(config.train.device)
+    except TrialFailedError as err:
+        raise ConfigError(str(err)) from err
     bundle = load_data(config.data, seed=config.train.seed)
     seed_everything(config.train.seed)
     model = build_model(
@@ -169,6 +204,7 @@ def run_trial(
             tags={"strategy": config.selection.strategy, **(tags or {})},
         )
         run.log_params(params)
+        run.log_dict(config_to_dict(config), CONFIG_ARTIFACT)  # what `retrain` rebuilds
     for hook in hooks:
         if isinstance(hook, TrialHooks):
             hook.on_trial_start(run.run_id if run is not None else None)
@@ -204,6 +240,8 @@ def run_trial(
         raise
     metrics.update(energy.result.metrics())
     metrics["duration_s"] = time.perf_counter() - start
+    if error is None:
+        error = _end_hooks(hooks, model, bundle, run)
     metrics = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
 
     status = "FINISHED" if error is None else "FAILED"
@@ -216,6 +254,20 @@ def run_trial(
         run.set_tags(run_tags)
         run.end(status)
     return TrialResult(run.run_id if run else None, status, params, metrics, error, run_tags)
+
+
+def _end_hooks(
+    hooks: Sequence[TrainHooks], model: torch.nn.Module, bundle: DataBundle, run: RunLogger | None
+) -> str | None:
+    """Call every ``on_trial_end``; the first failure, as ``"<Type>: <message>"``."""
+    for hook in hooks:
+        if isinstance(hook, TrialHooks):
+            try:
+                hook.on_trial_end(model, bundle, run.run_id if run is not None else None)
+            except Exception as err:
+                logger.warning("trial failed after training: %s: %s", type(err).__name__, err)
+                return f"{type(err).__name__}: {err}"
+    return None
 
 
 def _test_metrics(

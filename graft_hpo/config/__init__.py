@@ -46,8 +46,10 @@ from graft_hpo.config._schema import ModelConfig
 from graft_hpo.config._schema import ObjectiveConfig
 from graft_hpo.config._schema import PipelineConfig
 from graft_hpo.config._schema import ResourcesConfig
+from graft_hpo.config._schema import RetrainConfig
 from graft_hpo.config._schema import SchedulerConfig
 from graft_hpo.config._schema import SearchConfig
+from graft_hpo.config._schema import SelectConfig
 from graft_hpo.config._schema import SelectionConfig
 from graft_hpo.config._schema import TrackingConfig
 from graft_hpo.config._schema import TrainConfig
@@ -62,8 +64,10 @@ __all__ = [
     "Overrides",
     "PipelineConfig",
     "ResourcesConfig",
+    "RetrainConfig",
     "SchedulerConfig",
     "SearchConfig",
+    "SelectConfig",
     "SelectionConfig",
     "TrackingConfig",
     "TrainConfig",

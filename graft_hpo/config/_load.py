@@ -122,11 +122,27 @@ def _with_source(errors: list[str], source: str | None) -> list[str]:
     return [f"{source}: {errors[0]}", *errors[1:]] if source else errors
 
 
+def _retrain_override_errors(config: PipelineConfig) -> list[str]:
+    """Check ``retrain.overrides`` now: a typo found after the whole sweep costs the sweep."""
+    retrain = config.retrain
+    if retrain is None or not retrain.overrides:
+        return []
+    # the retrained config is a trial's config (this pipeline's schema) plus these overrides
+    base = config_to_dict(dataclasses.replace(config, retrain=None))
+    try:
+        _finish(base, retrain.overrides, None)
+    except ConfigError as exc:
+        return [f"retrain.overrides: {message}" for message in exc.errors]
+    return []
+
+
 def _finish(data: Any, overrides: Overrides, source: str | None) -> PipelineConfig:
     errors: list[str] = []
     data = _apply(data, _parse(overrides, errors), errors)
     config, problems = build_config(data)
     problems.extend(errors)
+    if config is not None and not problems:
+        problems.extend(_retrain_override_errors(config))
     if config is None or problems:
         raise ConfigError(_with_source(problems, source))
     return config

@@ -98,12 +98,37 @@ class SearchConfig:
     seed: int = 0  # seeds the sampler
     max_concurrent: int = 2  # trials running at once, >= 1
     scheduler: SchedulerConfig | None = None  # None: every trial runs all its epochs
+    storage: str | None = None  # Optuna RDB URL all nodes reach; None -> sqlite in the sweep dir
+    fail_fast: bool = False  # stop the sweep at the first failed trial
+    # Stop scheduling new trials once the finished trials' measured total reaches a budget;
+    # running trials finish. None: no budget.
+    co2_budget_kg: float | None = None  # > 0
+    energy_budget_kwh: float | None = None  # > 0
+    time_budget_s: float | None = None  # > 0, wall time since the sweep started
 
 
 @dataclass(frozen=True)
 class ResourcesConfig:
     cpu: float = 1.0  # CPUs per trial, > 0
     gpu: float = 0.0  # GPUs per trial, >= 0 (fractions share a GPU)
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """Final stage: which point of the sweep's Pareto front becomes the model."""
+
+    # max:METRIC | min:METRIC | knee | budget:METRIC<=X | floor:METRIC>=Y
+    policy: str = "knee"
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """Final stage: train the selected trial's configuration again, log and register it."""
+
+    epochs: int | None = None  # >= 1; None keeps the trial's train.epochs
+    overrides: dict[str, Any] = field(default_factory=dict)  # dotted keys, e.g. selection.strategy
+    register: str | None = None  # MLflow registered-model name; None logs without registering
+    evaluate_test: bool = True  # evaluate on the held-out test split
 
 
 @dataclass(frozen=True)
@@ -117,3 +142,5 @@ class PipelineConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    select: SelectConfig | None = None  # final stage of a sweep; None: stop at the front
+    retrain: RetrainConfig | None = None  # after select: retrain and register the choice

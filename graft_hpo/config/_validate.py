@@ -27,8 +27,10 @@ from graft_hpo.config._schema import ModelConfig
 from graft_hpo.config._schema import ObjectiveConfig
 from graft_hpo.config._schema import PipelineConfig
 from graft_hpo.config._schema import ResourcesConfig
+from graft_hpo.config._schema import RetrainConfig
 from graft_hpo.config._schema import SchedulerConfig
 from graft_hpo.config._schema import SearchConfig
+from graft_hpo.config._schema import SelectConfig
 from graft_hpo.config._schema import SelectionConfig
 from graft_hpo.config._schema import TrackingConfig
 from graft_hpo.config._schema import TrainConfig
@@ -141,8 +143,14 @@ RULES: dict[type, dict[str, Check]] = {
         "trials": at_least(1),
         "seed": at_least(0),
         "max_concurrent": at_least(1),
+        "storage": matches(r"[a-z][a-z0-9+]*://.*", "an SQLAlchemy URL such as 'sqlite:///...'"),
+        "co2_budget_kg": above(0),
+        "energy_budget_kwh": above(0),
+        "time_budget_s": above(0),
     },
     ResourcesConfig: {"cpu": above(0), "gpu": at_least(0)},
+    SelectConfig: {"policy": NON_EMPTY},
+    RetrainConfig: {"epochs": at_least(1), "register": NAME},
 }
 
 

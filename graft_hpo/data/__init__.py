@@ -18,6 +18,7 @@ from graft_hpo.data._datasets import DataBundle
 from graft_hpo.data._datasets import InMemoryDataset
 from graft_hpo.data._datasets import gather
 from graft_hpo.data._load import available_datasets
+from graft_hpo.data._load import check_data
 from graft_hpo.data._load import load_data
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "DataBundle",
     "InMemoryDataset",
     "available_datasets",
+    "check_data",
     "gather",
     "load_data",
 ]

@@ -11,6 +11,7 @@ import torch
 from graft_hpo._registry import check_float
 from graft_hpo._registry import check_options
 from graft_hpo._registry import is_plugin
+from graft_hpo._registry import load_plugin
 
 # Imported for their registrations.
 from graft_hpo.data import _cifar  # noqa: F401
@@ -32,7 +33,7 @@ from graft_hpo.exceptions import ConfigError
 if TYPE_CHECKING:
     from graft_hpo.config import DataConfig
 
-__all__ = ["DEFAULT_ROOT", "available_datasets", "load_data"]
+__all__ = ["DEFAULT_ROOT", "available_datasets", "check_data", "load_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,31 @@ def _bundle(pool: Pool, *, name: str, cfg: DataConfig, seed: int) -> DataBundle:
         name=name,
         mean=tuple(mean.tolist()),
         std=tuple(std.tolist()),
+    )
+
+
+def check_data(cfg: DataConfig) -> None:
+    """Resolve ``cfg.name`` and check ``cfg.options`` against it, without loading any data.
+
+    Cheap: a plug-in's module is imported (running its module-level code) but its function is
+    not called, and no file is read, so missing files and a plug-in's return value are only
+    found by :func:`load_data`.
+
+    Raises:
+        ConfigError: an unknown name (with the valid ones and a close match), a plug-in that
+            cannot be imported, or an option the builder does not take.
+    """
+    if is_plugin(cfg.name):
+        function = load_plugin(cfg.name, section="data")
+        check_options(function, cfg.options, section="data", owner=f"data plug-in {cfg.name!r}")
+        return
+    builder = DATASETS.get(cfg.name)
+    check_options(
+        builder,
+        cfg.options,
+        section="data",
+        owner=f"data set {cfg.name.lower()!r}",
+        positional=("source",),
     )
 
 

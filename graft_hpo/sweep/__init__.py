@@ -20,7 +20,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from graft_hpo.sweep._budget import clear_stop
+from graft_hpo.sweep._budget import read_stop
+from graft_hpo.sweep._budget import session_ended
+from graft_hpo.sweep._budget import session_started
+from graft_hpo.sweep._finish import final_stage
 from graft_hpo.sweep._finish import finish_sweep
+from graft_hpo.sweep._prepare import check_sweep
 from graft_hpo.sweep._prepare import find_sweep_dir
 from graft_hpo.sweep._prepare import prepare_sweep
 from graft_hpo.sweep._result import SweepResult
@@ -35,6 +41,7 @@ __all__ = [
     "ParamSpec",
     "SearchSpace",
     "SweepResult",
+    "check_sweep",
     "load_space",
     "resume_sweep",
     "run_sweep",
@@ -114,19 +121,26 @@ def _run(plan: Any, *, resume: bool, printer: Printer | None) -> SweepResult:
     if resume:
         reopen_parent(plan)
         mark_interrupted(plan, reason="the sweep was interrupted; this trial is run again")
+        clear_stop(plan.sweep_dir)
     say(
         f"sweep {plan.sweep_id}: {plan.trials} trials of pipeline {plan.config.name!r}, "
         f"MLflow experiment {plan.experiment!r}, state in {plan.sweep_dir}"
     )
+    session_started(plan.sweep_dir)
     try:
         completed = execute(plan, resume=resume, printer=say)
     except KeyboardInterrupt:
         completed = False
+    finally:
+        session_ended(plan.sweep_dir)
     if not completed:  # Ctrl-C: Tune saved its state; the sweep can be resumed
         mark_interrupted(plan, reason="interrupted (Ctrl-C)", parent_status="KILLED")
         say(f"interrupted; continue with: graft-hpo resume {plan.sweep_dir}")
         raise KeyboardInterrupt(f"sweep {plan.sweep_id} interrupted")
-    return finish_sweep(plan)
+    stop_reason = read_stop(plan.sweep_dir)
+    if stop_reason is not None:
+        say(f"stopped before {plan.trials} trials: {stop_reason}")
+    return final_stage(plan, finish_sweep(plan, stop_reason=stop_reason), say)
 
 
 def _new_sweep_id(config: Any) -> str:

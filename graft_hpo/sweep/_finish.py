@@ -8,12 +8,15 @@ import json
 import logging
 import tempfile
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from graft_hpo.exceptions import ConfigError
+from graft_hpo.sweep._budget import sweep_wall_s
 from graft_hpo.sweep._result import SweepResult
 from graft_hpo.sweep._tune import SweepPlan
+from graft_hpo.sweep._tune import optuna_storage
 from graft_hpo.tracking import TAG_EARLY_STOPPED
 from graft_hpo.tracking import TAG_ROLE
 from graft_hpo.tracking import RunLogger
@@ -21,9 +24,19 @@ from graft_hpo.tracking import RunRecord
 from graft_hpo.tracking import pareto_front
 from graft_hpo.tracking import plot_front
 from graft_hpo.tracking import query_runs
+from graft_hpo.tracking import redact
 from graft_hpo.tracking import tag_pareto
 
-__all__ = ["finish_sweep", "mark_interrupted", "reopen_parent", "trial_runs"]
+__all__ = [
+    "TAG_STOP_REASON",
+    "final_stage",
+    "finish_sweep",
+    "mark_interrupted",
+    "reopen_parent",
+    "trial_runs",
+]
+
+TAG_STOP_REASON = "stop_reason"  # on the parent run: why the sweep ended before its trial count
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +77,12 @@ def _counts(runs: list[RunRecord]) -> dict[str, int]:
     }
 
 
-def finish_sweep(plan: SweepPlan) -> SweepResult:
-    """Publish the sweep's front on its parent run and return the sweep's result."""
+def finish_sweep(plan: SweepPlan, *, stop_reason: str | None = None) -> SweepResult:
+    """Publish the sweep's front on its parent run and return the sweep's result.
+
+    Args:
+        stop_reason: why the sweep ended before its trial count (a budget, fail-fast).
+    """
     mark_interrupted(plan, reason="the sweep ended while this trial's run was still open")
     runs = trial_runs(plan)
     parent = RunLogger(plan.tracking_uri, plan.parent_run_id)
@@ -86,9 +103,12 @@ def finish_sweep(plan: SweepPlan) -> SweepResult:
         "sweep_energy_kwh": sum(r.metrics.get("energy_kwh", 0.0) for r in runs),
         "sweep_co2_kg": sum(r.metrics.get("co2_kg", 0.0) for r in runs),
         "sweep_trial_duration_s": sum(r.metrics.get("duration_s", 0.0) for r in runs),
+        "sweep_wall_s": sweep_wall_s(plan.sweep_dir),
     }
     parent.log_metrics({**totals, **{f"trials_{k}": float(v) for k, v in counts.items()}})
-    artifacts = _log_front(parent, plan, pareto, runs)
+    if stop_reason is not None:
+        parent.set_tags({TAG_STOP_REASON: stop_reason})
+    artifacts = _log_front(parent, plan, pareto, runs, stop_reason)
     if plan.owns_parent_run:
         parent.end("FINISHED")
     failed = [
@@ -102,16 +122,23 @@ def finish_sweep(plan: SweepPlan) -> SweepResult:
         parent_run_id=plan.parent_run_id,
         tracking_uri=plan.tracking_uri,
         sweep_dir=plan.sweep_dir,
+        optuna_storage=redact("search.storage", optuna_storage(plan)),
         objectives=[list(o) for o in plan.objectives],
         pareto=pareto,
         trials=counts,
         failed=failed,
         artifacts=artifacts,
+        stop_reason=stop_reason,
+        totals=totals,
     )
 
 
 def _log_front(
-    parent: RunLogger, plan: SweepPlan, pareto: list[dict[str, Any]], runs: list[RunRecord]
+    parent: RunLogger,
+    plan: SweepPlan,
+    pareto: list[dict[str, Any]],
+    runs: list[RunRecord],
+    stop_reason: str | None,
 ) -> list[str]:
     """The front as JSON and CSV, and a plot of every trial with the front highlighted."""
     parent.log_dict({"objectives": plan.objectives, "pareto": pareto}, "pareto/front.json")
@@ -137,5 +164,48 @@ def _log_front(
             logged.append("pareto/front.png")
         except (ValueError, ConfigError) as err:  # e.g. no finished trial to plot
             logger.warning("no Pareto plot: %s", err)
-    parent.log_text(json.dumps({"trials": _counts(runs)}), "pareto/summary.json")
+    summary = {"trials": _counts(runs), "requested": plan.trials, "stop_reason": stop_reason}
+    parent.log_text(json.dumps(summary), "pareto/summary.json")
     return [*logged, "pareto/summary.json"]
+
+
+def final_stage(plan: SweepPlan, result: SweepResult, say: Any) -> SweepResult:
+    """The pipeline's ``select`` (and ``retrain``) stage: from the front to a model.
+
+    Raises:
+        ConfigError: no point of the front satisfies the policy (names the closest one).
+    """
+    config = plan.config
+    if config.select is None:
+        return result
+    from graft_hpo.tracking import ParetoPoint
+    from graft_hpo.tracking import choose
+
+    points = [ParetoPoint(p["run_id"], p["params"], p["metrics"]) for p in result.pareto]
+    point = choose(points, config.select.policy, plan.objectives)
+    selected = {"policy": config.select.policy, **point.to_dict()}
+    selected.pop("tags", None)
+    parent = RunLogger(plan.tracking_uri, plan.parent_run_id)
+    parent.set_tags({"selected_run_id": point.run_id, "selected_policy": config.select.policy})
+    RunLogger(plan.tracking_uri, point.run_id).set_tags({"selected": "true"})
+    say(f"selected run {point.run_id} ({config.select.policy})")
+    model = None
+    if config.retrain is not None:
+        from graft_hpo.retraining import retrain
+
+        spec = config.retrain
+        retrained = retrain(
+            point.run_id,
+            tracking_uri=plan.tracking_uri,
+            epochs=spec.epochs,
+            overrides=spec.overrides,
+            register=spec.register,
+            evaluate_test=spec.evaluate_test,
+        )
+        model = retrained.to_dict()
+        if retrained.model_uri is not None:
+            parent.set_tags({"model_uri": retrained.model_uri})
+            say(f"model {retrained.model_uri} (retraining run {retrained.run_id})")
+        else:
+            say(f"retraining failed: {retrained.error}")
+    return replace(result, selected=selected, model=model)

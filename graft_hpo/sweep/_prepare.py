@@ -11,14 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from graft_hpo.config import PipelineConfig
+from graft_hpo.config import apply_overrides
 from graft_hpo.config import flatten_config
 from graft_hpo.config import load_pipeline
 from graft_hpo.exceptions import ConfigError
+from graft_hpo.sweep._space import SearchSpace
 from graft_hpo.sweep._space import load_space
 from graft_hpo.sweep._space import validate_space
 from graft_hpo.sweep._tune import SweepPlan
 from graft_hpo.sweep._tune import check_resources
 from graft_hpo.sweep._tune import init_ray
+from graft_hpo.sweep._tune import open_storage
 from graft_hpo.sweep._tune import write_plan
 from graft_hpo.tracking import METRICS
 from graft_hpo.tracking import TAG_OBJECTIVES
@@ -29,7 +32,7 @@ from graft_hpo.tracking import ensure_experiment
 from graft_hpo.tracking import resolve_tracking_uri
 from graft_hpo.trial import check_pipeline
 
-__all__ = ["default_sweeps_dir", "find_sweep_dir", "prepare_sweep"]
+__all__ = ["check_sweep", "default_sweeps_dir", "find_sweep_dir", "prepare_sweep"]
 
 # reported after every epoch, so a scheduler can compare trials on them
 EPOCH_METRICS = ("val_acc", "val_loss", "train_loss", "co2_kg", "energy_kwh", "selection_s")
@@ -58,11 +61,35 @@ def _check_search(config: PipelineConfig) -> list[str]:
             f"search.scheduler.grace_period must be <= train.epochs ({config.train.epochs}); "
             f"got {sched.grace_period}"
         )
+    if config.train.device.startswith("cuda") and config.resources.gpu == 0:
+        errors.append(
+            f"resources.gpu must be > 0 for train.device={config.train.device!r} (Ray gives a "
+            "trial without GPUs none to use); got 0"
+        )
     if config.search.space is None:
         errors.append(
             "search.space must name a search space (bundled name or YAML path); got None"
         )
     return errors
+
+
+def check_sweep(config: PipelineConfig) -> SearchSpace:
+    """Everything about a sweep that needs no Ray and no store: pipeline, objectives, space.
+
+    Returns:
+        The validated search space.
+
+    Raises:
+        ConfigError: listing every problem found.
+    """
+    check_pipeline(config)
+    errors = _check_search(config)
+    if errors:
+        raise ConfigError(errors)
+    assert config.search.space is not None  # checked above
+    space = load_space(config.search.space)
+    validate_space(space, config)
+    return space
 
 
 def prepare_sweep(
@@ -79,23 +106,16 @@ def prepare_sweep(
     if not isinstance(config, PipelineConfig):
         config = load_pipeline(config, overrides)
     elif overrides:
-        from graft_hpo.config import apply_overrides
-
         config = apply_overrides(config, overrides)
     if trials is not None:
         if trials < 1:
             raise ConfigError(f"--trials must be >= 1; got {trials}")
         config = replace(config, search=replace(config.search, trials=trials))
-    check_pipeline(config)
-    errors = _check_search(config)
-    if errors:
-        raise ConfigError(errors)
-    assert config.search.space is not None  # checked above
-    space = load_space(config.search.space)
-    validate_space(space, config)
-
+    space = check_sweep(config)
     init_ray(address)  # an unreachable --address or impossible resources: refused here,
     check_resources(config)  # before anything is written to the tracking store
+    if config.search.storage is not None:
+        open_storage(config.search.storage)  # the study's RDB must be reachable too
     uri = resolve_tracking_uri(tracking_uri or config.tracking.uri)
     experiment = config.tracking.experiment or config.name
     folder = Path(sweep_dir).resolve() if sweep_dir else default_sweeps_dir() / sweep_id

@@ -21,12 +21,22 @@ class SweepResult:
         tracking_uri: the MLflow store.
         sweep_dir: the folder holding Ray's experiment state, the Optuna study (sqlite) and
             ``sweep.json``; ``graft-hpo resume`` takes it.
+        optuna_storage: the Optuna study's RDB URL (password masked); the study is named
+            after the sweep id.
         objectives: ``[[metric, mode], ...]`` the front is computed for.
         pareto: the non-dominated finished trials, each ``{"run_id", "params", "metrics"}``.
         trials: counts of trial runs by outcome: ``FINISHED``, ``FAILED``, ``KILLED``,
             ``early_stopped``.
         failed: ``{"run_id", "error"}`` for every failed trial.
         artifacts: what was logged on the parent run (front table, plot).
+        stop_reason: why the sweep ended before its number of trials (a carbon, energy or time
+            budget reached, or ``fail_fast``); None when every trial ran.
+        totals: the sweep's measured totals (``sweep_energy_kwh``, ``sweep_co2_kg``,
+            ``sweep_wall_s``, ...), also logged on the parent run.
+        selected: the final stage's choice ``{"run_id", "policy", "params", "metrics"}``, or
+            None when the pipeline names no ``select`` stage.
+        model: the retrained model ``{"run_id", "model_uri", "registered", "metrics"}``, or
+            None when the pipeline names no ``retrain`` stage.
     """
 
     sweep_id: str
@@ -34,11 +44,16 @@ class SweepResult:
     parent_run_id: str
     tracking_uri: str
     sweep_dir: str
+    optuna_storage: str
     objectives: list[list[str]]
     pareto: list[dict[str, Any]]
     trials: dict[str, int]
     failed: list[dict[str, str]] = field(default_factory=list)
     artifacts: list[str] = field(default_factory=list)
+    stop_reason: str | None = None
+    totals: dict[str, float] = field(default_factory=dict)
+    selected: dict[str, Any] | None = None
+    model: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

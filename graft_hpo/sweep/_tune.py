@@ -33,6 +33,10 @@ from graft_hpo.config import config_from_dict
 from graft_hpo.config import config_to_dict
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.exceptions import TrialFailedError
+from graft_hpo.sweep._budget import Budgets
+from graft_hpo.sweep._budget import budget_gate
+from graft_hpo.sweep._budget import read_stop
+from graft_hpo.sweep._budget import write_stop
 from graft_hpo.sweep._space import SearchSpace
 from graft_hpo.sweep._space import define_by_run
 from graft_hpo.tracking import METRICS
@@ -41,6 +45,7 @@ from graft_hpo.tracking import TAG_ROLE
 from graft_hpo.tracking import TAG_SWEEP_ID
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import query_runs
+from graft_hpo.tracking import redact
 from graft_hpo.trial import TrialHooks
 from graft_hpo.trial import run_trial
 
@@ -237,11 +242,31 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> None:
             configure_logging=False,
         )
         return
+    _check_reachable(address)
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise ConfigError(
             f"--address {address!r}: cannot join a Ray cluster there: {err}"
+        ) from err
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse in seconds an address nothing listens on (``ray.init`` retries for minutes)."""
+    if address == "auto":
+        return
+    client = address.startswith("ray://")
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host:
+        host, port = port, ""
+    try:
+        port_number = int(port) if port else (10001 if client else 6379)
+        socket.create_connection((host, port_number), timeout=5).close()
+    except (OSError, ValueError) as err:
+        raise ConfigError(
+            f"--address {address!r}: cannot join a Ray cluster there: cannot connect to "
+            f"{host}:{port or '(default port)'} ({err}); expected HOST:PORT of a running Ray "
+            "head, ray://HOST:10001, or auto"
         ) from err
 
 
@@ -259,8 +284,9 @@ def check_resources(config: PipelineConfig) -> None:
         k: max((n.get("Resources", {}).get(k, 0.0) for n in nodes), default=0.0) for k in wanted
     }
     raise ConfigError(
-        f"resources must fit on one node: a trial asks for cpu={config.resources.cpu}, "
-        f"gpu={config.resources.gpu}; the largest node has cpu={best['CPU']:g}, "
+        "resources must fit on one node: a trial asks for "
+        f"resources.cpu={config.resources.cpu:g}, resources.gpu={config.resources.gpu:g}; "
+        f"the largest node has cpu={best['CPU']:g}, "
         f"gpu={best['GPU']:g}"
     )
 
@@ -305,30 +331,47 @@ def _callback(plan: SweepPlan, printer: Callable[[str], None]) -> Any:
     class SweepCallback(Callback):
         """Driver-side bookkeeping: tag trials a scheduler stopped; print progress."""
 
+        def __init__(self) -> None:
+            self.failed_fast: str | None = None  # the failure that stopped a fail-fast sweep
+
         def on_trial_complete(
             self, iteration: int, trials: list[Any], trial: Any, **_: Any
         ) -> None:
             result = trial.last_result or {}
             if result.get(DONE_KEY):
                 progress.line("FINISHED", trial)
-                return
-            _close_stopped_run(plan, result)
-            progress.line("early-stopped", trial)
+            elif self.failed_fast is not None:  # Tune stopped it because another trial failed
+                _close_stopped_run(plan, result, killed=f"fail-fast: {self.failed_fast}")
+                progress.line("KILLED", trial, "(fail-fast)")
+            else:
+                _close_stopped_run(plan, result)
+                progress.line("early-stopped", trial)
 
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
-            progress.line("FAILED", trial, _last_line(trial.get_error()))
+            error = _last_line(trial.get_error())
+            if plan.config.search.fail_fast and self.failed_fast is None:
+                self.failed_fast = f"trial {trial.trial_id} failed: {error}"
+                write_stop(plan.sweep_dir, self.failed_fast + " (search.fail_fast)")
+            progress.line("FAILED", trial, error)
 
     return SweepCallback()
 
 
-def _close_stopped_run(plan: SweepPlan, result: dict[str, Any]) -> None:
-    """A scheduler stopped the trial: its run keeps its last epoch's metrics, tagged."""
+def _close_stopped_run(plan: SweepPlan, result: dict[str, Any], killed: str | None = None) -> None:
+    """A scheduler stopped the trial: its run keeps its last epoch's metrics, tagged.
+
+    ``killed``: the sweep itself stopped the trial (fail-fast); the run ends KILLED, saying why.
+    """
     run_id = result.get("mlflow_run_id")
     if not run_id:
         return
     run = RunLogger(plan.tracking_uri, run_id)
-    run.set_tags({TAG_EARLY_STOPPED: "true"})
     run.log_metrics({k: float(v) for k, v in result.items() if k in _FINAL and _is_number(v)})
+    if killed is not None:
+        run.set_tags({"killed_reason": killed})
+        run.end("KILLED")
+        return
+    run.set_tags({TAG_EARLY_STOPPED: "true"})
     run.end("FINISHED")
 
 
@@ -336,16 +379,38 @@ def _close_stopped_run(plan: SweepPlan, result: dict[str, Any]) -> None:
 _FINAL = set(METRICS) - {"duration_s", "epochs_completed"}
 
 
+def optuna_storage(plan: SweepPlan) -> str:
+    """The study's RDB URL: ``search.storage``, else sqlite in the sweep folder."""
+    return plan.config.search.storage or f"sqlite:///{Path(plan.sweep_dir) / 'optuna.db'}"
+
+
+def open_storage(url: str) -> Any:
+    """Optuna's RDB storage at ``url``; ConfigError (naming ``search.storage``) if unreachable."""
+    import optuna
+    import sqlalchemy.exc
+    from optuna.storages import RDBStorage
+
+    try:
+        return RDBStorage(url, heartbeat_interval=None)
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(
+            f"search.storage {redact('search.storage', url)!r} cannot be opened as an Optuna "
+            f"RDB storage: {reason}"
+        ) from err
+    finally:
+        optuna.logging.disable_default_handler()
+
+
 def execute(plan: SweepPlan, *, resume: bool, printer: Callable[[str], None]) -> bool:
     """Run (or continue) the sweep's trials on Ray.
 
     Returns:
-        True when every trial has ended; False when Tune stopped early (Ctrl-C: Tune catches
-        SIGINT itself, saves its state and returns from ``fit``).
+        True when the sweep has ended: every trial ran, or a budget or ``fail_fast`` stopped it
+        (``stop.json`` in the sweep folder says why); False when Tune stopped early (Ctrl-C:
+        Tune catches SIGINT itself, saves its state and returns from ``fit``).
     """
-    from optuna.storages import RDBStorage
     from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
     init_ray(plan.address)
@@ -369,13 +434,22 @@ def execute(plan: SweepPlan, *, resume: bool, printer: Callable[[str], None]) ->
             metric=[m for m, _ in plan.objectives],
             mode=[mode for _, mode in plan.objectives],
             sampler=_sampler(plan.config),
-            storage=RDBStorage(f"sqlite:///{Path(plan.sweep_dir) / 'optuna.db'}"),
+            storage=open_storage(optuna_storage(plan)),
             study_name=plan.sweep_id,
+        )
+        gate = budget_gate(
+            search,
+            plan.config.search.max_concurrent,
+            Budgets.of(plan.config.search),
+            tracking_uri=plan.tracking_uri,
+            experiment=plan.experiment,
+            sweep_id=plan.sweep_id,
+            sweep_dir=plan.sweep_dir,
         )
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=ConcurrencyLimiter(search, plan.config.search.max_concurrent),
+                search_alg=gate,
                 scheduler=_scheduler(plan.config),
                 num_samples=plan.trials,
                 max_concurrent_trials=plan.config.search.max_concurrent,
@@ -385,7 +459,9 @@ def execute(plan: SweepPlan, *, resume: bool, printer: Callable[[str], None]) ->
                 storage_path=plan.sweep_dir,
                 callbacks=[_callback(plan, printer)],
                 verbose=0,
-                failure_config=tune.FailureConfig(max_failures=0),
+                failure_config=tune.FailureConfig(
+                    max_failures=0, fail_fast=plan.config.search.fail_fast
+                ),
             ),
         )
     start = time.perf_counter()
@@ -395,7 +471,9 @@ def execute(plan: SweepPlan, *, resume: bool, printer: Callable[[str], None]) ->
     with contextlib.redirect_stdout(sys.stderr):  # stdout is for --json's one object
         grid = tuner.fit()
     logger.info("sweep %s: trials ran for %.1fs", plan.sweep_id, time.perf_counter() - start)
-    return bool(grid.num_terminated + grid.num_errors >= plan.trials)
+    return bool(grid.num_terminated + grid.num_errors >= plan.trials) or (
+        read_stop(plan.sweep_dir) is not None
+    )
 
 
 def write_plan(plan: SweepPlan) -> Path:
@@ -411,4 +489,10 @@ def read_plan(sweep_dir: str) -> SweepPlan:
     path = Path(sweep_dir) / "sweep.json"
     if not path.is_file():
         raise ConfigError(f"SWEEP_DIR {sweep_dir!r} holds no sweep.json: not a sweep folder")
-    return _plan_from_dict(json.loads(path.read_text()))
+    try:
+        return _plan_from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(
+            f"SWEEP_DIR {sweep_dir!r}: sweep.json is not a readable graft-hpo sweep plan "
+            f"({type(err).__name__}: {err})"
+        ) from err

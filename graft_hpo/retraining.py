@@ -1,0 +1,287 @@
+"""From a chosen trial to a registered model: retrain, measure, evaluate, log, register.
+
+:func:`retrain` rebuilds a trial run's pipeline from its ``config.json`` artifact, applies the
+caller's changes (more epochs, ``selection.strategy=full``, ...), trains it again with
+:func:`graft_hpo.trial.run_trial` (codecarbon measures it; the held-out test split is
+evaluated), logs the model with MLflow's PyTorch flavour (signature and input example) into the
+retraining's run, and registers it under a name with its lineage as tags.
+
+Example:
+    >>> from graft_hpo.retraining import retrain
+    >>> model = retrain(run_id, register="mnist-cnn", epochs=30)  # doctest: +SKIP
+    >>> import mlflow
+    >>> mlflow.pyfunc.load_model(model.model_uri).predict(images)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import tempfile
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from collections.abc import Sized
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+from typing import cast
+
+import numpy as np
+import torch
+
+from graft_hpo.config import PipelineConfig
+from graft_hpo.config import apply_overrides
+from graft_hpo.config import config_from_dict
+from graft_hpo.config import parse_overrides
+from graft_hpo.data import DataBundle
+from graft_hpo.exceptions import ConfigError
+from graft_hpo.tracking import TAG_ROLE
+from graft_hpo.tracking import TAG_SWEEP_ID
+from graft_hpo.tracking import resolve_tracking_uri
+from graft_hpo.trial import CONFIG_ARTIFACT
+from graft_hpo.trial import TrialHooks
+from graft_hpo.trial import run_trial
+
+__all__ = ["RetrainResult", "config_of_run", "retrain"]
+
+logger = logging.getLogger(__name__)
+
+MODEL_ARTIFACT = "model"
+TAG_SOURCE_RUN = "source_run_id"
+TAG_SOURCE_SWEEP = "source_sweep_id"  # not sweep_id: a retraining is no trial of the sweep
+_EXAMPLES = 4  # samples in the logged input example
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """The outcome of :func:`retrain`, JSON-serialisable via :meth:`to_dict`.
+
+    Attributes:
+        run_id: the retraining's MLflow run.
+        status: ``FINISHED`` or ``FAILED``.
+        source_run_id: the trial run whose configuration was retrained.
+        model_uri: where the logged model loads from (``models:/NAME/VERSION`` when
+            registered, else ``runs:/RUN_ID/model``); None when the run failed.
+        registered: ``{"name", "version"}`` of the registered model version, or None.
+        metrics: the retraining's final metrics (``test_acc``, ``co2_kg``, ``energy_kwh``, ...).
+        lineage: the tags set on the model version (sweep id, source run, energy, ...).
+        error: ``"<Type>: <message>"`` when the run failed.
+    """
+
+    run_id: str | None
+    status: str
+    source_run_id: str
+    model_uri: str | None
+    registered: dict[str, str] | None
+    metrics: dict[str, float]
+    lineage: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def config_of_run(run_id: str, *, tracking_uri: str | None = None) -> PipelineConfig:
+    """The whole pipeline a trial run trained, from its ``config.json`` artifact.
+
+    Raises:
+        ConfigError: the run does not exist or logged no config (not a graft-hpo trial run).
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    client = _client(uri)
+    _get_run(client, run_id, uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, CONFIG_ARTIFACT, tmp)
+        except Exception as err:  # MLflow raises several types for a missing artifact
+            raise ConfigError(
+                f"RUN_ID {run_id!r} has no {CONFIG_ARTIFACT} artifact: not a graft-hpo trial "
+                f"run ({type(err).__name__})"
+            ) from err
+        return config_from_dict(json.loads(Path(path).read_text()))
+
+
+def retrain(
+    run_id: str,
+    *,
+    tracking_uri: str | None = None,
+    epochs: int | None = None,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    register: str | None = None,
+    evaluate_test: bool = True,
+) -> RetrainResult:
+    """Train a trial's configuration again, log the model and optionally register it.
+
+    Args:
+        run_id: the trial run to retrain (e.g. the one a selection policy chose).
+        tracking_uri: the MLflow store holding that run (the retraining logs there too).
+        epochs: train this many epochs instead of the trial's ``train.epochs``.
+        overrides: dotted changes, e.g. ``["selection.strategy=full"]`` for all the data.
+        register: register the model under this name in MLflow's model registry.
+        evaluate_test: evaluate on the held-out test split (``test_acc``, ``test_loss``).
+
+    Returns:
+        A :class:`RetrainResult`; ``status="FAILED"`` (and no model) if training failed.
+
+    Raises:
+        ConfigError: unknown run, a run without a config, bad overrides or ``epochs``.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    client = _client(uri)
+    source = _get_run(client, run_id, uri)
+    config = config_of_run(run_id, tracking_uri=uri)
+    changes = parse_overrides(overrides)
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ConfigError(f"--epochs must be an integer >= 1; got {epochs!r}")
+        changes["train.epochs"] = epochs
+    config = apply_overrides(config, changes)
+    sweep_id = source.data.tags.get(TAG_SWEEP_ID)
+    tags = {TAG_ROLE: "retrain", TAG_SOURCE_RUN: run_id}
+    if sweep_id:
+        tags[TAG_SOURCE_SWEEP] = sweep_id
+    said = ", ".join(f"{k}={v}" for k, v in changes.items())
+    logger.info("retraining run %s (%s)", run_id, said or "as it was")
+
+    logged = _LogModel(uri)
+    result = run_trial(
+        config, tracking_uri=uri, tags=tags, hooks=[logged], evaluate_test=evaluate_test
+    )
+    if result.status != "FINISHED" or result.run_id is None:
+        return RetrainResult(
+            result.run_id, result.status, run_id, None, None, result.metrics, error=result.error
+        )
+
+    lineage = _lineage(client, source, config, result.metrics, sweep_id)
+    client.set_tag(result.run_id, "lineage", json.dumps(lineage, sort_keys=True))
+    model_uri = f"runs:/{result.run_id}/{MODEL_ARTIFACT}"
+    registered = None
+    if register is not None:
+        version = _register(uri, logged.model_uri or model_uri, register, lineage, result.run_id)
+        registered = {"name": register, "version": version}
+        model_uri = f"models:/{register}/{version}"
+    return RetrainResult(
+        result.run_id,
+        result.status,
+        run_id,
+        model_uri,
+        registered,
+        result.metrics,
+        lineage,
+    )
+
+
+class _LogModel(TrialHooks):
+    """Logs the trained model into the retraining's run, with a signature and an example."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.model_uri: str | None = None
+
+    def on_trial_end(self, model: torch.nn.Module, bundle: DataBundle, run_id: str | None) -> None:
+        import mlflow
+        import mlflow.pytorch
+        from mlflow.models import infer_signature
+
+        model = model.to("cpu").eval()
+        example = _input_example(bundle)
+        with torch.no_grad():
+            output = model(torch.from_numpy(example)).numpy()
+        signature = infer_signature(example, output)
+        if run_id is None:
+            raise ConfigError("retrain needs tracking: the model is logged into its run")
+        with _mlflow_at(self.uri):
+            info = mlflow.pytorch.log_model(
+                model,
+                name=MODEL_ARTIFACT,
+                run_id=run_id,  # not the fluent active run: run_trial owns this run
+                signature=signature,
+                input_example=example,
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "graft-hpo"],
+            )
+        self.model_uri = info.model_uri
+
+
+def _input_example(bundle: DataBundle) -> np.ndarray[Any, Any]:
+    from graft_hpo._torch import gather_batch
+
+    source = bundle.test if len(cast(Sized, bundle.test)) else bundle.val
+    inputs, _ = gather_batch(source, torch.arange(min(_EXAMPLES, len(cast(Sized, source)))))
+    return np.ascontiguousarray(inputs.to(torch.float32).cpu().numpy())
+
+
+@contextlib.contextmanager
+def _mlflow_at(uri: str) -> Iterator[None]:
+    """MLflow's flavour and registry functions use the global store: point them at ``uri``.
+
+    The registry follows the tracking URI unless ``$MLFLOW_REGISTRY_URI`` says otherwise.
+    """
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def _lineage(
+    client: Any,
+    source: Any,
+    config: PipelineConfig,
+    metrics: Mapping[str, float],
+    sweep_id: str | None,
+) -> dict[str, str]:
+    """Where the model comes from and what it cost: the sweep's totals and the retraining's."""
+    params = source.data.params
+    lineage = {
+        "source_run_id": source.info.run_id,
+        "source_strategy": params.get("selection.strategy", ""),
+        "source_fraction": params.get("selection.fraction", ""),
+        "strategy": config.selection.strategy,
+        "fraction": str(config.selection.fraction),
+        "epochs": str(config.train.epochs),
+    }
+    for key in ("energy_kwh", "co2_kg", "test_acc", "val_acc"):
+        if key in metrics:
+            lineage[f"retrain_{key}" if key in ("energy_kwh", "co2_kg") else key] = repr(
+                metrics[key]
+            )
+    if sweep_id:
+        lineage["sweep_id"] = sweep_id
+        parent_id = source.data.tags.get("mlflow.parentRunId")
+        if parent_id:
+            parent = client.get_run(parent_id).data.metrics
+            for key in ("sweep_energy_kwh", "sweep_co2_kg"):
+                if key in parent:
+                    lineage[key] = repr(parent[key])
+    return lineage
+
+
+def _register(uri: str, model_uri: str, name: str, lineage: Mapping[str, str], run_id: str) -> str:
+    import mlflow
+
+    with _mlflow_at(uri):
+        version = mlflow.register_model(model_uri, name, tags=dict(lineage))
+    logger.info("registered %s version %s (run %s)", name, version.version, run_id)
+    return str(version.version)
+
+
+def _client(uri: str) -> Any:
+    from graft_hpo.tracking._store import open_client
+
+    return open_client(uri)
+
+
+def _get_run(client: Any, run_id: str, uri: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as err:
+        raise ConfigError(f"RUN_ID {run_id!r} is not a run in the tracking store {uri}") from err

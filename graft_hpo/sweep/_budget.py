@@ -1,0 +1,191 @@
+"""Carbon-aware sweeps: stop scheduling new trials once a measured budget is spent.
+
+``search.co2_budget_kg``, ``search.energy_budget_kwh`` and ``search.time_budget_s`` gate Tune's
+searcher: before each new trial the gate adds up what the sweep has measured so far and, once a
+budget is reached, answers ``Searcher.FINISHED``. Running trials finish normally; the sweep then
+ends cleanly and says why (``stop.json`` in the sweep folder, a tag on the parent run).
+
+The totals come from the MLflow store, not from memory: every trial logs its cumulative energy
+and CO2 after each epoch, so the store already holds what running trials have spent, and a
+resumed sweep (whose searcher is restored from Tune's pickle) sees every earlier trial too.
+Time counts the sweep's running sessions only (an interrupted sweep's pause is not charged).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from graft_hpo.tracking import TAG_ROLE
+from graft_hpo.tracking import query_runs
+
+__all__ = [
+    "Budgets",
+    "budget_gate",
+    "clear_stop",
+    "read_stop",
+    "session_ended",
+    "session_started",
+    "sweep_wall_s",
+    "write_stop",
+]
+
+logger = logging.getLogger(__name__)
+
+STOP_FILE = "stop.json"
+SESSIONS_FILE = "sessions.json"
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """The sweep's budgets; None means unlimited."""
+
+    co2_kg: float | None = None
+    energy_kwh: float | None = None
+    time_s: float | None = None
+
+    @classmethod
+    def of(cls, search: Any) -> Budgets:
+        return cls(search.co2_budget_kg, search.energy_budget_kwh, search.time_budget_s)
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.co2_kg, self.energy_kwh, self.time_s))
+
+
+def session_started(sweep_dir: str) -> None:
+    """Record that a session of the sweep starts now (``run_sweep`` or ``resume_sweep``)."""
+    path = Path(sweep_dir) / SESSIONS_FILE
+    sessions = _sessions(path)
+    sessions.append([time.time(), None])
+    _write_json(path, sessions)
+
+
+def session_ended(sweep_dir: str) -> None:
+    path = Path(sweep_dir) / SESSIONS_FILE
+    sessions = _sessions(path)
+    if sessions and sessions[-1][1] is None:
+        sessions[-1][1] = time.time()
+        _write_json(path, sessions)
+
+
+def sweep_wall_s(sweep_dir: str) -> float:
+    """Seconds the sweep has been running, over all its sessions (the open one up to now)."""
+    now = time.time()
+    total = 0.0
+    for start, end in _sessions(Path(sweep_dir) / SESSIONS_FILE):
+        if start is not None:
+            total += (now if end is None else end) - start
+    return total
+
+
+def _sessions(path: Path) -> list[list[float | None]]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [list(item) for item in data] if isinstance(data, list) else []
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)  # atomic: a killed driver never leaves half a file
+
+
+def write_stop(sweep_dir: str, reason: str) -> None:
+    """Record why the sweep stopped before its trial count (a budget, fail-fast); first wins."""
+    path = Path(sweep_dir) / STOP_FILE
+    if not path.exists():
+        _write_json(path, {"reason": reason})
+
+
+def clear_stop(sweep_dir: str) -> None:
+    """A resumed sweep decides afresh (a budget still spent stops it again at once)."""
+    (Path(sweep_dir) / STOP_FILE).unlink(missing_ok=True)
+
+
+def read_stop(sweep_dir: str) -> str | None:
+    """Why the gate stopped the sweep (one line), or None if it did not."""
+    try:
+        return str(json.loads((Path(sweep_dir) / STOP_FILE).read_text())["reason"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def measured_totals(tracking_uri: str, experiment: str, sweep_id: str) -> dict[str, float]:
+    """Energy and CO2 the sweep's trial runs have logged so far (running ones included)."""
+    runs = [
+        r
+        for r in query_runs(tracking_uri, experiment, sweep_id=sweep_id)
+        if r.tags.get(TAG_ROLE) != "sweep"
+    ]
+    return {
+        "energy_kwh": sum(r.metrics.get("energy_kwh", 0.0) for r in runs),
+        "co2_kg": sum(r.metrics.get("co2_kg", 0.0) for r in runs),
+    }
+
+
+def exhausted(
+    budgets: Budgets, *, tracking_uri: str, experiment: str, sweep_id: str, sweep_dir: str
+) -> str | None:
+    """The first budget the sweep has reached, as one line; None while all last."""
+    if budgets.time_s is not None:
+        elapsed = sweep_wall_s(sweep_dir)
+        if elapsed >= budgets.time_s:
+            return (
+                f"time budget reached: {elapsed:.1f} s >= search.time_budget_s={budgets.time_s:g}"
+            )
+    if budgets.co2_kg is None and budgets.energy_kwh is None:
+        return None
+    totals = measured_totals(tracking_uri, experiment, sweep_id)
+    if budgets.co2_kg is not None and totals["co2_kg"] >= budgets.co2_kg:
+        return (
+            f"CO2 budget reached: {totals['co2_kg']:.4g} kg measured >= "
+            f"search.co2_budget_kg={budgets.co2_kg:g}"
+        )
+    if budgets.energy_kwh is not None and totals["energy_kwh"] >= budgets.energy_kwh:
+        return (
+            f"energy budget reached: {totals['energy_kwh']:.4g} kWh measured >= "
+            f"search.energy_budget_kwh={budgets.energy_kwh:g}"
+        )
+    return None
+
+
+def budget_gate(
+    searcher: Any,
+    max_concurrent: int,
+    budgets: Budgets,
+    *,
+    tracking_uri: str,
+    experiment: str,
+    sweep_id: str,
+    sweep_dir: str,
+) -> Any:
+    """Ray's ConcurrencyLimiter around ``searcher`` that also ends the search on a budget."""
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search import Searcher
+
+    where = {
+        "tracking_uri": tracking_uri,
+        "experiment": experiment,
+        "sweep_id": sweep_id,
+        "sweep_dir": sweep_dir,
+    }
+
+    class BudgetGate(ConcurrencyLimiter):
+        """Asks the budgets only when a trial could start (a free slot), so rarely."""
+
+        def suggest(self, trial_id: str) -> Any:
+            if budgets and len(self.live_trials) < self.max_concurrent:
+                reason = exhausted(budgets, **where)
+                if reason is not None:
+                    write_stop(sweep_dir, reason)
+                    logger.info("sweep %s: %s; no new trials", sweep_id, reason)
+                    return Searcher.FINISHED
+            return super().suggest(trial_id)
+
+    return BudgetGate(searcher, max_concurrent)

@@ -1,0 +1,668 @@
+"""Bad input to the ``graft-hpo`` CLI: exit 2, one line naming the culprit, in seconds, no store.
+
+One table of cases (:data:`CASES`). Each case runs ``graft_hpo.cli.main(argv)`` in-process in a
+fresh ``tmp_path`` (the working directory, holding the bad files of :data:`FILES`), with the
+tracking store at ``tmp_path/mlruns/mlflow.db``, and checks:
+
+* the exit code (2: bad input);
+* stderr's last non-empty line is the CLI's one error line, ``graft-hpo VERB: error: ...``,
+  holding the case's substrings (the key or argument at fault, what was expected, what was
+  given), with no traceback and no second ``graft-hpo`` line;
+* nothing reached the tracking store: ``tmp_path/mlruns`` does not exist (a sweep would also
+  put its folder there), and a pre-existing store still holds no runs;
+* it returned within :data:`HANG_GUARD_S` (most cases take milliseconds).
+
+Modes: ``cli`` cases must be refused before Ray starts (``init_ray`` is replaced by a function
+that fails the test); ``ray`` cases reach checks that need a cluster (resources, and the tracking
+store, which a sweep opens after joining Ray) and run on the session's one local Ray
+(``ray_local``); ``subprocess`` cases need a process in which Ray is not yet initialised.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from graft_hpo.cli import main
+
+HANG_GUARD_S = 20.0  # "refused in seconds, not a hang"; most cases take milliseconds
+
+
+class Case(NamedTuple):
+    """One row of the table.
+
+    ``argv`` may hold ``{tmp}`` (the case's folder), ``{uri}`` (the sqlite URI of
+    ``{tmp}/mlruns/mlflow.db``, which must never appear) and ``{store}`` (the URI of an existing
+    store holding one experiment, ``digits``, and no runs).
+    """
+
+    id: str
+    argv: tuple[str, ...]
+    exit: int
+    needles: tuple[str, ...]
+    mode: str = "cli"  # cli | ray | subprocess
+    xfail: str | None = None  # a known product bug: the fix is proposed in the reason
+
+
+def validate(*overrides: str) -> tuple[str, ...]:
+    """``validate digits --set A --set B ...``."""
+    return ("validate", "digits", *(arg for item in overrides for arg in ("--set", item)))
+
+
+def train(*overrides: str) -> tuple[str, ...]:
+    """``train digits --tracking-uri {uri} --set A ...`` (one epoch, on the CPU)."""
+    sets = ("train.epochs=1", "train.device=cpu", *overrides)
+    return ("train", "digits", "--tracking-uri", "{uri}", *(a for s in sets for a in ("--set", s)))
+
+
+def sweep(*overrides: str) -> tuple[str, ...]:
+    """``sweep digits --tracking-uri {uri} --set A ...``."""
+    return (
+        "sweep",
+        "digits",
+        "--tracking-uri",
+        "{uri}",
+        *(a for s in overrides for a in ("--set", s)),
+    )
+
+
+def space(name: str) -> tuple[str, ...]:
+    """A sweep of digits over the search space ``{tmp}/space_NAME.yaml`` of :data:`FILES`."""
+    return sweep(f"search.space={{tmp}}/space_{name}.yaml")
+
+
+FILES: dict[str, str] = {
+    # pipelines
+    "tab.yaml": "name: tab\ntrain:\n\tepochs: 3\n",
+    "unclosed.yaml": "name: unclosed\ntrain: {epochs: [1, 2\n",
+    "duplicate.yaml": "name: dup\ntrain: {epochs: 1}\ntrain: {epochs: 2}\n",
+    "list.yaml": "- train\n- epochs\n",
+    "top_typo.yaml": "name: top\ntrian:\n  epochs: 2\n",
+    "nested_typo.yaml": "name: nested\nselection:\n  select_evry: 2\n",
+    "section.yaml": "name: section\ntrain: 5\n",
+    # search spaces
+    "space_low_high.yaml": "params:\n  train.lr: {type: float, low: 0.5, high: 0.1}\n",
+    "space_empty_choices.yaml": "params:\n  model.name: {type: categorical, choices: []}\n",
+    "space_when_syntax.yaml": (
+        "params:\n"
+        "  model.name: {type: categorical, choices: [cnn, mlp]}\n"
+        "  train.lr: {type: float, low: 0.01, high: 0.1, when: \"model.name = 'mlp'\"}\n"
+    ),
+    "space_when_later.yaml": (
+        "params:\n"
+        "  train.lr: {type: float, low: 0.01, high: 0.1, when: \"model.name == 'mlp'\"}\n"
+        "  model.name: {type: categorical, choices: [cnn, mlp]}\n"
+    ),
+    "space_when_self.yaml": (
+        'params:\n  train.lr: {type: float, low: 0.01, high: 0.1, when: "train.lr == 0.1"}\n'
+    ),
+    "space_when_unknown.yaml": (
+        "params:\n"
+        "  model.name: {type: categorical, choices: [cnn, mlp]}\n"
+        "  train.lr: {type: float, low: 0.01, high: 0.1, when: \"model.nmae == 'mlp'\"}\n"
+    ),
+    "space_unknown_param.yaml": "params:\n  train.lrr: {type: float, low: 0.01, high: 0.1}\n",
+    "space_bad_type.yaml": "params:\n  train.lr: {type: flaot, low: 0.01, high: 0.1}\n",
+    "space_out_of_range.yaml": (
+        "params:\n  selection.fraction: {type: float, low: 0.5, high: 1.5}\n"
+    ),
+    "space_fixed_section.yaml": "params:\n  resources.gpu: {type: int, low: 0, high: 1}\n",
+    "space_tab.yaml": "params:\n\ttrain.lr: {type: float, low: 0.01, high: 0.1}\n",
+    # sweep folders and tracking stores that are not
+    "nosweep/README": "a folder without sweep.json\n",
+    "corrupt_sweep/sweep.json": "{not json",
+    "afile": "a regular file where a folder is expected\n",
+    "empty/.keep": "",
+}
+
+OBJECTIVES_MAXIMISE = (
+    "search.objectives=[{metric: val_acc, mode: maximise}, {metric: co2_kg, mode: min}]"
+)
+OBJECTIVES_TYPO = "search.objectives=[{metric: val_accc, mode: max}, {metric: co2_kg, mode: min}]"
+
+CASES: list[Case] = [
+    # ---- config: unknown keys, with a close match ----
+    Case(
+        "unknown-top-key-set",
+        validate("trainn.epochs=3"),
+        2,
+        ("'trainn'", "did you mean 'train'"),
+    ),
+    Case("unknown-top-key-file", ("validate", "{tmp}/top_typo.yaml"), 2, ("'trian'", "'train'")),
+    Case(
+        "unknown-nested-key-set",
+        validate("train.epocs=3"),
+        2,
+        ("'train.epocs'", "did you mean 'train.epochs'"),
+    ),
+    Case(
+        "unknown-nested-key-file",
+        ("validate", "{tmp}/nested_typo.yaml"),
+        2,
+        ("nested_typo.yaml", "'selection.select_evry'", "did you mean 'selection.select_every'"),
+    ),
+    Case(
+        "unknown-model-option",
+        validate("model.options.widht=3"),
+        2,
+        ("model.options.widht", "did you mean 'width'"),
+    ),
+    Case(
+        "unknown-retrain-override",
+        validate("retrain.overrides={train.epocs: 3}"),
+        2,
+        ("retrain.overrides", "'train.epocs'", "did you mean 'train.epochs'"),
+    ),
+    # ---- config: wrong types ----
+    Case(
+        "wrong-type-int",
+        validate("train.epochs=abc"),
+        2,
+        ("train.epochs must be an integer", "'abc'"),
+    ),
+    Case("wrong-type-bool", validate("train.epochs=true"), 2, ("train.epochs", "True")),
+    Case("wrong-type-nan", validate("train.lr=.nan"), 2, ("train.lr must be a finite number",)),
+    Case(
+        "wrong-type-section",
+        ("validate", "{tmp}/section.yaml"),
+        2,
+        ("train must be a mapping", "got 5"),
+    ),
+    Case(
+        "pipeline-not-a-mapping",
+        ("validate", "{tmp}/list.yaml"),
+        2,
+        ("list.yaml", "must be a mapping", "['train', 'epochs']"),
+    ),
+    # ---- config: constraints ----
+    Case(
+        "unknown-sampler",
+        validate("search.sampler=nsga3"),
+        2,
+        ("search.sampler must be one of", "'nsga3'", "did you mean 'nsga2'"),
+    ),
+    Case(
+        "unknown-scheduler",
+        validate("search.scheduler.type=hyperband"),
+        2,
+        ("search.scheduler.type must be one of 'asha'", "'hyperband'"),
+    ),
+    Case(
+        "objective-mode-maximise",
+        validate(OBJECTIVES_MAXIMISE),
+        2,
+        ("search.objectives[0].mode must be one of 'max', 'min'", "'maximise'"),
+    ),
+    Case("trials-0-set", validate("search.trials=0"), 2, ("search.trials must be >= 1", "got 0")),
+    Case(
+        "fraction-0",
+        validate("selection.fraction=0"),
+        2,
+        ("selection.fraction must be in (0, 1]", "got 0"),
+    ),
+    Case(
+        "fraction-1.5",
+        validate("selection.fraction=1.5"),
+        2,
+        ("selection.fraction must be in (0, 1]", "got 1.5"),
+    ),
+    Case(
+        "select-every-0",
+        validate("selection.select_every=0"),
+        2,
+        ("selection.select_every must be >= 1", "got 0"),
+    ),
+    Case(
+        "search-storage-foo",
+        validate("search.storage=foo"),
+        2,
+        ("search.storage must be an SQLAlchemy URL", "'foo'"),
+    ),
+    Case(
+        "co2-budget-negative",
+        validate("search.co2_budget_kg=-1"),
+        2,
+        ("search.co2_budget_kg must be > 0", "got -1"),
+    ),
+    Case(
+        "retrain-epochs-0",
+        validate("retrain.epochs=0"),
+        2,
+        ("retrain.epochs must be >= 1", "got 0"),
+    ),
+    Case("select-policy-null", validate("select.policy="), 2, ("select.policy must be a string",)),
+    Case(
+        "select-policy-empty",
+        validate("select.policy=''"),
+        2,
+        ("select.policy must be a non-empty string", "''"),
+    ),
+    Case(
+        "select-policy-bogus",
+        validate("select.policy=bogus"),
+        2,
+        ("select.policy", "'bogus'", "knee"),
+    ),
+    # ---- YAML files and names ----
+    Case(
+        "corrupt-yaml-tab",
+        ("validate", "{tmp}/tab.yaml"),
+        2,
+        ("tab.yaml", "invalid YAML at line 3, column 1", "'\\t'"),
+    ),
+    Case(
+        "corrupt-yaml-unclosed",
+        ("validate", "{tmp}/unclosed.yaml"),
+        2,
+        ("unclosed.yaml", "invalid YAML", "expected ',' or ']'"),
+    ),
+    Case(
+        "yaml-duplicate-key",
+        ("validate", "{tmp}/duplicate.yaml"),
+        2,
+        ("duplicate.yaml", "duplicate key 'train'"),
+    ),
+    Case(
+        "missing-pipeline-file",
+        ("validate", "{tmp}/missing.yaml"),
+        2,
+        ("missing.yaml", "does not exist"),
+    ),
+    Case("pipeline-is-a-folder", ("validate", "{tmp}/empty"), 2, ("is a directory",)),
+    Case(
+        "pipeline-name-typo",
+        ("validate", "mnsit"),
+        2,
+        ("'mnsit'", "did you mean 'mnist'", "digits"),
+    ),
+    # ---- --set syntax ----
+    Case(
+        "set-without-equals", validate("train.epochs"), 2, ("'dotted.key=value'", "train.epochs")
+    ),
+    Case("set-empty-key", validate("=3"), 2, ("override key must be a dotted path", "'=3'")),
+    Case("set-empty-part", validate("train..epochs=3"), 2, ("'train..epochs=3'",)),
+    Case("set-bad-yaml", validate("train.epochs=[1"), 2, ("'train.epochs=[1'", "invalid YAML")),
+    # ---- plug-ins ----
+    Case(
+        "model-plugin-unimportable",
+        validate("model.name=nosuch.module:fn"),
+        2,
+        ("model.name 'nosuch.module:fn'", "No module named 'nosuch'"),
+    ),
+    Case(
+        "model-plugin-attr-missing",
+        validate("model.name=tests.plugins.toy:nothere"),
+        2,
+        ("model.name", "has no attribute 'nothere'"),
+    ),
+    Case(
+        "model-plugin-import-raises",
+        validate("model.name=tests.plugins.broken:factory"),
+        2,
+        ("model.name 'tests.plugins.broken:factory'", "RuntimeError: broken on purpose"),
+    ),
+    Case(
+        "model-plugin-not-callable",
+        validate("model.name=tests.plugins.toy:NOT_CALLABLE"),
+        2,
+        ("model.name", "must name a callable", "int"),
+    ),
+    Case(
+        "model-plugin-signature",
+        validate("model.name=tests.plugins.toy:one_arg"),
+        2,
+        ("model.name", "must accept (input_shape, num_classes, **options)"),
+    ),
+    Case(
+        "model-plugin-not-a-module",
+        train("model.name=tests.plugins.toy:not_a_module"),
+        2,
+        ("model.name 'tests.plugins.toy:not_a_module' must build an nn.Module", "got str"),
+    ),
+    Case(
+        "model-plugin-wrong-head",
+        train("model.name=tests.plugins.toy:wrong_head"),
+        2,
+        ("model.name", "out_features == num_classes (10)", "got out_features=11"),
+    ),
+    Case(
+        "data-plugin-unimportable",
+        train("data.name=nosuch.module:fn"),
+        2,
+        ("data.name 'nosuch.module:fn'", "No module named 'nosuch'"),
+    ),
+    Case(
+        "data-plugin-attr-missing",
+        train("data.name=tests.plugins.toy:nothere"),
+        2,
+        ("data.name", "has no attribute 'nothere'"),
+    ),
+    Case(
+        "data-plugin-wrong-shape",
+        train("data.name=tests.plugins.toy:not_pairs"),
+        2,
+        ("data.name 'tests.plugins.toy:not_pairs'", "(x, y) pairs"),
+    ),
+    Case(
+        "validate-data-plugin",
+        validate("data.name=nosuch.module:fn"),
+        2,
+        ("data.name", "No module named 'nosuch'"),
+    ),
+    # ---- data files ----
+    Case(
+        "missing-data-files",
+        train("data.name=cifar10", "data.root={tmp}/empty", "data.download=false"),
+        2,
+        ("data.root", "cifar10 files not found", "data.download=true"),
+    ),
+    # ---- search spaces (refused before Ray starts) ----
+    Case("trials-0-flag", (*sweep(), "--trials", "0"), 2, ("--trials must be >= 1", "got 0")),
+    Case("trials-not-int", (*sweep(), "--trials", "abc"), 2, ("--trials", "invalid int value")),
+    Case(
+        "space-low-gt-high",
+        space("low_high"),
+        2,
+        ("params.train.lr.low must be < high", "low=0.5, high=0.1"),
+    ),
+    Case(
+        "space-empty-choices",
+        space("empty_choices"),
+        2,
+        ("params.model.name.choices must be a non-empty list", "got []"),
+    ),
+    Case(
+        "space-when-syntax",
+        space("when_syntax"),
+        2,
+        ("params.train.lr.when has invalid syntax at column 12", "use '=='"),
+    ),
+    Case(
+        "space-when-later-param",
+        space("when_later"),
+        2,
+        ("params.train.lr.when must name only parameters declared before", "declared after"),
+    ),
+    Case(
+        "space-when-circular",
+        space("when_self"),
+        2,
+        ("params.train.lr.when", "'train.lr', the parameter itself"),
+    ),
+    Case(
+        "space-when-unknown-param",
+        space("when_unknown"),
+        2,
+        ("params.train.lr.when", "'model.nmae'", "did you mean 'model.name'"),
+    ),
+    Case(
+        "space-unknown-param",
+        space("unknown_param"),
+        2,
+        ("params.train.lrr", "did you mean 'train.lr'"),
+    ),
+    Case(
+        "space-bad-type",
+        space("bad_type"),
+        2,
+        ("params.train.lr.type must be one of float, int, categorical", "did you mean 'float'"),
+    ),
+    Case(
+        "space-value-out-of-range",
+        space("out_of_range"),
+        2,
+        ("params.selection.fraction.high", "selection.fraction must be in (0, 1]", "1.5"),
+    ),
+    Case(
+        "space-fixed-section",
+        space("fixed_section"),
+        2,
+        ("params.resources.gpu must not be searched",),
+    ),
+    Case("space-corrupt-yaml", space("tab"), 2, ("space_tab.yaml", "invalid YAML at line 2")),
+    Case(
+        "space-name-typo",
+        sweep("search.space=digts"),
+        2,
+        ("search space 'digts'", "did you mean 'digits'"),
+    ),
+    Case(
+        "objective-unknown-metric",
+        sweep(OBJECTIVES_TYPO),
+        2,
+        ("search.objectives[0].metric must be one of", "'val_accc'"),
+    ),
+    Case(
+        "validate-checks-space",
+        validate("search.space={tmp}/space_low_high.yaml"),
+        2,
+        ("params.train.lr.low must be < high",),
+    ),
+    Case(
+        "validate-checks-objective-metric",
+        validate(OBJECTIVES_TYPO),
+        2,
+        ("search.objectives[0].metric", "'val_accc'"),
+    ),
+    # ---- resources no node can provide (the session's Ray: 2 CPUs, no GPU) ----
+    Case(
+        "resources-gpu-1",
+        sweep("resources.gpu=1"),
+        2,
+        ("resources must fit on one node", "resources.gpu=1", "gpu=0"),
+        mode="ray",
+    ),
+    Case(
+        "resources-cpu-64",
+        sweep("resources.cpu=64"),
+        2,
+        ("resources must fit on one node", "resources.cpu=64"),
+        mode="ray",
+    ),
+    Case(
+        "train-device-cuda-no-gpu",
+        train("train.device=cuda"),
+        2,
+        ("train.device", "'cuda'"),
+    ),
+    # ---- tracking stores that cannot be opened ----
+    Case(
+        "sweep-tracking-inside-a-file",
+        ("sweep", "digits", "--tracking-uri", "sqlite:///{tmp}/afile/mlflow.db"),
+        2,
+        ("tracking.uri 'sqlite:///", "afile/mlflow.db' cannot be opened"),
+        mode="ray",
+    ),
+    Case(
+        "sweep-tracking-unreachable",
+        ("sweep", "digits", "--tracking-uri", "http://127.0.0.1:1"),
+        2,
+        ("tracking.uri 'http://127.0.0.1:1' cannot be opened", "cannot connect to 127.0.0.1:1"),
+        mode="ray",
+    ),
+    Case(
+        "train-tracking-unreachable",
+        ("train", "digits", "--tracking-uri", "http://127.0.0.1:1", "--set", "train.epochs=1"),
+        2,
+        ("tracking.uri 'http://127.0.0.1:1' cannot be opened",),
+    ),
+    Case(
+        "pareto-tracking-unreachable",
+        ("pareto", "--tracking-uri", "http://127.0.0.1:1"),
+        2,
+        ("tracking.uri 'http://127.0.0.1:1' cannot be opened", "cannot connect"),
+    ),
+    Case(
+        "pareto-tracking-is-a-folder",
+        ("pareto", "--tracking-uri", "sqlite:///{tmp}/empty"),
+        2,
+        ("tracking.uri", "is a folder, not a sqlite file"),
+    ),
+    Case(
+        "pareto-no-store",
+        ("pareto", "--tracking-uri", "{uri}"),
+        2,
+        ("tracking.uri", "there is no MLflow store"),
+    ),
+    Case(
+        "pareto-sweep-id-nosuch",
+        ("pareto", "--sweep-id", "nosuch", "--tracking-uri", "{store}"),
+        2,
+        ("sweep_id 'nosuch' not found",),
+    ),
+    Case(
+        "pareto-experiment-typo",
+        ("pareto", "--experiment", "digts", "--tracking-uri", "{store}"),
+        2,
+        ("tracking.experiment 'digts' not found", "did you mean 'digits'"),
+    ),
+    # ---- resume ----
+    Case("resume-no-sweep-json", ("resume", "{tmp}/nosweep"), 2, ("nosweep", "no sweep.json")),
+    Case(
+        "resume-no-sweep-of-pipeline",
+        ("resume", "digits"),
+        2,
+        ("no sweep of pipeline 'digits'",),
+    ),
+    Case(
+        "resume-corrupt-sweep-json",
+        ("resume", "{tmp}/corrupt_sweep"),
+        2,
+        ("corrupt_sweep", "sweep.json"),
+    ),
+    # ---- Ray cluster (a fresh process: the in-process Ray would be reused) ----
+    Case(
+        "address-unreachable",
+        ("sweep", "digits", "--address", "127.0.0.1:1", "--tracking-uri", "{uri}"),
+        2,
+        ("--address '127.0.0.1:1'",),
+        mode="subprocess",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def existing_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sqlite MLflow store with one experiment, ``digits``, and no runs; returns the db."""
+    from graft_hpo.tracking import ensure_experiment
+
+    db = tmp_path_factory.mktemp("store") / "mlflow.db"
+    ensure_experiment(f"sqlite:///{db}", "digits")
+    return db
+
+
+def _runs(db: Path) -> int:
+    with sqlite3.connect(db) as connection:
+        return int(connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+
+def _write_files(folder: Path) -> None:
+    for name, text in FILES.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def _in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what fixtures printed
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _fresh_process(argv: list[str], cwd: Path) -> tuple[int, str, str]:
+    home = cwd / "home"  # Ray's dashboard probes cloud metadata without this file (conftest.py)
+    home.mkdir()
+    (home / "ray_bootstrap_config.yaml").write_text("provider:\n  type: local\n")
+    command = [sys.executable, "-m", "graft_hpo.cli", *argv]
+    env = {**os.environ, "HOME": str(home)}
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, so a hang is killed with its children
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=HANG_GUARD_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            pytest.fail(f"graft-hpo {' '.join(argv)} still running after {HANG_GUARD_S} s")
+    return proc.returncode, out, err
+
+
+def _forbid_ray(*args: object, **kwargs: object) -> None:
+    raise AssertionError("bad input must be refused before Ray starts")
+
+
+def _param(case: Case) -> object:
+    marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
+    return pytest.param(case, id=case.id, marks=marks)
+
+
+def test_the_table_has_distinct_ids_and_enough_cases() -> None:
+    ids = [case.id for case in CASES]
+    assert len(ids) == len(set(ids))
+    assert sum(case.xfail is None for case in CASES) >= 30
+
+
+@pytest.mark.parametrize("case", [_param(case) for case in CASES])
+def test_bad_input_is_refused_in_one_line(
+    case: Case,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+) -> None:
+    _write_files(tmp_path)
+    places = {"{tmp}": str(tmp_path), "{uri}": f"sqlite:///{tmp_path}/mlruns/mlflow.db"}
+    store = None
+    if any("{store}" in arg for arg in case.argv):
+        store = request.getfixturevalue("existing_store")
+        places["{store}"] = f"sqlite:///{store}"
+    argv = list(case.argv)
+    for placeholder, value in places.items():
+        argv = [arg.replace(placeholder, value) for arg in argv]
+    monkeypatch.chdir(tmp_path)  # the default store and sweep folder would go under mlruns/
+    if case.mode == "ray":
+        request.getfixturevalue("ray_local")
+    elif case.mode == "cli":
+        monkeypatch.setattr("graft_hpo.sweep._prepare.init_ray", _forbid_ray)
+
+    start = time.perf_counter()
+    if case.mode == "subprocess":
+        code, out, err = _fresh_process(argv, tmp_path)
+    else:
+        code, out, err = _in_process(argv, capsys)
+    seconds = time.perf_counter() - start
+
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == case.exit, err
+    assert "Traceback" not in err, err
+    assert lines, "no error line on stderr"
+    last = lines[-1]
+    assert last.startswith(f"graft-hpo {argv[0]}: error: "), err
+    assert sum(line.startswith("graft-hpo") for line in lines) == 1, err
+    missing = [needle for needle in case.needles if needle not in last]
+    assert not missing, f"{missing} not in {last!r}"
+    if case.mode != "subprocess":
+        assert out == ""  # stdout is for results
+    assert not (tmp_path / "mlruns").exists()
+    assert (tmp_path / "afile").is_file()
+    if store is not None:
+        assert _runs(store) == 0
+    assert seconds < HANG_GUARD_S

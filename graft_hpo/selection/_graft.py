@@ -211,13 +211,17 @@ class GraftSelector(Selector):
 
         The forward pass is in eval mode (scoring must not move BatchNorm statistics) and in
         slices of ``_FORWARD_BATCH`` samples regardless of the selection batch size: in eval
-        mode samples are independent, and large slices run faster.
+        mode samples are independent, and large slices run faster. On CUDA it runs in bf16
+        autocast, like training (the model is trained in bf16 there); everything after it
+        (basis, kernel, maxvol, alignment) is float32 or float64.
         """
         was_training = model.training
         model.eval()
         feats, logits, embeds, targets = [], [], [], []
+        on_cuda = torch.device(device).type == "cuda"
+        precision = torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda)
         try:
-            with capture_embeddings(model) as captured:
+            with capture_embeddings(model) as captured, precision:
                 for index in torch.cat(chunk).split(_FORWARD_BATCH):
                     x, y = gather_batch(dataset, index)
                     x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)

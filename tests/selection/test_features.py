@@ -147,3 +147,26 @@ def test_capture_embeddings_needs_a_linear_layer() -> None:
         capture_embeddings(nn.Sequential(nn.ReLU())),
     ):
         pass
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(("n", "d"), [(64, 512), (128, 32), (256, 256)])  # wide, tall, square
+def test_cuda_basis_spans_the_float64_top_subspace(n: int, d: int) -> None:
+    F = _features(n, d, seed=n, batch=(5,))
+    # singular values 0.8^i: the gap after 16 directions (~7e-3) is well above float32 noise
+    r = 16
+    U = low_rank_basis(F.float().cuda(), r).double().cpu()
+    assert U.shape == (5, n, r)
+    torch.testing.assert_close(
+        U.mT @ U, torch.eye(r, dtype=torch.float64).expand(5, r, r), atol=1e-4, rtol=0
+    )
+    torch.testing.assert_close(U @ U.mT, _reference_projector(F, r), atol=1e-3, rtol=0)
+    ref = torch.linalg.svd(F, full_matrices=False).U[..., :r]
+    # the leading columns come first, as maxvol on the leading k columns needs
+    torch.testing.assert_close(
+        (U[..., :3] * ref[..., :3]).sum(-2).abs(),
+        torch.ones(5, 3, dtype=torch.float64),
+        atol=1e-3,
+        rtol=0,
+    )

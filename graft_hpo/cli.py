@@ -279,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "--trials", type=int, help="number of trials (default: search.trials)"
             )
             cmd.add_argument(
-                "--address", help="Ray cluster to join (ray://HOST:10001 or auto); default: local"
+                "--address",
+                help="Ray cluster to join: HOST:PORT of its head (run the driver on a node), "
+                "ray://HOST:10001 (needs ray[client]) or auto; default: a local Ray",
             )
             cmd.add_argument(
                 "--fail-fast",

@@ -243,6 +243,10 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> None:
         )
         return
     _check_reachable(address)
+    host = address.removeprefix("ray://").rpartition(":")[0]
+    if host in ("127.0.0.1", "localhost"):
+        # else Ray rewrites a loopback head address to the host's public IP and cannot connect
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as err:

@@ -1,0 +1,142 @@
+"""A real two-node Ray cluster, an MLflow server and an RDB Optuna study, all on 127.0.0.1.
+
+Two ``ray start --block`` nodes (1 CPU each, resources ``head_node`` / ``worker_node``) and an
+``mlflow server`` (sqlite backend, artifacts served over HTTP) run as processes of their own
+(tests/_cluster.py); ``graft-hpo sweep --address`` runs as a subprocess, so this pytest process
+never joins Ray. With one CPU per node, one CPU per trial and two trials at once, both nodes
+must train. The test stops exactly the processes it started.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from tests import _cluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.mlflow]
+
+TRIALS = 4
+SWEEP_TIMEOUT_S = 240
+
+
+def _non_dominated(points: list[tuple[str, float, float]]) -> set[str]:
+    """Run ids no other point beats in (val_acc max, co2_kg min), by the definition."""
+    return {
+        rid
+        for rid, acc, co2 in points
+        if not any(
+            a >= acc and c <= co2 and (a > acc or c < co2) for r, a, c in points if r != rid
+        )
+    }
+
+
+def test_a_sweep_runs_trials_on_both_nodes_of_a_cluster() -> None:
+    with _cluster.cluster() as c:
+        node_ids = c.ray_node_ids()
+        assert set(node_ids) == {"ray-head", "ray-worker"}, c.logs()
+        storage = f"sqlite:///{c.root / 'optuna.db'}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "graft_hpo.cli",
+            "sweep",
+            "digits",
+            "--address",
+            c.ray_address,
+            "--tracking-uri",
+            c.tracking_uri,
+            "--sweep-dir",
+            str(c.root / "sweep"),
+            "--trials",
+            str(TRIALS),
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "train.device=cpu",
+            "--set",
+            "emissions.measure_power_secs=1",
+            "--set",
+            "search.max_concurrent=2",
+            "--set",
+            f"search.storage={storage}",
+            "--set",
+            "resources.cpu=1",
+            "--json",
+        ]
+        try:
+            proc = subprocess.run(
+                cmd,
+                cwd=c.root,  # no default ./mlruns lands in the repository
+                env=c.env,
+                capture_output=True,
+                text=True,
+                timeout=SWEEP_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired as err:
+            pytest.fail(f"sweep ran over {SWEEP_TIMEOUT_S}s:\n{err.stderr!r}\n{c.logs()}")
+        assert proc.returncode == 0, f"{proc.stderr[-4000:]}\n{c.logs()}"
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert result["tracking_uri"] == c.tracking_uri
+        assert result["trials"] == {
+            "FINISHED": TRIALS,
+            "early_stopped": 0,
+            "FAILED": 0,
+            "KILLED": 0,
+        }
+
+        from mlflow import MlflowClient
+
+        client = MlflowClient(c.tracking_uri)
+        experiment = client.get_experiment_by_name(result["experiment"])
+        assert experiment is not None
+        runs = client.search_runs(
+            [experiment.experiment_id], f"tags.sweep_id = '{result['sweep_id']}'"
+        )
+        trials = [r for r in runs if r.data.tags.get("graft_hpo.role") == "trial"]
+        assert len(trials) == TRIALS
+        for run in trials:
+            assert run.info.status == "FINISHED"
+            assert run.data.tags["mlflow.parentRunId"] == result["parent_run_id"]
+            assert run.data.tags["node"] == socket.gethostname()
+            assert "val_acc" in run.data.metrics and "co2_kg" in run.data.metrics
+        # every trial ran on a node of this cluster, and both nodes trained
+        assert {r.data.tags["node_id"] for r in trials} == set(node_ids.values())
+
+        # the parent run's front went to the server's artifact store over HTTP
+        files = {f.path for f in client.list_artifacts(result["parent_run_id"], "pareto")}
+        assert {"pareto/front.json", "pareto/front.csv", "pareto/front.png"} <= files
+        assert list((c.root / "artifacts").rglob("front.json"))
+        from mlflow.artifacts import download_artifacts
+
+        front_file = download_artifacts(
+            run_id=result["parent_run_id"],
+            artifact_path="pareto/front.json",
+            tracking_uri=c.tracking_uri,
+            dst_path=str(c.root / "download"),
+        )
+        front = {p["run_id"] for p in json.loads(Path(front_file).read_text())["pareto"]}
+        points = [
+            (r.info.run_id, r.data.metrics["val_acc"], r.data.metrics["co2_kg"]) for r in trials
+        ]
+        assert front == _non_dominated(points) == {p["run_id"] for p in result["pareto"]}
+
+        # the study lives in the given RDB storage, with the runs' objective values
+        study = optuna.load_study(study_name=result["sweep_id"], storage=storage)
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        assert len(complete) == TRIALS
+        told = sorted((t.values[0], t.values[1]) for t in complete)
+        logged = sorted((r.data.metrics["val_acc"], r.data.metrics["co2_kg"]) for r in trials)
+        np.testing.assert_allclose(told, logged, rtol=1e-9)
+        assert not (c.root / "sweep" / "optuna.db").exists()  # not the default storage
+
+        sessions = [d.proc.pid for d in c.daemons]
+    # teardown left none of the processes the test started running
+    assert all(not _cluster.session_members(sid) for sid in sessions)

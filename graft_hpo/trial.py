@@ -215,7 +215,8 @@ def run_trial(
     error = None
     try:
         with measure_emissions(config.emissions, project_name=config.name) as energy:
-            all_hooks = [_EnergySoFar(energy), *hooks, *([_LogToRun(run)] if run else [])]
+            # logged before the caller's hooks run: a hook that fails still leaves the epoch
+            all_hooks = [_EnergySoFar(energy), *([_LogToRun(run)] if run else []), *hooks]
             try:
                 result = train(
                     model,

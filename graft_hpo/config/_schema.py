@@ -99,7 +99,7 @@ class SearchConfig:
     max_concurrent: int = 2  # trials running at once, >= 1
     scheduler: SchedulerConfig | None = None  # None: every trial runs all its epochs
     storage: str | None = None  # Optuna RDB URL all nodes reach; None -> sqlite in the sweep dir
-    fail_fast: bool = False  # stop the sweep at the first failed trial
+    fail_fast: bool = False  # at the first failed trial start no new ones (running ones finish)
     # Stop scheduling new trials once the finished trials' measured total reaches a budget;
     # running trials finish. None: no budget.
     co2_budget_kg: float | None = None  # > 0

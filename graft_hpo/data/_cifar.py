@@ -1,8 +1,9 @@
 """``cifar10`` and ``cifar100``: the CIFAR python-pickle batches under ``data.root``.
 
 Files are read directly (the layout torchvision downloads to), so a copy made elsewhere works
-without torchvision's checksums. Like torchvision, this unpickles the files: only point
-``data.root`` at files you trust.
+without torchvision's checksums. The batches are pickles, which can run code when loaded: they
+are read by an unpickler that builds numpy arrays, lists, dicts and strings and nothing else,
+so a planted file is refused instead of run.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -55,6 +57,27 @@ _CIFAR100 = _Layout(
 )
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays; any other class or function is refused."""
+
+    _ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "_reconstruct"),  # as numpy 1 (and Python 2) wrote it
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("_codecs", "encode"),  # Python 2 byte strings
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
 def _read_batches(
     directory: Path, files: tuple[str, ...], layout: _Layout
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,12 +87,20 @@ def _read_batches(
         path = directory / file
         try:
             with path.open("rb") as fh:
-                entry: dict[Any, Any] = pickle.load(fh, encoding="latin1")
+                entry: dict[Any, Any] = _ArraysOnly(fh, encoding="latin1").load()
             # Python-2 pickles decode to str keys under latin1; re-pickled copies may hold bytes.
             entry = {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
             data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             target = np.asarray(entry[layout.label_key], dtype=np.int64)
-        except (OSError, pickle.UnpicklingError, KeyError, ValueError, AttributeError) as exc:
+        except (
+            OSError,
+            pickle.UnpicklingError,
+            KeyError,
+            ValueError,
+            AttributeError,
+            TypeError,
+            EOFError,
+        ) as exc:
             raise ConfigError(
                 f"data.root: '{path}' is not a {layout.name} batch file "
                 f"({type(exc).__name__}: {exc})"

@@ -194,8 +194,32 @@ def _tracker_kwargs(
         kwargs["output_methods"] = []  # save_to_* flags are deprecated in codecarbon 3.x
     else:
         kwargs["save_to_file"] = False
+    ram_w = _process_ram_power_w()
+    if ram_w is not None and "force_ram_power" in accepted:
+        kwargs["force_ram_power"] = ram_w
     kwargs.update(extra or {})
     return kwargs
+
+
+def _process_ram_power_w() -> float | None:
+    """This process's share of the machine's RAM power, by resident memory.
+
+    codecarbon's process mode charges every process at least two DIMMs (10 W on x86) whatever
+    its size, so concurrent trials together would claim more RAM power than the machine has.
+    Charging each its share of the machine's estimate (share = the process's RSS / total
+    memory, taken when measuring starts; a trial starts no child processes) keeps the sum
+    within the machine's.
+    """
+    try:
+        import psutil
+        from codecarbon.external.ram import RAM
+
+        machine_w = float(RAM(tracking_mode="machine").total_power().W)
+        rss = psutil.Process().memory_info().rss
+        return machine_w * min(1.0, rss / psutil.virtual_memory().total)
+    except Exception as err:  # an estimate only: codecarbon's own then applies
+        _logger.debug("no process RAM share (%s); codecarbon estimates RAM power", err)
+        return None
 
 
 def _to_float(value: Any) -> float | None:

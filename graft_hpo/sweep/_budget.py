@@ -1,4 +1,5 @@
-"""Carbon-aware sweeps: stop scheduling new trials once a measured budget is spent.
+"""Carbon-aware sweeps: stop scheduling new trials once a measured budget is spent (or, with
+``search.fail_fast``, once a trial failed).
 
 ``search.co2_budget_kg``, ``search.energy_budget_kwh`` and ``search.time_budget_s`` gate Tune's
 searcher: before each new trial the gate adds up what the sweep has measured so far and, once a
@@ -177,11 +178,15 @@ def budget_gate(
     }
 
     class BudgetGate(ConcurrencyLimiter):
-        """Asks the budgets only when a trial could start (a free slot), so rarely."""
+        """Asks the budgets only when a trial could start (a free slot), so rarely.
+
+        A recorded stop (a budget reached, or a failure under ``search.fail_fast``) ends the
+        search too: running trials finish, no new one starts.
+        """
 
         def suggest(self, trial_id: str) -> Any:
-            if budgets and len(self.live_trials) < self.max_concurrent:
-                reason = exhausted(budgets, **where)
+            if len(self.live_trials) < self.max_concurrent:
+                reason = read_stop(sweep_dir) or (exhausted(budgets, **where) if budgets else None)
                 if reason is not None:
                     write_stop(sweep_dir, reason)
                     logger.info("sweep %s: %s; no new trials", sweep_id, reason)

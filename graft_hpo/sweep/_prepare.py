@@ -38,6 +38,9 @@ __all__ = ["check_sweep", "default_sweeps_dir", "find_sweep_dir", "prepare_sweep
 EPOCH_METRICS = ("val_acc", "val_loss", "train_loss", "co2_kg", "energy_kwh", "selection_s")
 
 
+_EMISSIONS_METRICS = ("co2_kg", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh")
+
+
 def default_sweeps_dir() -> Path:
     return Path.cwd() / "mlruns" / "sweeps"
 
@@ -49,6 +52,11 @@ def _check_search(config: PipelineConfig) -> list[str]:
             errors.append(
                 f"search.objectives[{i}].metric must be one of {', '.join(METRICS)}; "
                 f"got {objective.metric!r}"
+            )
+        elif objective.metric in _EMISSIONS_METRICS and not config.emissions.enabled:
+            errors.append(
+                f"search.objectives[{i}].metric {objective.metric!r} needs emissions.enabled=true"
+                "; got emissions.enabled=false"
             )
     sched = config.search.scheduler
     if sched is not None and sched.metric not in EPOCH_METRICS:

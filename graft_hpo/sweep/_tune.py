@@ -84,9 +84,10 @@ class SweepPlan:
 class _ReportToRay(TrialHooks):
     """Each epoch's metrics to Ray (ASHA decides on them; Optuna gets the final report)."""
 
-    def __init__(self) -> None:
+    def __init__(self, needed: list[str]) -> None:
         self.run_id: str | None = None
         self.stopped = False
+        self.needed = needed  # the objectives: Ray refuses a report without them
 
     def on_trial_start(self, run_id: str | None) -> None:
         self.run_id = run_id
@@ -94,6 +95,7 @@ class _ReportToRay(TrialHooks):
     def on_epoch_end(self, state: Any, metrics: dict[str, float]) -> None:
         from ray import tune
 
+        check_measured(metrics, self.needed)
         try:
             tune.report({**metrics, "epoch": state.epoch, "mlflow_run_id": self.run_id})
         except SystemExit:
@@ -119,7 +121,10 @@ def _trainable(params: dict[str, Any], *, plan_dict: dict[str, Any]) -> None:
     if finished is not None:  # re-run by a resumed sweep after it had finished: never twice
         tune.report({**finished.metrics, "mlflow_run_id": finished.run_id, DONE_KEY: 1})
         return
-    reporter = _ReportToRay()
+    needed = [m for m, _ in plan.objectives]
+    if plan.config.search.scheduler is not None:
+        needed.append(plan.config.search.scheduler.metric)
+    reporter = _ReportToRay(needed)
     result = run_trial(
         config,
         tracking_uri=plan.tracking_uri,
@@ -138,7 +143,25 @@ def _trainable(params: dict[str, Any], *, plan_dict: dict[str, Any]) -> None:
         raise TrialFailedError(result.error or "trial failed")
     if reporter.stopped:
         return  # the session is ending: no more reports
+    try:
+        check_measured(result.metrics, needed)
+    except TrialFailedError as err:  # e.g. codecarbon failed: the trial cannot be ranked
+        if result.run_id is not None:
+            run = RunLogger(plan.tracking_uri, result.run_id)
+            run.set_tags({"error": f"TrialFailedError: {err}"})
+            run.end("FAILED")
+        raise
     tune.report({**result.metrics, "mlflow_run_id": result.run_id, DONE_KEY: 1})
+
+
+def check_measured(metrics: dict[str, float], needed: list[str]) -> None:
+    """Fail a trial whose report lacks an objective (Ray would end the whole sweep)."""
+    missing = [m for m in needed if m not in metrics]
+    if missing:
+        raise TrialFailedError(
+            f"{', '.join(missing)} not measured, so the trial cannot be ranked "
+            "(see the run's emissions_error tag if it is an emissions metric)"
+        )
 
 
 def _finished_run(plan: SweepPlan, trial_id: str) -> Any:
@@ -234,6 +257,7 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> None:
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address is None:
+        _keep_on_loopback()
         ray.init(
             include_dashboard=False,
             num_cpus=num_cpus,
@@ -245,14 +269,29 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> None:
     _check_reachable(address)
     host = address.removeprefix("ray://").rpartition(":")[0]
     if host in ("127.0.0.1", "localhost"):
-        # else Ray rewrites a loopback head address to the host's public IP and cannot connect
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        _keep_on_loopback()  # else Ray rewrites the head's address to the host's public IP
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise ConfigError(
             f"--address {address!r}: cannot join a Ray cluster there: {err}"
         ) from err
+
+
+def _keep_on_loopback() -> None:
+    """Make Ray honour 127.0.0.1: unless clusters are disabled, it swaps loopback for the
+    host's routable address and listens on every interface.
+
+    The variable reaches the raylet and workers; Ray reads it into a constant at import, so
+    a driver that imported ray already needs the constant set too.
+    """
+    variable = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+    os.environ.setdefault(variable, "0")
+    if os.environ[variable] == "0":
+        with contextlib.suppress(ImportError, AttributeError):
+            from ray._private import ray_constants
+
+            ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def _check_reachable(address: str) -> None:
@@ -323,6 +362,15 @@ def _last_line(error: Any) -> str:
     return lines[-1][:200] if lines else ""
 
 
+def _trial_error(trial: Any) -> str:
+    """A failed trial's error line; Tune writes ``get_error()``'s copy only later."""
+    text = _last_line(trial.get_error())
+    if not text and getattr(trial, "error_file", None):
+        with contextlib.suppress(OSError):
+            text = _last_line(Path(trial.error_file).read_text())
+    return text
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
@@ -335,47 +383,35 @@ def _callback(plan: SweepPlan, printer: Callable[[str], None]) -> Any:
     class SweepCallback(Callback):
         """Driver-side bookkeeping: tag trials a scheduler stopped; print progress."""
 
-        def __init__(self) -> None:
-            self.failed_fast: str | None = None  # the failure that stopped a fail-fast sweep
-
         def on_trial_complete(
             self, iteration: int, trials: list[Any], trial: Any, **_: Any
         ) -> None:
             result = trial.last_result or {}
             if result.get(DONE_KEY):
                 progress.line("FINISHED", trial)
-            elif self.failed_fast is not None:  # Tune stopped it because another trial failed
-                _close_stopped_run(plan, result, killed=f"fail-fast: {self.failed_fast}")
-                progress.line("KILLED", trial, "(fail-fast)")
-            else:
-                _close_stopped_run(plan, result)
-                progress.line("early-stopped", trial)
+                return
+            _close_stopped_run(plan, result)
+            progress.line("early-stopped", trial)
 
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
-            error = _last_line(trial.get_error())
-            if plan.config.search.fail_fast and self.failed_fast is None:
-                self.failed_fast = f"trial {trial.trial_id} failed: {error}"
-                write_stop(plan.sweep_dir, self.failed_fast + " (search.fail_fast)")
+            error = _trial_error(trial)
+            if plan.config.search.fail_fast:
+                # the gate then starts no new trial; running ones finish (and are measured)
+                reason = f"trial {trial.trial_id} failed: {error} (search.fail_fast)"
+                write_stop(plan.sweep_dir, reason)
             progress.line("FAILED", trial, error)
 
     return SweepCallback()
 
 
-def _close_stopped_run(plan: SweepPlan, result: dict[str, Any], killed: str | None = None) -> None:
-    """A scheduler stopped the trial: its run keeps its last epoch's metrics, tagged.
-
-    ``killed``: the sweep itself stopped the trial (fail-fast); the run ends KILLED, saying why.
-    """
+def _close_stopped_run(plan: SweepPlan, result: dict[str, Any]) -> None:
+    """A scheduler stopped the trial: its run keeps its last epoch's metrics, tagged."""
     run_id = result.get("mlflow_run_id")
     if not run_id:
         return
     run = RunLogger(plan.tracking_uri, run_id)
-    run.log_metrics({k: float(v) for k, v in result.items() if k in _FINAL and _is_number(v)})
-    if killed is not None:
-        run.set_tags({"killed_reason": killed})
-        run.end("KILLED")
-        return
     run.set_tags({TAG_EARLY_STOPPED: "true"})
+    run.log_metrics({k: float(v) for k, v in result.items() if k in _FINAL and _is_number(v)})
     run.end("FINISHED")
 
 
@@ -463,9 +499,8 @@ def execute(plan: SweepPlan, *, resume: bool, printer: Callable[[str], None]) ->
                 storage_path=plan.sweep_dir,
                 callbacks=[_callback(plan, printer)],
                 verbose=0,
-                failure_config=tune.FailureConfig(
-                    max_failures=0, fail_fast=plan.config.search.fail_fast
-                ),
+                # fail-fast is ours (the budget gate): Tune's would kill running trials
+                failure_config=tune.FailureConfig(max_failures=0),
             ),
         )
     start = time.perf_counter()

@@ -55,7 +55,8 @@ def _text(value: Any) -> str:
 
 
 _SECRET_KEY = re.compile(r"password|passwd|secret|token|api[_-]?key|credential", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+):[^@/\s]*@")
+# up to the last "@" of the URL: SQLAlchemy splits there, so a password may hold "/" or "@"
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+):\S*@")
 
 
 def redact(key: str, text: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -221,13 +222,19 @@ def _mlflow_at(uri: str) -> Iterator[None]:
     The registry follows the tracking URI unless ``$MLFLOW_REGISTRY_URI`` says otherwise.
     """
     import mlflow
+    from mlflow.tracking._tracking_service import utils
 
-    previous = mlflow.get_tracking_uri()
+    # set_tracking_uri also writes $MLFLOW_TRACKING_URI (for subprocesses): put both back
+    # exactly as they were, so the caller's process and its children see no change
+    saved_global = getattr(utils, "_tracking_uri", None)
+    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(saved_global)  # type: ignore[arg-type]  # None unsets it
+        if saved_env is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_env
 
 
 def _lineage(

@@ -41,6 +41,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
     seed: int = 0  # seeds torch, numpy and python in the trial, and every selector
     device: str = "auto"  # auto (cuda if present, else cpu) | cpu | cuda | cuda:N
+    eval_every: int = 1  # validate every N epochs and after the last, >= 1
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ RULES: dict[type, dict[str, Check]] = {
         "grad_clip": at_least(0),
         "seed": at_least(0),  # numpy refuses negative seeds
         "device": matches(r"auto|cpu|cuda|cuda:[0-9]+", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        "eval_every": at_least(1),
     },
     SelectionConfig: {
         "strategy": one_of("graft", "random", "full"),

@@ -64,6 +64,11 @@ def _check_search(config: PipelineConfig) -> list[str]:
             f"search.scheduler.metric must be a per-epoch metric ({', '.join(EPOCH_METRICS)}); "
             f"got {sched.metric!r}"
         )
+    if sched is not None and config.train.eval_every != 1:
+        errors.append(
+            "train.eval_every must be 1 with a search.scheduler (it compares every epoch's "
+            f"validation); got {config.train.eval_every}"
+        )
     if sched is not None and sched.grace_period > config.train.epochs:
         errors.append(
             f"search.scheduler.grace_period must be <= train.epochs ({config.train.epochs}); "

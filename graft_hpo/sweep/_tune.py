@@ -95,6 +95,8 @@ class _ReportToRay(TrialHooks):
     def on_epoch_end(self, state: Any, metrics: dict[str, float]) -> None:
         from ray import tune
 
+        if "val_acc" not in metrics:  # no validation this epoch (train.eval_every > 1)
+            return
         check_measured(metrics, self.needed)
         try:
             tune.report({**metrics, "epoch": state.epoch, "mlflow_run_id": self.run_id})
@@ -493,6 +495,10 @@ def execute(plan: SweepPlan, *, resume: bool, printer: Callable[[str], None]) ->
                 scheduler=_scheduler(plan.config),
                 num_samples=plan.trials,
                 max_concurrent_trials=plan.config.search.max_concurrent,
+                # one worker process serves trial after trial: torch, MLflow and codecarbon
+                # load once, not per trial (halves a sweep of short trials here). Not with a
+                # scheduler: an actor whose trial it stopped hangs when Tune reuses it.
+                reuse_actors=plan.config.search.scheduler is None,
             ),
             run_config=tune.RunConfig(
                 name="ray",

@@ -250,16 +250,16 @@ def train(
             )
         state.samples_seen += len(order)
 
-        # ---- validation and hooks
-        val_loss, val_acc = evaluate(model, val_set, batch_size=cfg.batch_size, device=device)
+        # ---- validation (every eval_every epochs and after the last) and hooks
         metrics = {
             "train_loss": train_loss,
-            "val_loss": val_loss,
-            "val_acc": val_acc,
             "fraction_effective": len(order) / n_train,
             "selection_s": state.selection_s,
-            "epoch_s": time.perf_counter() - t0,
         }
+        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+            val_loss, val_acc = evaluate(model, val_set, batch_size=cfg.batch_size, device=device)
+            metrics.update(val_loss=val_loss, val_acc=val_acc)
+        metrics["epoch_s"] = time.perf_counter() - t0
         state.history.append(metrics)
         for hook in hooks:
             hook.on_epoch_end(state, metrics)
@@ -267,6 +267,9 @@ def train(
             logger.info("stopping after epoch %d: %s", epoch, state.stop_reason or "a hook asked")
             break
 
+    if state.history and "val_acc" not in state.history[-1]:  # stopped between validations
+        val_loss, val_acc = evaluate(model, val_set, batch_size=cfg.batch_size, device=device)
+        state.history[-1].update(val_loss=val_loss, val_acc=val_acc)
     for hook in hooks:
         hook.on_train_end(state)
     final = dict(state.history[-1]) if state.history else {}

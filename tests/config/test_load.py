@@ -53,6 +53,7 @@ def test_mnist_matches_the_documented_demo() -> None:
         0.0,
         0,
         "auto",
+        1,
     )
     sel = cfg.selection
     assert (sel.strategy, sel.fraction, sel.select_every, sel.warm_start_epochs) == (

@@ -123,3 +123,11 @@ def test_cosine_schedule_endpoints() -> None:
     assert _cosine_lr(0.1, 0.5) == pytest.approx(0.05)
     assert _cosine_lr(0.1, 1.0) == pytest.approx(0.0, abs=1e-12)
     assert _cosine_lr(0.1, 1.5) == pytest.approx(0.0, abs=1e-12)  # clamped past the end
+
+
+def test_eval_every_validates_every_n_epochs_and_after_the_last() -> None:
+    result, _, _ = _run(["train.epochs=5", "train.eval_every=2"])
+    evaluated = [i for i, m in enumerate(result.history) if "val_acc" in m]
+    assert evaluated == [1, 3, 4]  # epochs 2 and 4, then the last
+    assert all("train_loss" in m for m in result.history)
+    assert result.metrics["val_acc"] == result.history[-1]["val_acc"]

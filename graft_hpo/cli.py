@@ -144,21 +144,21 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def _selected_text(data: dict[str, Any]) -> str:
-    metrics = "  ".join(f"{k}={v:.6g}" for k, v in sorted(data["metrics"].items()))
-    params = "  ".join(
-        f"{k}={v}" for k, v in sorted(data["params"].items()) if k.startswith(_SEARCHED)
-    )
+    got, params = data["metrics"], data["params"]
+    metrics = "  ".join(f"{k}={got[k]:.4g}" for k in _SHOWN_METRICS if k in got)
+    config = "  ".join(f"{k}={params[k]}" for k in _SHOWN_PARAMS if k in params)
     return "\n".join(
         [
             f"run {data['run_id']} ({data['policy']})",
-            f"  metrics: {metrics}",
-            f"  params:  {params}",
-            f"retrain:   graft-hpo retrain {data['run_id']} --register NAME",
+            f"  {metrics}",
+            f"  {config}  (--json: every param)",
+            f"retrain: graft-hpo retrain {data['run_id']} --register NAME",
         ]
     )
 
 
-_SEARCHED = ("train.", "model.", "selection.")
+_SHOWN_METRICS = ("val_acc", "co2_kg", "energy_kwh", "duration_s", "fraction_effective")
+_SHOWN_PARAMS = ("selection.strategy", "selection.fraction", "train.lr", "train.epochs")
 
 
 def _retrain_text(data: dict[str, Any]) -> str:
@@ -207,6 +207,14 @@ def _sweep_text(result: dict[str, Any]) -> str:
     lines += [f"  failed {f['run_id']}: {f['error']}" for f in result["failed"]]
     if result.get("stop_reason"):
         lines.append(f"stopped early: {result['stop_reason']}")
+    if result.get("selected"):
+        chosen = result["selected"]
+        lines.append(f"selected ({chosen['policy']}): run {chosen['run_id']}")
+    if result.get("model"):
+        model = result["model"]
+        got = model["metrics"]
+        scores = "  ".join(f"{k}={got[k]:.4g}" for k in ("test_acc", "co2_kg") if k in got)
+        lines.append(f"model: {model['model_uri'] or model['error']}  {scores}".rstrip())
     lines += [
         "",
         f"MLflow UI:         mlflow ui --backend-store-uri {uri} --host 127.0.0.1",

@@ -23,7 +23,9 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -513,12 +515,54 @@ def execute(plan: SweepPlan, *, resume: bool, printer: Callable[[str], None]) ->
     # Our callback prints one line per trial, with the error of a failed one; Ray's own
     # tracebacks and "trials did not complete" tables would bury it.
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
-    with contextlib.redirect_stdout(sys.stderr):  # stdout is for --json's one object
-        grid = tuner.fit()
+    with contextlib.redirect_stdout(sys.stderr), _watch_interruption() as watch:
+        grid = tuner.fit()  # stdout is for --json's one object
     logger.info("sweep %s: trials ran for %.1fs", plan.sweep_id, time.perf_counter() - start)
-    return bool(grid.num_terminated + grid.num_errors >= plan.trials) or (
-        read_stop(plan.sweep_dir) is not None
-    )
+    if watch.hooked:  # Tune caught SIGINT, stopped the trials and saved its state
+        return not watch.happened()
+    # Tune's signal hook was not found: judge by the trials that ended
+    done = grid.num_terminated + grid.num_errors >= plan.trials
+    return bool(done) or read_stop(plan.sweep_dir) is not None
+
+
+@dataclass
+class _Interruption:
+    hooked: bool = False  # Tune's interruption event could be watched
+    events: list[Any] = field(default_factory=list)
+
+    def happened(self) -> bool:
+        return any(event.is_set() for event in self.events)
+
+
+@contextlib.contextmanager
+def _watch_interruption() -> Iterator[_Interruption]:
+    """Whether Tune's ``fit`` ended because of Ctrl-C (SIGINT).
+
+    Tune catches SIGINT itself and returns from ``fit`` as if done; its event is the only
+    reliable witness (trial counts are not: the trials it stops may count as terminated).
+    The event is captured by wrapping Tune's private ``_setup_signal_catching``; a Ray
+    version without it leaves ``hooked`` False and the caller falls back on counts.
+    """
+    watch = _Interruption()
+    try:
+        from ray.tune import tune as tune_module
+
+        original = tune_module._setup_signal_catching
+    except (ImportError, AttributeError):
+        yield watch
+        return
+
+    def capture() -> Any:
+        event = original()
+        watch.events.append(event)
+        return event
+
+    tune_module._setup_signal_catching = capture
+    watch.hooked = True
+    try:
+        yield watch
+    finally:
+        tune_module._setup_signal_catching = original
 
 
 def write_plan(plan: SweepPlan) -> Path:

@@ -189,6 +189,9 @@ def _start_sweep_subprocess(home: Path, tmp_path: Path, **popen: object) -> subp
         "--sweep-dir", str(tmp_path / "sweep"),
         "--set", "tracking.experiment=sweep-resume", "--set", "search.max_concurrent=1",
         *[a for q in QUICK for a in ("--set", q)],
+        # long enough trials that the sweep is still running when the test interrupts it,
+        # one poll (1 s) after the first trial finished (workers are reused: no start-up)
+        "--set", "train.epochs=8",
     ]  # fmt: skip
     env = {**os.environ, "HOME": str(home)}
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, start_new_session=True, **popen)  # type: ignore[call-overload]

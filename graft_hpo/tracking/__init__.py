@@ -21,6 +21,7 @@ from graft_hpo.tracking._front import ParetoPoint
 from graft_hpo.tracking._front import normalize_objectives
 from graft_hpo.tracking._front import pareto_front
 from graft_hpo.tracking._front import pareto_table
+from graft_hpo.tracking._front import sweep_objectives
 from graft_hpo.tracking._front import sweep_runs
 from graft_hpo.tracking._front import tag_pareto
 from graft_hpo.tracking._names import METRICS
@@ -78,6 +79,7 @@ __all__ = [
     "redact",
     "resolve_tracking_uri",
     "select_run",
+    "sweep_objectives",
     "sweep_runs",
     "tag_pareto",
 ]

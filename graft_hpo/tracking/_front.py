@@ -39,6 +39,7 @@ __all__ = [
     "normalize_objectives",
     "pareto_front",
     "pareto_table",
+    "sweep_objectives",
     "tag_pareto",
 ]
 
@@ -144,14 +145,7 @@ def _sweep_runs(
     client: MlflowClient, experiment_ids: list[str], sweep_id: str | None
 ) -> tuple[RunRecord | None, list[RunRecord]]:
     """The sweep's parent run (or ``None``) and its trial runs; latest sweep if no id."""
-    parents = search_records(
-        client,
-        experiment_ids,
-        tag_filter({TAG_ROLE: "sweep", TAG_SWEEP_ID: sweep_id}),
-        max_results=1,
-        order_by=["attributes.start_time DESC"],
-    )
-    parent = parents[0] if parents else None
+    parent = _latest_parent(client, experiment_ids, sweep_id)
     if sweep_id is None and parent is not None:
         sweep_id = parent.tags.get(TAG_SWEEP_ID)
     if sweep_id is not None:
@@ -163,6 +157,36 @@ def _sweep_runs(
     else:
         runs = []
     return parent, [r for r in runs if r.tags.get(TAG_ROLE) != "sweep"]
+
+
+def _latest_parent(
+    client: MlflowClient, experiment_ids: list[str], sweep_id: str | None
+) -> RunRecord | None:
+    parents = search_records(
+        client,
+        experiment_ids,
+        tag_filter({TAG_ROLE: "sweep", TAG_SWEEP_ID: sweep_id}),
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    return parents[0] if parents else None
+
+
+def sweep_objectives(
+    *,
+    experiment: str | None = None,
+    sweep_id: str | None = None,
+    tracking_uri: str | None = None,
+) -> tuple[list[tuple[str, str]], str | None]:
+    """The objectives a sweep's front is computed for, and its id (the latest sweep's if None).
+
+    Pinning the id lets a caller read the front of the same sweep afterwards.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    client = open_client(uri)
+    parent = _latest_parent(client, _experiment_ids(client, uri, experiment), sweep_id)
+    resolved = sweep_id or (parent.tags.get(TAG_SWEEP_ID) if parent is not None else None)
+    return _objectives_of(parent), resolved
 
 
 def sweep_runs(

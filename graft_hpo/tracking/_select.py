@@ -33,15 +33,9 @@ import numpy as np
 
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.tracking._front import ParetoPoint
-from graft_hpo.tracking._front import _experiment_ids
-from graft_hpo.tracking._front import _objectives_of
 from graft_hpo.tracking._front import normalize_objectives
 from graft_hpo.tracking._front import pareto_front
-from graft_hpo.tracking._names import TAG_ROLE
-from graft_hpo.tracking._names import TAG_SWEEP_ID
-from graft_hpo.tracking._runs import search_records
-from graft_hpo.tracking._runs import tag_filter
-from graft_hpo.tracking._store import open_client
+from graft_hpo.tracking._front import sweep_objectives
 from graft_hpo.tracking._store import resolve_tracking_uri
 
 __all__ = ["POLICY_KINDS", "Policy", "choose", "parse_policy", "select_run"]
@@ -344,24 +338,6 @@ def choose(
     raise ConfigError(f"{key} must be one of {_FORMS}; got {parsed.text!r}")
 
 
-def _sweep_objectives(
-    uri: str, experiment: str | None, sweep_id: str | None
-) -> tuple[list[tuple[str, str]], str | None]:
-    """(objectives, sweep_id) as :func:`pareto_front` resolves them, from the sweep's parent."""
-    client = open_client(uri)
-    parents = search_records(
-        client,
-        _experiment_ids(client, uri, experiment),
-        tag_filter({TAG_ROLE: "sweep", TAG_SWEEP_ID: sweep_id}),
-        max_results=1,
-        order_by=["attributes.start_time DESC"],
-    )
-    parent = parents[0] if parents else None
-    # pin the latest sweep now, so the front below is read from the same one
-    resolved = sweep_id or (parent.tags.get(TAG_SWEEP_ID) if parent is not None else None)
-    return _objectives_of(parent), resolved
-
-
 def select_run(
     policy: Policy | str,
     *,
@@ -396,7 +372,9 @@ def select_run(
     parsed = policy if isinstance(policy, Policy) else parse_policy(policy, key=key)
     uri = resolve_tracking_uri(tracking_uri)
     if objectives is None:
-        objs, sweep_id = _sweep_objectives(uri, experiment, sweep_id)
+        objs, sweep_id = sweep_objectives(
+            experiment=experiment, sweep_id=sweep_id, tracking_uri=uri
+        )
     else:
         objs = normalize_objectives(objectives)
     front = pareto_front(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 from pathlib import Path
+from typing import Any
 
 
 def cpu_model() -> str:
@@ -14,3 +16,31 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown"
+
+
+def load_avg() -> float | None:
+    """The 1-minute load average: another job on a shared machine shows here first."""
+    with contextlib.suppress(OSError, AttributeError):
+        return os.getloadavg()[0]
+    return None
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, GPU, library versions and the load average now, for a benchmark's report."""
+    import torch
+
+    load = load_avg()
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    cpu = cpu_model()
+    cpus = os.cpu_count()
+    return {
+        "description": f"{cpu}, {cpus} logical CPUs" + (f", {gpu}" if gpu else ", no GPU"),
+        "cpu": cpu,
+        "logical_cpus": cpus,
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_avg_1min_at_start": load,
+    }

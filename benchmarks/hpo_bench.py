@@ -43,7 +43,6 @@ import json
 import logging
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -64,7 +63,8 @@ os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
 
 import torch  # noqa: E402
 
-from benchmarks._machine import cpu_model  # noqa: E402
+from benchmarks._machine import load_avg  # noqa: E402
+from benchmarks._machine import machine_info  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
 from graft_hpo.sweep import load_space  # noqa: E402
 from graft_hpo.sweep import run_sweep  # noqa: E402
@@ -290,30 +290,6 @@ def _finite(value: Any, default: Any = None) -> Any:
 
 # ---------------------------------------------------------------------------------------------
 # environment
-
-
-def load_avg() -> float | None:
-    """The 1-minute load average: another job on a shared machine shows here first."""
-    with contextlib.suppress(OSError, AttributeError):
-        return os.getloadavg()[0]
-    return None
-
-
-def machine_info() -> Json:
-    load = load_avg()
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    cpu = cpu_model()
-    cpus = os.cpu_count()
-    return {
-        "description": f"{cpu}, {cpus} logical CPUs" + (f", {gpu}" if gpu else ", no GPU"),
-        "cpu": cpu,
-        "logical_cpus": cpus,
-        "gpu": gpu,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_avg_1min_at_start": load,
-    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import time
@@ -49,7 +48,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local Ray on loopback: n
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
 
-from benchmarks._machine import cpu_model  # noqa: E402
+from benchmarks._machine import load_avg  # noqa: E402
+from benchmarks._machine import machine_info  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
 from graft_hpo.sweep import load_space  # noqa: E402
 from graft_hpo.sweep import run_sweep  # noqa: E402
@@ -153,25 +153,6 @@ def same_work(trials_by_c: dict[int, list[Json]], searched: tuple[str, ...]) -> 
         for trials in trials_by_c.values()
     ]
     return all(k == keys[0] for k in keys)
-
-
-def load_avg() -> float | None:
-    with contextlib.suppress(OSError, AttributeError):
-        return os.getloadavg()[0]
-    return None
-
-
-def machine_info() -> Json:
-    import torch
-
-    return {
-        "cpu": cpu_model(),
-        "logical_cpus": os.cpu_count(),
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "load_avg_1min_at_start": load_avg(),
-    }
 
 
 def _say(line: str) -> None:

@@ -27,11 +27,9 @@ run's metrics and ``--plot`` a PNG of accuracy against energy.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
-import platform
 import random
 import statistics
 import sys
@@ -45,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._machine import cpu_model  # noqa: E402
+from benchmarks._machine import machine_info  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
 from graft_hpo.selection import Selection  # noqa: E402
 from graft_hpo.training import TrainHooks  # noqa: E402
@@ -63,21 +61,6 @@ GOAL_SELECTION_SHARE = 0.10
 
 # ---------------------------------------------------------------------------------------------
 # environment
-
-
-def machine_info() -> Json:
-    cpu = cpu_model()
-    load = None
-    with contextlib.suppress(OSError):
-        load = os.getloadavg()[0]
-    return {
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "load_avg_1min_at_start": load,
-    }
 
 
 # ---------------------------------------------------------------------------------------------

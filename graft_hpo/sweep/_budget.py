@@ -17,17 +17,19 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graft_hpo.tracking import TAG_ROLE
-from graft_hpo.tracking import query_runs
+from graft_hpo.tracking import RunRecord
+from graft_hpo.tracking import sweep_runs
 
 __all__ = [
     "Budgets",
     "budget_gate",
     "clear_stop",
+    "emissions_totals",
     "read_stop",
     "session_ended",
     "session_started",
@@ -117,13 +119,9 @@ def read_stop(sweep_dir: str) -> str | None:
         return None
 
 
-def measured_totals(tracking_uri: str, experiment: str, sweep_id: str) -> dict[str, float]:
-    """Energy and CO2 the sweep's trial runs have logged so far (running ones included)."""
-    runs = [
-        r
-        for r in query_runs(tracking_uri, experiment, sweep_id=sweep_id)
-        if r.tags.get(TAG_ROLE) != "sweep"
-    ]
+def emissions_totals(runs: Iterable[RunRecord]) -> dict[str, float]:
+    """Energy and CO2 summed over trial runs (a running one counts with its latest epoch)."""
+    runs = list(runs)
     return {
         "energy_kwh": sum(r.metrics.get("energy_kwh", 0.0) for r in runs),
         "co2_kg": sum(r.metrics.get("co2_kg", 0.0) for r in runs),
@@ -142,7 +140,8 @@ def exhausted(
             )
     if budgets.co2_kg is None and budgets.energy_kwh is None:
         return None
-    totals = measured_totals(tracking_uri, experiment, sweep_id)
+    runs = sweep_runs(experiment=experiment, sweep_id=sweep_id, tracking_uri=tracking_uri)
+    totals = emissions_totals(runs)
     if budgets.co2_kg is not None and totals["co2_kg"] >= budgets.co2_kg:
         return (
             f"CO2 budget reached: {totals['co2_kg']:.4g} kg measured >= "

@@ -13,18 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from graft_hpo.exceptions import ConfigError
+from graft_hpo.sweep._budget import emissions_totals
 from graft_hpo.sweep._budget import sweep_wall_s
 from graft_hpo.sweep._result import SweepResult
 from graft_hpo.sweep._tune import SweepPlan
 from graft_hpo.sweep._tune import optuna_storage
 from graft_hpo.tracking import TAG_EARLY_STOPPED
-from graft_hpo.tracking import TAG_ROLE
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import RunRecord
 from graft_hpo.tracking import pareto_front
 from graft_hpo.tracking import plot_front
-from graft_hpo.tracking import query_runs
 from graft_hpo.tracking import redact
+from graft_hpo.tracking import sweep_runs
 from graft_hpo.tracking import tag_pareto
 
 __all__ = [
@@ -42,8 +42,9 @@ logger = logging.getLogger(__name__)
 
 
 def trial_runs(plan: SweepPlan) -> list[RunRecord]:
-    runs = query_runs(plan.tracking_uri, plan.experiment, sweep_id=plan.sweep_id)
-    return [r for r in runs if r.tags.get(TAG_ROLE) != "sweep"]
+    return sweep_runs(
+        experiment=plan.experiment, sweep_id=plan.sweep_id, tracking_uri=plan.tracking_uri
+    )
 
 
 def mark_interrupted(plan: SweepPlan, *, reason: str, parent_status: str | None = None) -> int:
@@ -100,8 +101,7 @@ def finish_sweep(plan: SweepPlan, *, stop_reason: str | None = None) -> SweepRes
     pareto = [{"run_id": p.run_id, "params": p.params, "metrics": p.metrics} for p in front]
     counts = _counts(runs)
     totals = {
-        "sweep_energy_kwh": sum(r.metrics.get("energy_kwh", 0.0) for r in runs),
-        "sweep_co2_kg": sum(r.metrics.get("co2_kg", 0.0) for r in runs),
+        **{f"sweep_{k}": v for k, v in emissions_totals(runs).items()},
         "sweep_trial_duration_s": sum(r.metrics.get("duration_s", 0.0) for r in runs),
         "sweep_wall_s": sweep_wall_s(plan.sweep_dir),
     }

@@ -34,6 +34,7 @@ __all__ = [
     "session_ended",
     "session_started",
     "sweep_wall_s",
+    "write_json",
     "write_stop",
 ]
 
@@ -64,7 +65,7 @@ def session_started(sweep_dir: str) -> None:
     path = Path(sweep_dir) / SESSIONS_FILE
     sessions = _sessions(path)
     sessions.append([time.time(), None])
-    _write_json(path, sessions)
+    write_json(path, sessions)
 
 
 def session_ended(sweep_dir: str) -> None:
@@ -72,7 +73,7 @@ def session_ended(sweep_dir: str) -> None:
     sessions = _sessions(path)
     if sessions and sessions[-1][1] is None:
         sessions[-1][1] = time.time()
-        _write_json(path, sessions)
+        write_json(path, sessions)
 
 
 def sweep_wall_s(sweep_dir: str) -> float:
@@ -93,17 +94,18 @@ def _sessions(path: Path) -> list[list[float | None]]:
     return [list(item) for item in data] if isinstance(data, list) else []
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)  # atomic: a killed driver never leaves half a file
+def write_json(path: Path, data: Any, *, indent: int | None = None) -> None:
+    """Write ``data`` as JSON atomically: a killed driver never leaves half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=indent, default=str))
+    tmp.replace(path)
 
 
 def write_stop(sweep_dir: str, reason: str) -> None:
     """Record why the sweep stopped before its trial count (a budget, fail-fast); first wins."""
     path = Path(sweep_dir) / STOP_FILE
     if not path.exists():
-        _write_json(path, {"reason": reason})
+        write_json(path, {"reason": reason})
 
 
 def clear_stop(sweep_dir: str) -> None:

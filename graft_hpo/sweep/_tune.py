@@ -38,6 +38,7 @@ from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.sweep._budget import Budgets
 from graft_hpo.sweep._budget import budget_gate
 from graft_hpo.sweep._budget import read_stop
+from graft_hpo.sweep._budget import write_json
 from graft_hpo.sweep._budget import write_stop
 from graft_hpo.sweep._space import SearchSpace
 from graft_hpo.sweep._space import define_by_run
@@ -568,9 +569,7 @@ def _watch_interruption() -> Iterator[_Interruption]:
 def write_plan(plan: SweepPlan) -> Path:
     path = Path(plan.sweep_dir) / "sweep.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(plan_to_dict(plan), indent=2, default=str))
-    tmp.replace(path)  # atomic: a crash never leaves a half-written plan
+    write_json(path, plan_to_dict(plan), indent=2)
     return path
 
 

@@ -18,7 +18,14 @@ from torch.utils.data import Subset
 
 from graft_hpo.exceptions import ConfigError
 
-__all__ = ["classifier_layer", "find_classifier", "gather_batch", "iter_batches"]
+__all__ = [
+    "classifier_layer",
+    "declared_targets",
+    "find_classifier",
+    "gather_batch",
+    "iter_batches",
+    "labels_of",
+]
 
 
 def _batchable(dataset: Any) -> bool:
@@ -67,6 +74,35 @@ def gather_batch(
     xs = torch.stack([torch.as_tensor(x) for x, _ in items])
     ys = torch.as_tensor([int(y) for _, y in items], dtype=torch.long)
     return xs, ys
+
+
+def declared_targets(dataset: Dataset[Any]) -> torch.Tensor | None:
+    """A data set's labels as it declares them (``targets``, or ``tensors == (x, y)``), or None."""
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        tensors = getattr(dataset, "tensors", None)
+        if isinstance(tensors, tuple) and len(tensors) == 2:
+            targets = tensors[1]
+    return None if targets is None else torch.as_tensor(targets)
+
+
+def labels_of(dataset: Dataset[Any], *, chunk: int = 4096) -> torch.Tensor:
+    """The ``(n,)`` int64 labels of a map-style data set, in dataset-index order.
+
+    Fast paths read them without touching the inputs: ``Subset`` chains are unwrapped, then a
+    ``targets`` attribute (torchvision, :class:`graft_hpo.data.InMemoryDataset`) or the second
+    of ``tensors == (x, y)`` is used. Any other data set is read through :func:`gather_batch`
+    in chunks of ``chunk`` samples.
+    """
+    if isinstance(dataset, Subset):
+        inner = torch.as_tensor(dataset.indices, dtype=torch.long)
+        return labels_of(dataset.dataset, chunk=chunk)[inner]
+    targets = declared_targets(dataset)
+    if targets is not None:
+        return targets.long().cpu()
+    n = len(dataset)  # type: ignore[arg-type]
+    parts = [gather_batch(dataset, index)[1] for index in torch.arange(n).split(chunk)]
+    return torch.cat(parts).long().cpu() if parts else torch.zeros(0, dtype=torch.long)
 
 
 class _Indexed(Dataset[Any]):

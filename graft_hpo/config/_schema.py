@@ -54,6 +54,7 @@ class SelectionConfig:
     features: str = "embedding"  # graft: embedding (penultimate layer) | raw (flattened inputs)
     rank: int | None = None  # graft: max feature rank per batch; None -> the subset size
     batch_size: int | None = None  # graft: samples per selection batch; None -> train.batch_size
+    stratify: bool = True  # graft: selection batches within classes: every class its share
     weighted: bool = False  # graft: train with least-squares gradient-matching weights
     maxvol_tol: float = 1.05  # graft: maxvol swap tolerance, >= 1
 

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from graft_hpo._registry import check_options
 from graft_hpo._registry import load_plugin
+from graft_hpo._torch import declared_targets
 from graft_hpo.data._datasets import DataBundle
 from graft_hpo.exceptions import ConfigError
 
@@ -51,13 +52,9 @@ def _as_label(value: Any) -> int | None:
 
 def _max_label(dataset: Dataset[Any]) -> int:
     """The largest label: from ``targets`` or ``tensors`` if present, else by reading items."""
-    targets = getattr(dataset, "targets", None)
-    if targets is None:
-        tensors = getattr(dataset, "tensors", None)
-        if isinstance(tensors, tuple) and len(tensors) == 2:
-            targets = tensors[1]
+    targets = declared_targets(dataset)
     if targets is not None and len(targets) > 0:
-        return int(torch.as_tensor(targets).max())
+        return int(targets.max())
     labels = [_as_label(dataset[i][1]) for i in range(len(dataset))]  # type: ignore[arg-type]
     return max((label for label in labels if label is not None), default=-1)
 

@@ -8,6 +8,7 @@ Public names:
   cross-entropy gradients of the final linear layer and subset/batch cosine alignment.
 - :class:`Selector` and the strategies ``graft``, ``random``, ``full``
   (:func:`get_selector`), :class:`Selection`, :class:`SubsetSchedule`.
+- :func:`partition` — the seeded (optionally class-stratified) selection batches.
 - :class:`SubsetSampler` — a ``torch.utils.data.Sampler`` that re-selects on schedule.
 """
 
@@ -24,6 +25,7 @@ from graft_hpo.selection._features import low_rank_basis
 from graft_hpo.selection._graft import GraftSelector
 from graft_hpo.selection._graft import allocate_sizes
 from graft_hpo.selection._graft import budget_of
+from graft_hpo.selection._graft import partition
 from graft_hpo.selection._maxvol import fast_maxvol
 from graft_hpo.selection._maxvol import log_volume
 from graft_hpo.selection._registry import available_selectors
@@ -53,4 +55,5 @@ __all__ = [
     "log_volume",
     "logit_residuals",
     "low_rank_basis",
+    "partition",
 ]

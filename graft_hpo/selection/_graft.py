@@ -3,7 +3,10 @@
 One selection round (DESIGN.md §2, GRAFT_NOTES §5):
 
 1. Partition the data set, by a seeded permutation of **dataset indices**, into ``n_b`` batches of
-   about ``batch_size`` samples (sizes differ by at most one).
+   about ``batch_size`` samples (sizes differ by at most one). Stratified (the default), the
+   permutation is sorted by label first, so a batch holds one class (two at a class boundary)
+   and every class gets its share of the budget: maxvol on raw pixels otherwise favours the
+   classes with the most ink and starves the others (GRAFT_NOTES §5.3's per-class option).
 2. One no-grad forward pass per batch gives logits, the final layer's input (the embedding) and
    so the batch's feature matrix (embedding or raw input) and gradient kernel.
 3. For a few candidate subset sizes ``k_1 < ... < k_L`` (geometric, from a quarter of the
@@ -28,6 +31,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from graft_hpo._torch import gather_batch
+from graft_hpo._torch import labels_of
 from graft_hpo.selection._alignment import alignment
 from graft_hpo.selection._alignment import gradient_kernel
 from graft_hpo.selection._base import Selection
@@ -36,7 +40,7 @@ from graft_hpo.selection._features import capture_embeddings
 from graft_hpo.selection._features import low_rank_basis
 from graft_hpo.selection._maxvol import fast_maxvol
 
-__all__ = ["GraftSelector", "allocate_sizes", "budget_of"]
+__all__ = ["GraftSelector", "allocate_sizes", "budget_of", "partition"]
 
 _FEATURES = ("embedding", "raw")
 _CHUNK = 64  # selection batches per batched linear-algebra call (bounds memory)
@@ -46,6 +50,27 @@ _FORWARD_BATCH = 1024  # samples per scoring forward pass
 def budget_of(fraction: float, n: int) -> int:
     """Samples per subset epoch for budget ``fraction`` of ``n`` samples: ``floor(f n)``, >= 1."""
     return max(1, min(n, math.floor(fraction * n)))
+
+
+def partition(
+    n: int,
+    batch_size: int,
+    *,
+    labels: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> list[torch.Tensor]:
+    """A seeded partition of ``range(n)`` into ``ceil(n / batch_size)`` selection batches.
+
+    Batch sizes differ by at most one. With ``labels`` (``(n,)``), the random order is sorted
+    by label (stably, so the order within a class stays random): consecutive batches walk
+    through the classes, each batch holds one class or the boundary of two, and a class of
+    ``n_c`` samples fills ``n_c / batch_size`` batches, so it receives its share of a budget
+    spread evenly over batches.
+    """
+    perm = torch.randperm(n, generator=generator)
+    if labels is not None:
+        perm = perm[labels[perm].argsort(stable=True)]
+    return list(torch.tensor_split(perm, math.ceil(n / batch_size)))
 
 
 class GraftSelector(Selector):
@@ -58,6 +83,8 @@ class GraftSelector(Selector):
         features: ``"embedding"`` (input of the final linear layer) or ``"raw"`` (inputs).
         rank: maximal feature rank per batch; None uses the subset size (square maxvol).
         batch_size: samples per selection batch.
+        stratify: partition each class on its own (see :func:`partition`), so every class
+            gets its share of the budget.
         weighted: return least-squares gradient-matching weights.
         maxvol_tol: maxvol swap tolerance, >= 1.
         levels: number of candidate subset sizes per batch, >= 1.
@@ -73,6 +100,7 @@ class GraftSelector(Selector):
         features: str = "embedding",
         rank: int | None = None,
         batch_size: int = 128,
+        stratify: bool = True,
         weighted: bool = False,
         maxvol_tol: float = 1.05,
         levels: int = 6,
@@ -99,6 +127,7 @@ class GraftSelector(Selector):
         self.features = features
         self.rank = rank
         self.batch_size = batch_size
+        self.stratify = stratify
         self.weighted = weighted
         self.maxvol_tol = maxvol_tol
         self.levels = levels
@@ -129,8 +158,8 @@ class GraftSelector(Selector):
             return Selection(torch.arange(n), None, 1.0, {"selection_s": 0.0})
         if device is None:
             device = next(model.parameters()).device
-        perm = torch.randperm(n, generator=generator)
-        batches = list(torch.tensor_split(perm, math.ceil(n / self.batch_size)))
+        labels = labels_of(dataset) if self.stratify else None
+        batches = partition(n, self.batch_size, labels=labels, generator=generator)
         sizes = self.candidate_sizes(len(batches[-1]), budget / len(batches))
 
         align, picks, kernels = self._score(model, dataset, batches, sizes, device)

@@ -109,6 +109,7 @@ def build_selector(selection: SelectionConfig, train: TrainConfig) -> Selector:
             features=selection.features,
             rank=selection.rank,
             batch_size=selection.batch_size or train.batch_size,
+            stratify=selection.stratify,
             weighted=selection.weighted,
             maxvol_tol=selection.maxvol_tol,
         )

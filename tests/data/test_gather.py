@@ -1,4 +1,4 @@
-"""``gather`` matches item-by-item stacking; the crop/flip augmentation matches its definition."""
+"""``gather`` and ``labels_of`` match item-by-item reads; crop/flip matches its definition."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from torch.utils.data import Dataset
 from torch.utils.data import Subset
 from torch.utils.data import TensorDataset
 
+from graft_hpo._torch import labels_of
 from graft_hpo.data import CropFlipDataset
 from graft_hpo.data import InMemoryDataset
 from graft_hpo.data import gather
@@ -98,3 +99,31 @@ def test_crop_flip_dataset_gather_is_seeded_and_matches_items(xy):
     item_x, item_y = ds[3]
     assert item_x.shape == (2, 6, 6) and item_y == int(xy[1][3])
     assert ds.targets is ds.base.y
+
+
+class _Targets(_Plain):
+    """A torchvision-style data set: labels in a ``targets`` list."""
+
+    @property
+    def targets(self) -> list[int]:
+        return self.y.tolist()
+
+
+@pytest.mark.parametrize(
+    "kind", ["in_memory", "tensor", "targets", "plain", "subset", "crop_flip"]
+)
+def test_labels_of_equals_the_labels_read_item_by_item(xy, kind):
+    x, y = xy
+    ds = {
+        "in_memory": lambda: InMemoryDataset(x, y),
+        "tensor": lambda: TensorDataset(x, y),
+        "targets": lambda: _Targets(x, y),
+        "plain": lambda: _Plain(x, y),
+        "subset": lambda: Subset(Subset(InMemoryDataset(x, y), list(range(3, 37))), [5, 0, 20]),
+        "crop_flip": lambda: CropFlipDataset(
+            InMemoryDataset(x, y), padding=1, fill=torch.zeros(2)
+        ),
+    }[kind]()
+    labels = labels_of(ds, chunk=7)  # chunks smaller than the data set for the item-by-item path
+    assert labels.dtype == torch.int64
+    assert labels.tolist() == [int(ds[i][1]) for i in range(len(ds))]

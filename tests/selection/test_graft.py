@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
 import graft_hpo.selection._graft as graft_module
+from graft_hpo._torch import labels_of
 from graft_hpo.selection import GraftSelector
 from graft_hpo.selection import Selection
 from graft_hpo.selection import allocate_sizes
 from graft_hpo.selection import budget_of
 from graft_hpo.selection import last_layer_gradients
+from graft_hpo.selection import partition
 
 from ._data import InMemory
 from ._data import ItemByItem
@@ -148,9 +151,9 @@ def test_single_level_gives_every_batch_its_share(digits: InMemory) -> None:
         GraftSelector(fraction=fraction, batch_size=batch_size, levels=1), make_mlp(0), digits
     )
     _assert_valid(sel, n, math.floor(fraction * n))
-    perm = torch.randperm(n, generator=_gen(0))  # the selector's partition for seed 0
+    # the selector's (class-stratified) partition for seed 0
+    batches = partition(n, batch_size, labels=labels_of(digits), generator=_gen(0))
     chosen = set(sel.indices.tolist())
-    batches = torch.tensor_split(perm, math.ceil(n / batch_size))
     empty = [b for b, batch in enumerate(batches) if not chosen & set(batch.tolist())]
     assert empty == [], f"{len(empty)} of {len(batches)} batches contribute no sample"
 
@@ -309,22 +312,92 @@ def test_partition_comes_from_the_generator(digits: InMemory) -> None:
     )
 
 
+@pytest.mark.parametrize(("n", "batch_size"), [(1797, 128), (1797, 64), (130, 128), (10, 3)])
+def test_partition_is_a_seeded_partition_into_near_equal_batches(
+    digits_tensors: Tensors, n: int, batch_size: int
+) -> None:
+    labels = digits_tensors[1][:n]
+    for given in (None, labels):
+        batches = partition(n, batch_size, labels=given, generator=_gen(5))
+        assert len(batches) == math.ceil(n / batch_size)
+        sizes = [len(b) for b in batches]
+        assert max(sizes) - min(sizes) <= 1
+        assert torch.equal(torch.cat(batches).sort().values, torch.arange(n))
+        again = partition(n, batch_size, labels=given, generator=_gen(5))
+        assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))
+    # without labels: the plain seeded permutation, cut into consecutive batches
+    plain = torch.tensor_split(torch.randperm(n, generator=_gen(5)), len(batches))
+    unstratified = partition(n, batch_size, generator=_gen(5))
+    assert all(torch.equal(a, b) for a, b in zip(plain, unstratified, strict=True))
+
+
+def test_stratified_batches_hold_one_class_or_a_boundary_and_shuffle_within_it(
+    digits_tensors: Tensors,
+) -> None:
+    y = digits_tensors[1]  # every class has >= 174 samples > the batch size
+    batches = partition(len(y), 64, labels=y, generator=_gen(6))
+    walked = torch.cat([y[b] for b in batches])
+    assert torch.equal(walked, y.sort().values)  # batches walk through the classes in order
+    assert all(len(y[b].unique()) <= 2 for b in batches)
+    other = partition(len(y), 64, labels=y, generator=_gen(7))
+    assert not torch.equal(torch.cat(batches), torch.cat(other))  # random within each class
+
+
+def _class_shares(sel: Selection, y: torch.Tensor) -> torch.Tensor:
+    """Each class's share of the subset over its share of the data set (1 = proportional)."""
+    counts = torch.bincount(y[sel.indices], minlength=10).double()
+    return counts / (torch.bincount(y, minlength=10).double() * len(sel.indices) / len(y))
+
+
+@pytest.mark.parametrize("features", ["raw", "embedding"])
+def test_stratified_selection_gives_every_class_its_share(
+    digits_tensors: Tensors, features: str
+) -> None:
+    """Maxvol favours large feature vectors: with class 0's images three times as bright,
+    unstratified GRAFT spends several times class 0's share on it and starves other classes.
+    Stratified, every class stays near its share (the alignment still moves budget between
+    batches); with one candidate size ``k`` per batch, a class gets ``k`` samples from every
+    batch of its own and at most ``k`` from each boundary batch it shares."""
+    x, y = digits_tensors
+    bright = InMemory(torch.where((y == 0)[:, None], 3 * x, x), y)
+    model = make_mlp(0)
+
+    def select(**options: Any) -> Selection:
+        options = {"fraction": 0.1, "features": features, "alignment_threshold": 1.0, **options}
+        return _select(GraftSelector(**options), model, bright)
+
+    unstratified = _class_shares(select(stratify=False), y)
+    assert float(unstratified[0]) > 2.5 and float(unstratified.min()) < 0.5
+    stratified = _class_shares(select(), y)
+    assert float(stratified.min()) > 0.5 and float(stratified.max()) < 2.0
+
+    selector = GraftSelector(fraction=0.1, batch_size=32, levels=1, features=features)
+    sel = _select(selector, model, bright)
+    batches = partition(len(y), 32, labels=y, generator=_gen(0))
+    (k,) = selector.candidate_sizes(len(batches[-1]), budget_of(0.1, len(y)) / len(batches))
+    counts = torch.bincount(y[sel.indices], minlength=10)
+    for c in range(10):
+        own = sum(bool((y[b] == c).all()) for b in batches)
+        touched = sum(bool((y[b] == c).any()) for b in batches)
+        assert k * own <= int(counts[c]) <= k * touched, (c, k, own, touched, counts.tolist())
+
+
 def _reference_weights(
     model: nn.Module, data: InMemory, sel: Selection, batch_size: int, seed: int
 ) -> torch.Tensor:
     """Documented weights, batch by batch, from explicit float64 gradients.
 
     ``(K_SS + lam I) w = |S|/B K_S 1`` with ``lam = 1e-8 mean(diag K_SS)``, clipped at 0 and
-    scaled to mean 1 per batch; the batches are the selector's seeded partition.
+    scaled to mean 1 per batch; the batches are the selector's seeded, stratified partition.
     """
     n = len(data)
     x, y = data.tensors
-    perm = torch.randperm(n, generator=_gen(seed))
+    batches = partition(n, batch_size, labels=y, generator=_gen(seed))  # the selector's
     chosen = {int(i): k for k, i in enumerate(sel.indices)}
     expected = torch.full((len(sel.indices),), float("nan"), dtype=torch.float64)
     model.eval()
     with torch.no_grad():
-        for batch in torch.tensor_split(perm, math.ceil(n / batch_size)):
+        for batch in batches:
             embeddings = model[:-1](x[batch])
             G = last_layer_gradients(model[-1](embeddings), y[batch], embeddings)
             local = [p for p, i in enumerate(batch.tolist()) if i in chosen]

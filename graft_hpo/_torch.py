@@ -25,6 +25,8 @@ __all__ = [
     "gather_batch",
     "iter_batches",
     "labels_of",
+    "memory_format_for",
+    "to_device",
 ]
 
 
@@ -103,6 +105,24 @@ def labels_of(dataset: Dataset[Any], *, chunk: int = 4096) -> torch.Tensor:
     n = len(dataset)  # type: ignore[arg-type]
     parts = [gather_batch(dataset, index)[1] for index in torch.arange(n).split(chunk)]
     return torch.cat(parts).long().cpu() if parts else torch.zeros(0, dtype=torch.long)
+
+
+def memory_format_for(device: torch.device | str) -> torch.memory_format:
+    """The layout of images and conv weights on ``device``.
+
+    ``channels_last`` on the CPU, where oneDNN's convolutions run faster in it: the bundled
+    CNN's training step 1.5x, its scoring forward pass 2x, ResNet-18's step 1.1x (2 cores,
+    one thread). Torch's default elsewhere: the CUDA path is unmeasured in that layout.
+    """
+    return torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
+
+
+def to_device(
+    x: torch.Tensor, device: torch.device | str, memory_format: torch.memory_format
+) -> torch.Tensor:
+    """``x`` on ``device``, a 4-D (image) batch also in ``memory_format``."""
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=memory_format) if x.dim() == 4 else x
 
 
 class _Indexed(Dataset[Any]):

@@ -32,6 +32,8 @@ from torch.utils.data import Dataset
 
 from graft_hpo._torch import gather_batch
 from graft_hpo._torch import labels_of
+from graft_hpo._torch import memory_format_for
+from graft_hpo._torch import to_device
 from graft_hpo.selection._alignment import alignment
 from graft_hpo.selection._alignment import gradient_kernel
 from graft_hpo.selection._base import Selection
@@ -248,12 +250,13 @@ class GraftSelector(Selector):
         model.eval()
         feats, logits, embeds, targets = [], [], [], []
         on_cuda = torch.device(device).type == "cuda"
+        layout = memory_format_for(device)
         precision = torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda)
         try:
             with capture_embeddings(model) as captured, precision:
                 for index in torch.cat(chunk).split(_FORWARD_BATCH):
                     x, y = gather_batch(dataset, index)
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                    x, y = to_device(x, device, layout), y.to(device, non_blocking=True)
                     logits.append(model(x).float())
                     embeds.append(captured.pop().float())
                     feats.append(embeds[-1] if self.features == "embedding" else x.flatten(1))

@@ -21,6 +21,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from graft_hpo._torch import iter_batches
+from graft_hpo._torch import memory_format_for
+from graft_hpo._torch import to_device
 from graft_hpo.config import PipelineConfig
 from graft_hpo.config import SelectionConfig
 from graft_hpo.config import TrainConfig
@@ -141,8 +143,9 @@ def evaluate(
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.long)
     n = len(dataset)  # type: ignore[arg-type]
+    layout = memory_format_for(device)
     for x, y, _ in iter_batches(dataset, torch.arange(n), batch_size):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x, y = to_device(x, device, layout), y.to(device, non_blocking=True)
         with _autocast(device):
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
@@ -187,7 +190,8 @@ def train(
     """
     cfg = config.train
     device = device or resolve_device(cfg.device)
-    model.to(device)
+    layout = memory_format_for(device)
+    model.to(device, memory_format=layout)
     generator = torch.Generator().manual_seed(cfg.seed)
     sampler = SubsetSampler(
         build_selector(config.selection, cfg),
@@ -226,7 +230,7 @@ def train(
                 lr = _cosine_lr(cfg.lr, (epoch + i / steps_per_epoch) / cfg.epochs)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x, y = to_device(x, device, layout), y.to(device, non_blocking=True)
             with _autocast(device):
                 logits = model(x)
             losses = F.cross_entropy(logits.float(), y, reduction="none")

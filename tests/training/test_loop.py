@@ -131,3 +131,34 @@ def test_eval_every_validates_every_n_epochs_and_after_the_last() -> None:
     assert evaluated == [1, 3, 4]  # epochs 2 and 4, then the last
     assert all("train_loss" in m for m in result.history)
     assert result.metrics["val_acc"] == result.history[-1]["val_acc"]
+
+
+def test_cpu_training_runs_channels_last_and_computes_the_same_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the CPU images and conv weights are channels_last (faster there); the layout must not
+    change the arithmetic: the same seeded run in torch's default layout trains the same model."""
+    from graft_hpo.data import InMemoryDataset
+    from graft_hpo.training import _loop
+
+    g = torch.Generator().manual_seed(0)
+    images = InMemoryDataset(torch.rand(96, 1, 28, 28, generator=g), torch.arange(96) % 10)
+    overrides = ["emissions.enabled=false", "train.device=cpu", "train.epochs=2"]
+    overrides += ["train.batch_size=32", "selection.warm_start_epochs=1", "selection.fraction=0.5"]
+    config = load_pipeline("mnist", [*overrides, "model.options.width=16"])
+
+    def trained() -> torch.nn.Module:
+        torch.manual_seed(0)
+        model = build_model(config.model, input_shape=(1, 28, 28), num_classes=10)
+        train(model, train_set=images, val_set=images, config=config)
+        return model
+
+    fast = trained()
+    conv = [m for m in fast.modules() if isinstance(m, torch.nn.Conv2d)][-1]  # C_in > 1
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()  # really the other layout
+
+    monkeypatch.setattr(_loop, "memory_format_for", lambda _device: torch.contiguous_format)
+    default = trained()
+    for (name, a), b in zip(fast.state_dict().items(), default.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)

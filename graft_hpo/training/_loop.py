@@ -191,7 +191,8 @@ def train(
     cfg = config.train
     device = device or resolve_device(cfg.device)
     layout = memory_format_for(device)
-    model.to(device, memory_format=layout)
+    model.to(device)
+    model.to(memory_format=layout)
     generator = torch.Generator().manual_seed(cfg.seed)
     sampler = SubsetSampler(
         build_selector(config.selection, cfg),

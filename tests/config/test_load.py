@@ -53,16 +53,21 @@ def test_mnist_matches_the_documented_demo() -> None:
         0.0,
         0,
         "auto",
-        1,
+        5,
     )
     sel = cfg.selection
     assert (sel.strategy, sel.fraction, sel.select_every, sel.warm_start_epochs) == (
         "graft",
-        0.3,
-        9,
-        2,
+        0.2,
+        10,
+        1,
     )
-    assert (sel.alignment_threshold, sel.features, sel.rank) == (1.0, "raw", None)
+    assert (sel.alignment_threshold, sel.features, sel.stratify, sel.rank) == (
+        1.0,
+        "embedding",
+        True,
+        None,
+    )
     assert (cfg.emissions.enabled, cfg.emissions.country_iso_code) == (True, "USA")
     assert (cfg.tracking.uri, cfg.tracking.experiment) == (None, None)
     assert cfg.search.objectives == [
@@ -202,7 +207,7 @@ def test_flatten_config_keys_and_values() -> None:
     cfg = load_pipeline("mnist", overrides=["model.options={width: 64, head: {dropout: 0.1}}"])
     flat = flatten_config(cfg)
     assert flat["name"] == "mnist"
-    assert flat["selection.fraction"] == 0.3
+    assert flat["selection.fraction"] == 0.2
     assert flat["model.options.width"] == 64
     assert flat["model.options.head.dropout"] == 0.1
     assert flat["search.objectives"] == "val_acc:max,co2_kg:min"

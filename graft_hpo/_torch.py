@@ -112,7 +112,8 @@ def memory_format_for(device: torch.device | str) -> torch.memory_format:
 
     ``channels_last`` on the CPU, where oneDNN's convolutions run faster in it: the bundled
     CNN's training step 1.5x, its scoring forward pass 2x, ResNet-18's step 1.06x (2 cores,
-    one thread; ``benchmarks/layout_bench.py``). Torch's default elsewhere: the CUDA path is unmeasured in that layout.
+    one thread; ``benchmarks/layout_bench.py``). Torch's default elsewhere: the CUDA path is
+    unmeasured in that layout.
     """
     return torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
 

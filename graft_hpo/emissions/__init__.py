@@ -10,5 +10,12 @@ from graft_hpo.emissions._measure import EmissionsMeasurement
 from graft_hpo.emissions._measure import EmissionsResult
 from graft_hpo.emissions._measure import check_country
 from graft_hpo.emissions._measure import measure_emissions
+from graft_hpo.emissions._measure import warm_up
 
-__all__ = ["EmissionsMeasurement", "EmissionsResult", "check_country", "measure_emissions"]
+__all__ = [
+    "EmissionsMeasurement",
+    "EmissionsResult",
+    "check_country",
+    "measure_emissions",
+    "warm_up",
+]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import inspect
 import logging
 import math
@@ -314,6 +315,26 @@ def measure_emissions(
             handle._result = _fallback(start_error or "RuntimeError: no tracker")
         else:
             handle._result = _stop_tracker(tracker, _fallback)
+
+
+@functools.cache
+def warm_up(cfg: EmissionsConfig) -> None:
+    """Pay codecarbon's one-off cost in this process now, outside any measurement.
+
+    The first tracker of a process probes the hardware (CPU model and TDP table, GPUs; about
+    1.1 s here) and loads codecarbon's static data; later trackers reuse both. Without a
+    warm-up that second is charged to whichever trial runs first on a worker, and identical
+    configurations get different CO2 on the front. Starts and stops one tracker, once per
+    process and configuration; a failure is left for :func:`measure_emissions` to report.
+    """
+    if not cfg.enabled:
+        return
+    try:
+        tracker = _start_tracker(cfg, "graft-hpo-warm-up", None, None)
+    except Exception:  # reported by the measurement that follows
+        return
+    with contextlib.suppress(Exception):
+        tracker.stop()
 
 
 def _start_tracker(

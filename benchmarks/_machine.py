@@ -8,6 +8,25 @@ import platform
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def repo_relative(value: Any) -> Any:
+    """``value`` with every absolute path inside the repository made relative to its root.
+
+    Recurses into mappings, lists and tuples; in strings (paths, ``sqlite:////...`` URIs) the
+    repository's own path prefix is dropped, so saved reports name no folder of the machine.
+    """
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, str):
+        return value.replace(f"{ROOT}/", "")
+    if isinstance(value, dict):
+        return {k: repo_relative(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [repo_relative(v) for v in value]
+    return value
+
 
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo, else what ``platform`` knows."""

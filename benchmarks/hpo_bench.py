@@ -65,6 +65,7 @@ import torch  # noqa: E402
 
 from benchmarks._machine import load_avg  # noqa: E402
 from benchmarks._machine import machine_info  # noqa: E402
+from benchmarks._machine import repo_relative  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
 from graft_hpo.sweep import load_space  # noqa: E402
 from graft_hpo.sweep import run_sweep  # noqa: E402
@@ -759,7 +760,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         plot(report, args.plot)
     if args.json:
-        print(json.dumps(_json_safe(report), separators=(",", ":")))
+        print(json.dumps(repo_relative(_json_safe(report)), separators=(",", ":")))
     return 0
 
 

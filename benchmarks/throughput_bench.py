@@ -50,6 +50,7 @@ os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
 
 from benchmarks._machine import load_avg  # noqa: E402
 from benchmarks._machine import machine_info  # noqa: E402
+from benchmarks._machine import repo_relative  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
 from graft_hpo.sweep import load_space  # noqa: E402
 from graft_hpo.sweep import run_sweep  # noqa: E402
@@ -312,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     report["wall_s"] = time.perf_counter() - start
     print(markdown(report))
     if args.json:
-        print(json.dumps(report, separators=(",", ":"), default=str))
+        print(json.dumps(repo_relative(report), separators=(",", ":"), default=str))
     return 0
 
 

@@ -85,3 +85,21 @@ def test_ratio_table_divides_the_base_by_each_sweep() -> None:
         "full/graft": {"energy_kwh": 3.0, "duration_s": None},  # no division by zero
         "full/random": {"energy_kwh": None, "duration_s": 3.0},
     }
+
+
+def test_saved_reports_name_no_folder_of_the_machine() -> None:
+    from benchmarks._machine import ROOT
+    from benchmarks._machine import repo_relative
+
+    report = {
+        "out": ROOT / "benchmarks" / "_out",
+        "uri": f"sqlite:///{ROOT}/benchmarks/_out/mlflow.db",
+        "runs": [{"sweep_dir": f"{ROOT}/benchmarks/_out/sweeps/a"}, ("x", 1.5, None)],
+        "elsewhere": "/opt/data/cifar",
+    }
+    assert repo_relative(report) == {
+        "out": "benchmarks/_out",
+        "uri": "sqlite:///benchmarks/_out/mlflow.db",
+        "runs": [{"sweep_dir": "benchmarks/_out/sweeps/a"}, ["x", 1.5, None]],
+        "elsewhere": "/opt/data/cifar",
+    }

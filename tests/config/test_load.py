@@ -59,7 +59,7 @@ def test_mnist_matches_the_documented_demo() -> None:
     assert (sel.strategy, sel.fraction, sel.select_every, sel.warm_start_epochs) == (
         "graft",
         0.2,
-        10,
+        20,
         1,
     )
     assert (sel.alignment_threshold, sel.features, sel.stratify, sel.rank) == (

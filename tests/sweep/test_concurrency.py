@@ -18,7 +18,7 @@ from graft_hpo.sweep import run_sweep
 from graft_hpo.tracking import metric_history
 from graft_hpo.tracking import query_runs
 
-EPOCHS = 2
+EPOCHS = 30  # long enough (~0.3 s alone) for CPU time to be measurable
 COMMON = [
     f"train.epochs={EPOCHS}",
     "train.device=cpu",
@@ -81,7 +81,7 @@ def test_four_concurrent_trials_share_one_store_and_measure_their_own_energy(
 
     # Energy per process: codecarbon runs in process mode, so a trial's CPU energy follows its
     # own CPU time (the same work alone or in company), not the machine's load. Measured here:
-    # concurrent mean / solo = 1.10 and 1.42 (2 runs). Had each process counted the whole
+    # concurrent mean / solo = 1.21 and 1.26 (2 runs). Had each process counted the whole
     # machine, each concurrent trial would be charged the machine's CPU power for its whole,
     # ~2.4x longer, duration: about 10x the solo trial's CPU energy.
     _, (solo,) = _sweep(tmp_path, "solo", trials=1, concurrent=1)

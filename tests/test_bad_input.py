@@ -196,6 +196,12 @@ CASES: list[Case] = [
         ("search.scheduler.type must be one of 'asha'", "'hyperband'"),
     ),
     Case(
+        "scheduler-with-sparse-validation",
+        validate("search.scheduler.type=asha", "train.eval_every=5"),
+        2,
+        ("train.eval_every must be 1 with a search.scheduler", "got 5", "train.eval_every=1"),
+    ),
+    Case(
         "objective-mode-maximise",
         validate(OBJECTIVES_MAXIMISE),
         2,

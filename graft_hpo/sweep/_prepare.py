@@ -67,7 +67,7 @@ def _check_search(config: PipelineConfig) -> list[str]:
     if sched is not None and config.train.eval_every != 1:
         errors.append(
             "train.eval_every must be 1 with a search.scheduler (it compares every epoch's "
-            f"validation); got {config.train.eval_every}"
+            f"validation); got {config.train.eval_every} (add --set train.eval_every=1)"
         )
     if sched is not None and sched.grace_period > config.train.epochs:
         errors.append(

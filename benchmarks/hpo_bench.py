@@ -471,7 +471,7 @@ def warm_up(args: argparse.Namespace, uri: str, stamp: str) -> None:
 
 
 def run_all(args: argparse.Namespace) -> Json:
-    from graft_hpo.sweep._tune import init_ray  # the sweeps' own Ray settings
+    from graft_hpo.sweep import init_ray  # the sweeps' own Ray settings
 
     args.out.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{(args.out / 'mlruns' / 'mlflow.db').resolve()}"

@@ -251,7 +251,7 @@ def test_the_printed_server_commands_bind_loopback() -> None:
 
 _LISTENERS = """
 import json, psutil, ray, time
-from graft_hpo.sweep._tune import init_ray
+from graft_hpo.sweep import init_ray
 init_ray(None, num_cpus=1)
 time.sleep(2)
 pids = {p.pid for p in psutil.Process().children(recursive=True)} | {psutil.Process().pid}

@@ -35,6 +35,7 @@ from graft_hpo.sweep._space import SearchSpace
 from graft_hpo.sweep._space import load_space
 from graft_hpo.sweep._space import validate_space
 from graft_hpo.sweep._tune import execute
+from graft_hpo.sweep._tune import init_ray
 from graft_hpo.sweep._tune import read_plan
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "SearchSpace",
     "SweepResult",
     "check_sweep",
+    "init_ray",
     "load_space",
     "resume_sweep",
     "run_sweep",

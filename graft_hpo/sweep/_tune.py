@@ -255,7 +255,14 @@ def _scheduler(config: PipelineConfig) -> Any:
 
 
 def init_ray(address: str | None, *, num_cpus: int | None = None) -> None:
-    """Start a local Ray bound to loopback, or join the cluster at ``address``."""
+    """Start a local Ray bound to loopback, or join the cluster at ``address``.
+
+    :func:`run_sweep` calls it itself; call it first to share one Ray between several sweeps
+    (a benchmark, a pipeline step that sweeps more than once). A no-op if Ray is running.
+
+    Raises:
+        ConfigError: nothing answers at ``address``, or it is not a Ray cluster.
+    """
     import ray
 
     if ray.is_initialized():

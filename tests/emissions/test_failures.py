@@ -18,15 +18,11 @@ from graft_hpo.config import load_pipeline
 from graft_hpo.tracking import metric_history
 from graft_hpo.tracking import query_runs
 from graft_hpo.trial import run_trial
+from tests._overrides import FAST_TRIAL
 
 pytestmark = pytest.mark.mlflow
 
-FAST = [
-    "train.epochs=2",
-    "train.device=cpu",
-    "emissions.measure_power_secs=1",
-    "selection.warm_start_epochs=1",
-]
+FAST = FAST_TRIAL
 ENERGY = ("energy_kwh", "co2_kg", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh")
 
 

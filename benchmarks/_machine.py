@@ -1,10 +1,15 @@
-"""What machine a benchmark ran on, for the report's header."""
+"""What machine a benchmark ran on, and the scaffolding every benchmark report shares."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import logging
 import os
 import platform
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +68,39 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "load_avg_1min_at_start": load,
     }
+
+
+def new_report(args: argparse.Namespace) -> dict[str, Any]:
+    """A report's first keys: the machine, and the command-line arguments (paths as text)."""
+    return {
+        "machine": machine_info(),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
+
+
+def run_report(
+    args: argparse.Namespace, run_all: Callable[[argparse.Namespace], dict[str, Any]]
+) -> dict[str, Any]:
+    """:func:`new_report` updated with ``run_all(args)`` and its wall time ``wall_s``.
+
+    Library warnings go to stderr, one line each, and whatever ``run_all`` prints is sent to
+    stderr too: stdout holds the report (and the JSON line) only.
+    """
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    report = new_report(args)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):
+        report.update(run_all(args))
+    report["wall_s"] = time.perf_counter() - start
+    return report
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Write a matplotlib figure as a PNG (folders created) and free it."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -64,8 +64,9 @@ os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
 import torch  # noqa: E402
 
 from benchmarks._machine import load_avg  # noqa: E402
-from benchmarks._machine import machine_info  # noqa: E402
 from benchmarks._machine import repo_relative  # noqa: E402
+from benchmarks._machine import run_report  # noqa: E402
+from benchmarks._machine import save_figure  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
 from graft_hpo.sweep import load_space  # noqa: E402
 from graft_hpo.sweep import run_sweep  # noqa: E402
@@ -683,9 +684,7 @@ def plot(report: Json, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _json_safe(value: Any) -> Any:
@@ -743,18 +742,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.trials = args.trials or (QUICK_TRIALS if args.quick else 12)
     args.out = args.out.resolve()
-    logging.basicConfig(
-        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
-
-    report: Json = {
-        "machine": machine_info(),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-    }
-    start = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):  # stdout holds the report and the JSON only
-        report.update(run_all(args))
-    report["wall_s"] = time.perf_counter() - start
+    report = run_report(args, run_all)
     report["goals"] = goals(report)
     print(markdown(report))
     if args.plot:

@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import load_avg  # noqa: E402
-from benchmarks._machine import machine_info  # noqa: E402
+from benchmarks._machine import new_report  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
 from graft_hpo.models import build_model  # noqa: E402
 
@@ -248,11 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats, --samples and --resnet-samples must be >= 1")
     torch.set_num_threads(args.threads)
 
-    report: Json = {
-        "machine": machine_info(),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "command": shlex.join([_python(), *sys.argv]),
-    }
+    report = new_report(args)
+    report["command"] = shlex.join([_python(), *sys.argv])
     start = time.perf_counter()
     report["models"] = [bench_model(s, args.repeats, args.seed) for s in specs(args)]
     report["wall_s"] = time.perf_counter() - start

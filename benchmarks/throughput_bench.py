@@ -27,9 +27,7 @@ then, with ``--json``, one JSON object as the last line.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import logging
 import os
 import statistics
 import sys
@@ -49,8 +47,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
 
 from benchmarks._machine import load_avg  # noqa: E402
-from benchmarks._machine import machine_info  # noqa: E402
 from benchmarks._machine import repo_relative  # noqa: E402
+from benchmarks._machine import run_report  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
 from graft_hpo.sweep import load_space  # noqa: E402
 from graft_hpo.sweep import run_sweep  # noqa: E402
@@ -300,17 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.trials < 1 or args.epochs < 1 or min(args.concurrency) < 1 or args.cpus <= 0:
         parser.error("--trials, --epochs, --concurrency and --cpus must be positive")
     args.out = args.out.resolve()
-    logging.basicConfig(
-        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
-    report: Json = {
-        "machine": machine_info(),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-    }
-    start = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):  # stdout holds the table and the JSON only
-        report.update(run_all(args))
-    report["wall_s"] = time.perf_counter() - start
+    report = run_report(args, run_all)
     print(markdown(report))
     if args.json:
         print(json.dumps(repo_relative(report), separators=(",", ":"), default=str))

@@ -43,7 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._machine import machine_info  # noqa: E402
+from benchmarks._machine import new_report  # noqa: E402
+from benchmarks._machine import save_figure  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
 from graft_hpo.selection import Selection  # noqa: E402
 from graft_hpo.training import TrainHooks  # noqa: E402
@@ -404,9 +405,7 @@ def plot(report: Json, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,10 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
 
     configs = configurations(args.fractions, args.strategies)
-    report: Json = {
-        "machine": machine_info(),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-    }
+    report = new_report(args)
     start = time.perf_counter()
     runs = run_all(args, configs)
     report["wall_s"] = time.perf_counter() - start

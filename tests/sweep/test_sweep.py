@@ -182,24 +182,32 @@ def _finished(db: Path) -> int:
 
 
 def _start_sweep_subprocess(home: Path, tmp_path: Path, **popen: object) -> subprocess.Popen:
-    """`graft-hpo sweep digits --trials 4` (sequential trials) in its own process group."""
+    """`graft-hpo sweep digits --trials 4` (sequential trials) in its own process group,
+    returned once exactly one trial has finished: every later trial waits at a gate
+    (``tests.plugins.gated``) until :func:`_open_gate`, so an interruption never races them."""
+    gate = tmp_path / "gate"
+    gate.touch()
     args = [
         sys.executable, "-m", "graft_hpo.cli", "sweep", "digits", "--trials", "4",
         "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
         "--sweep-dir", str(tmp_path / "sweep"),
         "--set", "tracking.experiment=sweep-resume", "--set", "search.max_concurrent=1",
         *[a for q in QUICK for a in ("--set", q)],
-        # long enough trials that the sweep is still running when the test interrupts it,
-        # one poll (1 s) after the first trial finished (workers are reused: no start-up)
-        "--set", "train.epochs=8",
+        "--set", "data.name=tests.plugins.gated:digits", "--set", f"data.options.gate={gate}",
     ]  # fmt: skip
-    env = {**os.environ, "HOME": str(home)}
+    repo = str(Path(__file__).resolve().parents[2])  # `tests.plugins` for the driver and workers
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": repo}
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, start_new_session=True, **popen)  # type: ignore[call-overload]
     deadline = time.monotonic() + 240
     while _finished(tmp_path / "mlflow.db") < 1 and time.monotonic() < deadline:
-        time.sleep(1)
-    assert proc.poll() is None, "the sweep ended before it could be interrupted"
+        assert proc.poll() is None, "the sweep ended before its first trial finished"
+        time.sleep(0.2)
+    assert _finished(tmp_path / "mlflow.db") == 1, "no trial finished in 240 s"
     return proc
+
+
+def _open_gate(tmp_path: Path) -> None:
+    (tmp_path / "gate").unlink()
 
 
 def _assert_resumed_to_four(uri: str, sweep_dir: Path) -> None:
@@ -231,7 +239,8 @@ def test_ctrl_c_stops_the_sweep_and_resume_completes_it(ray_local: Path, tmp_pat
     assert not [r for r in records if r.status == "RUNNING"]  # nothing left open
     (parent,) = [r for r in records if r.tags.get("graft_hpo.role") == "sweep"]
     assert parent.status == "KILLED"
-    assert 1 <= _finished(tmp_path / "mlflow.db") < 4
+    assert _finished(tmp_path / "mlflow.db") == 1  # the later trials were held at the gate
+    _open_gate(tmp_path)
     _assert_resumed_to_four(uri, tmp_path / "sweep")
 
 
@@ -243,7 +252,8 @@ def test_resume_after_the_driver_was_killed(ray_local: Path, tmp_path: Path) -> 
     )
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
     proc.wait(timeout=60)
-    assert 1 <= _finished(tmp_path / "mlflow.db") < 4
+    assert _finished(tmp_path / "mlflow.db") == 1  # the later trials were held at the gate
+    _open_gate(tmp_path)
     _assert_resumed_to_four(uri, tmp_path / "sweep")
 
 

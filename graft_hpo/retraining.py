@@ -150,7 +150,12 @@ def retrain(
 
     logged = _LogModel(uri)
     result = run_trial(
-        config, tracking_uri=uri, tags=tags, hooks=[logged], evaluate_test=evaluate_test
+        config,
+        tracking_uri=uri,
+        run_name=f"retrain-{run_id[:8]}",
+        tags=tags,
+        hooks=[logged],
+        evaluate_test=evaluate_test,
     )
     if result.status != "FINISHED" or result.run_id is None:
         return RetrainResult(

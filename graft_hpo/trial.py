@@ -13,6 +13,7 @@ import math
 import random
 import time
 import traceback
+import uuid
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -164,6 +165,7 @@ def run_trial(
     tracking: bool = True,
     tracking_uri: str | None = None,
     parent_run_id: str | None = None,
+    run_name: str | None = None,
     tags: Mapping[str, str] | None = None,
     hooks: Sequence[TrainHooks] = (),
     evaluate_test: bool = False,
@@ -175,6 +177,9 @@ def run_trial(
         tracking: log to MLflow (one run; nested under ``parent_run_id`` if given).
         tracking_uri: overrides ``config.tracking.uri`` and ``$MLFLOW_TRACKING_URI``.
         parent_run_id: the sweep's parent run, for a nested trial run.
+        run_name: the run's display name; ``None`` -> ``"<strategy>-<8 random hex digits>"``
+            (random from the OS, not from the seeded ``random``: MLflow's own generated
+            names would repeat for every trial of one seed).
         tags: extra run tags (``sweep_id``, ...).
         hooks: extra training hooks (Ray reporting, budgets).
         evaluate_test: also evaluate on the held-out test split (``test_acc``, ``test_loss``).
@@ -202,6 +207,7 @@ def run_trial(
         run = RunLogger.start(
             tracking_uri or config.tracking.uri,
             config.tracking.experiment or config.name,
+            run_name=run_name or f"{config.selection.strategy}-{uuid.uuid4().hex[:8]}",
             parent_run_id=parent_run_id,
             tags={"strategy": config.selection.strategy, **(tags or {})},
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,7 @@ def test_a_trial_is_logged_with_params_metrics_and_emissions(store: str) -> None
     assert record.params["selection.fraction"] == "0.3"
     assert record.params["train.epochs"] == "2"
     assert record.tags["strategy"] == "graft" and record.tags["sweep_id"] == "s-test"
+    assert re.fullmatch(r"graft-[0-9a-f]{8}", record.tags["mlflow.runName"])
     assert record.metrics["val_acc"] == pytest.approx(metrics["val_acc"])
     history = metric_history(store, result.run_id, "val_acc")
     assert [step for step, _ in history][:2] == [0, 1]

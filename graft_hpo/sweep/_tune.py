@@ -134,6 +134,7 @@ def _trainable(params: dict[str, Any], *, plan_dict: dict[str, Any]) -> None:
         config,
         tracking_uri=plan.tracking_uri,
         parent_run_id=plan.parent_run_id,
+        run_name=f"{config.selection.strategy}-{trial_id}",  # the id Ray prints for the trial
         tags={
             TAG_SWEEP_ID: plan.sweep_id,
             TAG_ROLE: "trial",

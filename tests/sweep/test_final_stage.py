@@ -107,6 +107,7 @@ def test_a_pipeline_goes_from_data_to_a_registered_model(
     retrain_run = client.get_run(result.model["run_id"])
     assert retrain_run.info.status == "FINISHED"
     assert retrain_run.data.tags["graft_hpo.role"] == "retrain"
+    assert retrain_run.data.tags["mlflow.runName"] == f"retrain-{result.selected['run_id'][:8]}"
     # a retraining is not a trial of the sweep: the front and the counts are unchanged
     assert len(_trials(uri, "final", result.sweep_id)) == 3
     parent = client.get_run(result.parent_run_id).data.tags

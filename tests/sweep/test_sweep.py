@@ -73,6 +73,8 @@ def test_a_sweep_logs_nested_trials_and_its_front(ray_local: Path, tmp_path: Pat
         assert r.tags["sweep_id"] == result.sweep_id
         assert r.tags["ray_trial_id"] and r.tags["node"]
         assert r.tags["strategy"] == r.params["selection.strategy"]
+        # named after the Ray trial: readable, and distinct although every trial seeds `random`
+        assert r.tags["mlflow.runName"] == f"{r.tags['strategy']}-{r.tags['ray_trial_id']}"
         for metric in ("val_acc", "co2_kg", "energy_kwh", "duration_s", "fraction_effective"):
             assert metric in r.metrics
         epochs = metric_history(uri, r.run_id, "val_acc")

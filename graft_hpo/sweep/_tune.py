@@ -363,10 +363,9 @@ class _Progress:
         )
         objs = f"{objs}  {note}" if note else objs
         strategy = trial.config.get("selection.strategy", self.plan.config.selection.strategy)
-        self.printer(
-            f"[{self.done}/{self.plan.trials}] trial {trial.trial_id} {status:<13} "
-            f"{strategy:<6} {objs}"
-        )
+        total = self.plan.trials
+        count = f"[{self.done:>{len(str(total))}}/{total}]"  # "[ 9/12]": the columns stay put
+        self.printer(f"{count} trial {trial.trial_id} {status:<13} {strategy:<6} {objs}")
 
 
 def _last_line(error: Any) -> str:

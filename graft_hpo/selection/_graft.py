@@ -133,6 +133,7 @@ class GraftSelector(Selector):
         self.weighted = weighted
         self.maxvol_tol = maxvol_tol
         self.levels = levels
+        self._labels: tuple[Dataset[Any], torch.Tensor] | None = None  # (data set, its labels)
 
     def candidate_sizes(self, batch_size: int, per_batch_budget: float) -> list[int]:
         """Ascending candidate subset sizes for batches of ``batch_size`` samples."""
@@ -144,6 +145,13 @@ class GraftSelector(Selector):
             return [lo]
         ratio = (hi / lo) ** (1.0 / (self.levels - 1))
         return sorted({min(hi, round(lo * ratio**j)) for j in range(self.levels)})
+
+    def _labels_of(self, dataset: Dataset[Any]) -> torch.Tensor:
+        """``labels_of(dataset)``, read once per data set rather than once per round: a data set
+        that declares no ``targets`` or ``tensors`` is read item by item."""
+        if self._labels is None or self._labels[0] is not dataset:
+            self._labels = (dataset, labels_of(dataset))
+        return self._labels[1]
 
     def select(
         self,
@@ -160,7 +168,7 @@ class GraftSelector(Selector):
             return Selection(torch.arange(n), None, 1.0, {"selection_s": 0.0})
         if device is None:
             device = next(model.parameters()).device
-        labels = labels_of(dataset) if self.stratify else None
+        labels = self._labels_of(dataset) if self.stratify else None
         batches = partition(n, self.batch_size, labels=labels, generator=generator)
         sizes = self.candidate_sizes(len(batches[-1]), budget / len(batches))
 

@@ -263,6 +263,29 @@ def test_item_by_item_dataset_gives_the_same_selection(digits_tensors: Tensors) 
     torch.testing.assert_close(in_memory.weights, plain.weights)
 
 
+def test_labels_are_read_once_per_dataset(
+    digits_tensors: Tensors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data set without declared targets is read item by item for its labels: once, not at
+    every selection round."""
+    reads: list[object] = []
+
+    def counting_labels_of(dataset: Any) -> torch.Tensor:
+        reads.append(dataset)
+        return labels_of(dataset)
+
+    monkeypatch.setattr(graft_module, "labels_of", counting_labels_of)
+    model = make_mlp(3)
+    selector = GraftSelector(fraction=0.3, batch_size=100)
+    first, second = ItemByItem(*digits_tensors), ItemByItem(*digits_tensors)
+    rounds = [_select(selector, model, first, seed=s) for s in range(3)]
+    assert reads == [first]
+    assert not torch.equal(rounds[0].indices, rounds[1].indices)  # new partitions all the same
+    again = _select(selector, model, second, seed=0)  # another data set: its own labels
+    assert reads == [first, second]
+    assert torch.equal(again.indices, rounds[0].indices)  # the same samples, the same choice
+
+
 def test_selection_follows_the_samples_when_the_dataset_is_permuted(
     digits_tensors: Tensors, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -59,6 +59,7 @@ logger = logging.getLogger(__name__)
 TAG_RAY_TRIAL = "ray_trial_id"
 TAG_NODE = "node"
 DONE_KEY = "trial_done"  # set on a trial's final report only: its absence means stopped early
+_STOPPED_TRIAL_CLOSE_S = 120  # see _trainable
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,9 @@ def _trainable(params: dict[str, Any], *, plan_dict: dict[str, Any]) -> None:
 
     plan = _plan_from_dict(plan_dict)
     config = apply_overrides(plan.config, params)
+    # A trial stopped by the scheduler closes its run when its actor is reused for the next
+    # trial; Tune waits only this long for that (default 2 s) before failing the next trial.
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", str(_STOPPED_TRIAL_CLOSE_S))
     torch.set_num_threads(max(1, int(plan.config.resources.cpu)))
     trial_id = tune.get_context().get_trial_id()
     finished = _finished_run(plan, trial_id)
@@ -148,7 +152,9 @@ def _trainable(params: dict[str, Any], *, plan_dict: dict[str, Any]) -> None:
         # Ray marks the trial ERROR and Optuna is told FAIL; the MLflow run is already FAILED
         raise TrialFailedError(result.error or "trial failed")
     if reporter.stopped:
-        return  # the session is ending: no more reports
+        # Leave as Ray's own stop does: a normal return makes Ray's wrapper report once more,
+        # and that report blocks the thread forever, so a reused actor never frees up.
+        raise SystemExit(0)
     try:
         check_measured(result.metrics, needed)
     except TrialFailedError as err:  # e.g. codecarbon failed: the trial cannot be ranked
@@ -506,9 +512,8 @@ def execute(plan: SweepPlan, *, resume: bool, printer: Callable[[str], None]) ->
                 num_samples=plan.trials,
                 max_concurrent_trials=plan.config.search.max_concurrent,
                 # one worker process serves trial after trial: torch, MLflow and codecarbon
-                # load once, not per trial (halves a sweep of short trials here). Not with a
-                # scheduler: an actor whose trial it stopped hangs when Tune reuses it.
-                reuse_actors=plan.config.search.scheduler is None,
+                # load once, not per trial (halves a sweep of short trials here)
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name="ray",

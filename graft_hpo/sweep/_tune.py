@@ -429,7 +429,12 @@ def _close_stopped_run(plan: SweepPlan, result: dict[str, Any]) -> None:
         return
     run = RunLogger(plan.tracking_uri, run_id)
     run.set_tags({TAG_EARLY_STOPPED: "true"})
-    run.log_metrics({k: float(v) for k, v in result.items() if k in _FINAL and _is_number(v)})
+    # at the reported epoch's step: this logger has seen no step, and step 0 would put the
+    # last epoch's cumulative energy into the first epoch's history
+    run.log_metrics(
+        {k: float(v) for k, v in result.items() if k in _FINAL and _is_number(v)},
+        step=int(result["epoch"]) if _is_number(result.get("epoch")) else None,
+    )
     run.end("FINISHED")
 
 

@@ -140,6 +140,9 @@ def test_early_stopped_trials_stay_off_the_front(ray_local: Path, tmp_path: Path
         assert r.status == "FINISHED"
         assert r.metrics["epochs_completed"] < 3 if "epochs_completed" in r.metrics else True
         assert "val_acc" in r.metrics and "co2_kg" in r.metrics  # last epoch's, for Optuna
+    for r in records:  # cumulative energy never falls along its history, stopped or not
+        energy = [value for _, value in metric_history(uri, r.run_id, "energy_kwh")]
+        assert energy == sorted(energy), (r.tags["mlflow.runName"], energy)
     finished = [r for r in records if r.tags.get("early_stopped") != "true"]
     expected = _brute_force_front(
         [(r.run_id, r.metrics["val_acc"], r.metrics["co2_kg"]) for r in finished]

@@ -1,0 +1,57 @@
+"""Driver-side bookkeeping of a sweep: progress lines, closing the runs of stopped trials."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from graft_hpo.sweep._tune import _close_stopped_run
+from graft_hpo.sweep._tune import _Progress
+from graft_hpo.tracking import RunLogger
+from graft_hpo.tracking import metric_history
+from graft_hpo.tracking import query_runs
+
+
+def _trial(trial_id: str, strategy: str, val_acc: float) -> SimpleNamespace:
+    return SimpleNamespace(
+        trial_id=trial_id,
+        config={"selection.strategy": strategy},
+        last_result={"val_acc": val_acc, "co2_kg": 1.5e-6},
+    )
+
+
+def test_lines_name_the_trial_and_keep_their_columns_past_nine() -> None:
+    plan = SimpleNamespace(
+        trials=12,
+        objectives=[("val_acc", "max"), ("co2_kg", "min")],
+        config=SimpleNamespace(selection=SimpleNamespace(strategy="graft")),
+    )
+    lines: list[str] = []
+    progress = _Progress(plan, lines.append)  # type: ignore[arg-type]
+    for i in range(12):
+        progress.line("FINISHED", _trial(f"{i:08x}", ("graft", "random")[i % 2], 0.9))
+
+    assert lines[0] == "[ 1/12] trial 00000000 FINISHED      graft  val_acc=0.9  co2_kg=1.5e-06"
+    assert lines[11].startswith("[12/12] trial 0000000b FINISHED      random ")
+    assert len({line.index("FINISHED") for line in lines}) == 1
+
+
+@pytest.mark.mlflow
+def test_a_stopped_trials_run_is_closed_at_its_last_epoch(tmp_path: Path) -> None:
+    """The driver closes the run of a trial the scheduler stopped with the last report's
+    values, at that epoch's step, not at step 0 among the first epoch's points."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = RunLogger.start(uri, "stopped")
+    for epoch, energy in enumerate([1e-6, 2e-6, 3e-6]):
+        run.log_metrics({"energy_kwh": energy, "val_acc": 0.5 + epoch / 10}, step=epoch)
+    report = {"mlflow_run_id": run.run_id, "epoch": 2, "energy_kwh": 3e-6, "val_acc": 0.7}
+    _close_stopped_run(SimpleNamespace(tracking_uri=uri), report)  # type: ignore[arg-type]
+
+    history = metric_history(uri, run.run_id, "energy_kwh")
+    assert [step for step, _ in history] == [0, 1, 2, 2]
+    assert [value for _, value in history] == [1e-6, 2e-6, 3e-6, 3e-6]
+    (record,) = query_runs(uri, "stopped")
+    assert record.status == "FINISHED" and record.tags["early_stopped"] == "true"
+    assert record.metrics["val_acc"] == pytest.approx(0.7)

@@ -342,7 +342,7 @@ def query_runs(
 
 
 def metric_history(uri: str | None, run_id: str, key: str) -> list[tuple[int, float]]:
-    """Every logged value of one metric of a run, as ``(step, value)`` in logging order."""
+    """Every logged value of one metric of a run, as ``(step, value)``, by step then time."""
     client = open_client(resolve_tracking_uri(uri))
     history = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
     return [(int(m.step), float(m.value)) for m in history]

@@ -61,7 +61,8 @@ class Selector(abc.ABC):
         """
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        # the constructor's arguments; private state (a cache) is not part of the description
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({params})"
 
 

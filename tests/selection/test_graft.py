@@ -284,6 +284,7 @@ def test_labels_are_read_once_per_dataset(
     again = _select(selector, model, second, seed=0)  # another data set: its own labels
     assert reads == [first, second]
     assert torch.equal(again.indices, rounds[0].indices)  # the same samples, the same choice
+    assert "_labels" not in repr(selector) and "tensor" not in repr(selector)
 
 
 def test_selection_follows_the_samples_when_the_dataset_is_permuted(

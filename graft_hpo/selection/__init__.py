@@ -10,12 +10,15 @@ Public names:
   (:func:`get_selector`), :class:`Selection`, :class:`SubsetSchedule`.
 - :func:`partition` — the seeded (optionally class-stratified) selection batches.
 - :class:`SubsetSampler` — a ``torch.utils.data.Sampler`` that re-selects on schedule.
+- :class:`Ranking`, :class:`PrefixSelector`, :func:`prefix_alignment` — one selection serving
+  every budget (``GraftSelector.rank_dataset``): a sweep ranks once, each trial takes a prefix.
 """
 
 from graft_hpo.selection._alignment import alignment
 from graft_hpo.selection._alignment import gradient_kernel
 from graft_hpo.selection._alignment import last_layer_gradients
 from graft_hpo.selection._alignment import logit_residuals
+from graft_hpo.selection._alignment import prefix_alignment
 from graft_hpo.selection._base import Phase
 from graft_hpo.selection._base import Selection
 from graft_hpo.selection._base import Selector
@@ -24,10 +27,12 @@ from graft_hpo.selection._features import capture_embeddings
 from graft_hpo.selection._features import low_rank_basis
 from graft_hpo.selection._graft import GraftSelector
 from graft_hpo.selection._graft import allocate_sizes
-from graft_hpo.selection._graft import budget_of
 from graft_hpo.selection._graft import partition
 from graft_hpo.selection._maxvol import fast_maxvol
 from graft_hpo.selection._maxvol import log_volume
+from graft_hpo.selection._rank import PrefixSelector
+from graft_hpo.selection._rank import Ranking
+from graft_hpo.selection._rank import budget_of
 from graft_hpo.selection._registry import available_selectors
 from graft_hpo.selection._registry import get_selector
 from graft_hpo.selection._sampler import SubsetSampler
@@ -38,7 +43,9 @@ __all__ = [
     "FullSelector",
     "GraftSelector",
     "Phase",
+    "PrefixSelector",
     "RandomSelector",
+    "Ranking",
     "Selection",
     "Selector",
     "SubsetSampler",
@@ -56,4 +63,5 @@ __all__ = [
     "logit_residuals",
     "low_rank_basis",
     "partition",
+    "prefix_alignment",
 ]

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from graft_hpo.selection._base import Selection
 from graft_hpo.selection._base import Selector
-from graft_hpo.selection._graft import budget_of
+from graft_hpo.selection._rank import budget_of
 
 __all__ = ["FullSelector", "RandomSelector"]
 

@@ -217,6 +217,34 @@ def test_hard_threshold_uses_more_samples_than_easy(digits: InMemory, fraction: 
     assert easy.stats["aligned_batches"] == 1.0
 
 
+@pytest.mark.parametrize("pool", [1.0, 2.0, 3.5])
+def test_a_pool_scores_only_pool_times_the_budget(
+    digits: InMemory, pool: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scored: list[torch.Tensor] = []
+    forward = GraftSelector._forward
+
+    def spy(self: GraftSelector, model: nn.Module, dataset: Any, chunk: Any, device: Any) -> Any:
+        scored.extend(chunk)
+        return forward(self, model, dataset, chunk, device)
+
+    monkeypatch.setattr(GraftSelector, "_forward", spy)
+    n, budget = len(digits), math.floor(0.2 * len(digits))
+    selector = GraftSelector(fraction=0.2, batch_size=64, pool=pool, alignment_threshold=1.0)
+    sel = _select(selector, make_mlp(0), digits)
+    seen = torch.cat(scored)
+    assert len(seen) == math.ceil(pool * budget) == len(seen.unique())  # the pool, once each
+    _assert_valid(sel, n, budget)
+    assert set(sel.indices.tolist()) <= set(seen.tolist())
+    if pool == 1.0:  # the pool is the budget: at threshold 1, nearly every sample is kept
+        assert len(sel.indices) >= budget - len(scored)  # (sizes cap at the smallest batch)
+    labels = digits.tensors[1]  # the pool is drawn at random, so classes keep their shares
+    counts = torch.bincount(labels[seen], minlength=10).double()
+    assert float(counts.min()) >= 0.5 * float(counts.mean())
+    with pytest.raises(ValueError, match="pool must be None or >= 1"):
+        GraftSelector(pool=0.5)
+
+
 def test_raw_features_and_explicit_rank(digits: InMemory) -> None:
     model = make_mlp(1)
     for kwargs in ({"features": "raw"}, {"features": "raw", "rank": 5}, {"rank": 3}):

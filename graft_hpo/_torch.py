@@ -6,10 +6,12 @@ Kept at the bottom of the dependency graph so that siblings (``selection``, ``da
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -26,8 +28,16 @@ __all__ = [
     "iter_batches",
     "labels_of",
     "memory_format_for",
+    "seed_everything",
     "to_device",
 ]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (the only place graft-hpo touches global RNGs)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def _batchable(dataset: Any) -> bool:

@@ -199,8 +199,23 @@ def _sweep_text(result: dict[str, Any]) -> str:
     counts = ", ".join(f"{v} {k}" for k, v in result["trials"].items() if v)
     uri = result["tracking_uri"]
     store = uri.removeprefix("sqlite:///")
-    lines = [
-        f"sweep {result['sweep_id']}: {counts}",
+    totals = result.get("totals", {})
+    shared = "sweep_shared_selection_duration_s" in totals
+    lines = [f"sweep {result['sweep_id']}: {counts}"]
+    if "sweep_energy_kwh" in totals:
+        lines.append(
+            f"energy: {totals['sweep_energy_kwh']:.4g} kWh, "
+            f"CO2: {totals.get('sweep_co2_kg', 0.0):.4g} kg "
+            + ("(trials and shared selection)" if shared else "(trials)")
+        )
+    if shared:
+        lines.append(
+            "shared selection (once, before the trials): "
+            f"{totals.get('sweep_shared_selection_energy_kwh', 0.0):.4g} kWh, "
+            f"{totals.get('sweep_shared_selection_co2_kg', 0.0):.4g} kg CO2, "
+            f"{totals['sweep_shared_selection_duration_s']:.1f} s"
+        )
+    lines += [
         f"Pareto front ({' vs '.join(f'{m} {mode}' for m, mode in objectives)}):",
         pareto_table(points, objectives),
     ]

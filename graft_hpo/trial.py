@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import random
 import time
 import traceback
 import uuid
@@ -21,9 +20,9 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-import numpy as np
 import torch
 
+from graft_hpo._torch import seed_everything
 from graft_hpo.config import PipelineConfig
 from graft_hpo.config import config_to_dict
 from graft_hpo.config import flatten_config
@@ -37,6 +36,10 @@ from graft_hpo.exceptions import ConfigError
 from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.models import build_model
 from graft_hpo.models import check_model
+from graft_hpo.proxy import proxy_ranking
+from graft_hpo.proxy import selector_for
+from graft_hpo.proxy import uses_ranking
+from graft_hpo.selection import Ranking
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import parse_policy
 from graft_hpo.training import TrainHooks
@@ -53,6 +56,7 @@ __all__ = [
     "check_pipeline",
     "run_trial",
     "seed_everything",
+    "set_up_process",
 ]
 
 CONFIG_ARTIFACT = "config.json"  # each trial run's whole pipeline config, as JSON
@@ -81,13 +85,6 @@ class TrialResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (the only place graft-hpo touches global RNGs)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def check_pipeline(config: PipelineConfig) -> None:
@@ -169,6 +166,7 @@ def run_trial(
     tags: Mapping[str, str] | None = None,
     hooks: Sequence[TrainHooks] = (),
     evaluate_test: bool = False,
+    ranking: Ranking | None = None,
 ) -> TrialResult:
     """Train one model as ``config`` says, measure its emissions and record it in MLflow.
 
@@ -183,6 +181,9 @@ def run_trial(
         tags: extra run tags (``sweep_id``, ...).
         hooks: extra training hooks (Ray reporting, budgets).
         evaluate_test: also evaluate on the held-out test split (``test_acc``, ``test_loss``).
+        ranking: the sweep's ranking for ``selection.scope=sweep`` (the trial trains on its
+            budget's prefix); without one such a trial ranks the data itself first, with a
+            proxy model, inside its own measurement.
 
     Returns:
         A :class:`TrialResult`; a failed trial returns ``status="FAILED"`` with the error.
@@ -217,7 +218,7 @@ def run_trial(
         if isinstance(hook, TrialHooks):
             hook.on_trial_start(run.run_id if run is not None else None)
 
-    _set_up_process(config)
+    set_up_process(config)
     start = time.perf_counter()
     metrics: dict[str, float] = {}
     run_tags: dict[str, str] = {}
@@ -227,6 +228,10 @@ def run_trial(
             # logged before the caller's hooks run: a hook that fails still leaves the epoch
             all_hooks = [_EnergySoFar(energy), *([_LogToRun(run)] if run else []), *hooks]
             try:
+                ranking_s = 0.0
+                if uses_ranking(config) and ranking is None:  # no sweep ranked for us
+                    ranking = proxy_ranking(config, bundle)
+                    ranking_s = ranking.stats.get("duration_s", 0.0)
                 result = train(
                     model,
                     train_set=bundle.train,
@@ -234,8 +239,10 @@ def run_trial(
                     selection_set=bundle.train_eval,
                     config=config,
                     hooks=all_hooks,
+                    selector=selector_for(config, ranking),
                 )
                 metrics.update(result.metrics)
+                metrics["selection_s"] = metrics.get("selection_s", 0.0) + ranking_s
                 if result.stop_reason is not None:  # a hook ended training early
                     run_tags.update(early_stopped="true", stop_reason=result.stop_reason)
                 if evaluate_test:
@@ -266,7 +273,7 @@ def run_trial(
     return TrialResult(run.run_id if run else None, status, params, metrics, error, run_tags)
 
 
-def _set_up_process(config: PipelineConfig) -> None:
+def set_up_process(config: PipelineConfig) -> None:
     """One-off costs of this process, paid before the trial's measurement starts.
 
     They belong to the worker, not to the configuration it happens to run first: the first

@@ -161,6 +161,12 @@ CASES: list[Case] = [
         2,
         ("retrain.overrides", "'train.epocs'", "did you mean 'train.epochs'"),
     ),
+    Case(
+        "bad-selection-scope",
+        validate("selection.scope=sweeep"),
+        2,
+        ("selection.scope must be one of 'trial', 'sweep'", "'sweeep'", "did you mean 'sweep'"),
+    ),
     # ---- config: wrong types ----
     Case(
         "wrong-type-int",
@@ -196,10 +202,10 @@ CASES: list[Case] = [
         ("search.scheduler.type must be one of 'asha'", "'hyperband'"),
     ),
     Case(
-        "scheduler-with-sparse-validation",
-        validate("search.scheduler.type=asha", "train.eval_every=5"),
+        "scheduler-grace-past-the-last-epoch",
+        validate("search.scheduler={type: asha, grace_period: 30}", "train.epochs=20"),
         2,
-        ("train.eval_every must be 1 with a search.scheduler", "got 5", "train.eval_every=1"),
+        ("search.scheduler.grace_period must be <= train.epochs (20)", "got 30"),
     ),
     Case(
         "objective-mode-maximise",

@@ -57,6 +57,13 @@ class SelectionConfig:
     stratify: bool = True  # graft: selection batches within classes: every class its share
     weighted: bool = False  # graft: train with least-squares gradient-matching weights
     maxvol_tol: float = 1.05  # graft: maxvol swap tolerance, >= 1
+    pool: float | None = None  # graft: score a random pool of pool x budget samples, >= 1
+    # graft: who selects. trial: each trial, with its own model (warm-up, then rounds on
+    # schedule). sweep: the sweep ranks the data once with a proxy model before any trial
+    # (GraftSelector.rank_dataset); each trial trains on its budget's prefix of that ranking
+    # and pays no selection of its own. Outside a sweep, the trial ranks first itself.
+    scope: str = "trial"  # trial | sweep
+    proxy_epochs: int = 2  # scope=sweep: full-data epochs of the proxy model before ranking
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,9 @@ RULES: dict[type, dict[str, Check]] = {
         "rank": at_least(1),
         "batch_size": at_least(1),
         "maxvol_tol": at_least(1),
+        "pool": at_least(1),
+        "scope": one_of("trial", "sweep"),
+        "proxy_epochs": interval(0, 100, "[]"),
     },
     EmissionsConfig: {
         "country_iso_code": matches(r"[A-Z]{3}", "an ISO 3166-1 alpha-3 code (3 capital letters)"),

@@ -18,10 +18,12 @@ import json
 import logging
 import time
 from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from graft_hpo.sweep._ranking import ranking_cost
 from graft_hpo.tracking import RunRecord
 from graft_hpo.tracking import sweep_runs
 
@@ -121,12 +123,16 @@ def read_stop(sweep_dir: str) -> str | None:
         return None
 
 
-def emissions_totals(runs: Iterable[RunRecord]) -> dict[str, float]:
-    """Energy and CO2 summed over trial runs (a running one counts with its latest epoch)."""
+def emissions_totals(
+    runs: Iterable[RunRecord], shared: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """Energy and CO2 summed over trial runs (a running one counts with its latest epoch),
+    plus the sweep's ``shared`` selection's own cost, when it has one."""
     runs = list(runs)
+    extra = shared or {}
     return {
-        "energy_kwh": sum(r.metrics.get("energy_kwh", 0.0) for r in runs),
-        "co2_kg": sum(r.metrics.get("co2_kg", 0.0) for r in runs),
+        key: sum(r.metrics.get(key, 0.0) for r in runs) + extra.get(key, 0.0)
+        for key in ("energy_kwh", "co2_kg")
     }
 
 
@@ -143,7 +149,7 @@ def exhausted(
     if budgets.co2_kg is None and budgets.energy_kwh is None:
         return None
     runs = sweep_runs(experiment=experiment, sweep_id=sweep_id, tracking_uri=tracking_uri)
-    totals = emissions_totals(runs)
+    totals = emissions_totals(runs, ranking_cost(sweep_dir))
     if budgets.co2_kg is not None and totals["co2_kg"] >= budgets.co2_kg:
         return (
             f"CO2 budget reached: {totals['co2_kg']:.4g} kg measured >= "

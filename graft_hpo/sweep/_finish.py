@@ -15,6 +15,8 @@ from typing import Any
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.sweep._budget import emissions_totals
 from graft_hpo.sweep._budget import sweep_wall_s
+from graft_hpo.sweep._ranking import COST_PREFIX
+from graft_hpo.sweep._ranking import ranking_cost
 from graft_hpo.sweep._result import SweepResult
 from graft_hpo.sweep._tune import SweepPlan
 from graft_hpo.sweep._tune import optuna_storage
@@ -100,8 +102,10 @@ def finish_sweep(plan: SweepPlan, *, stop_reason: str | None = None) -> SweepRes
         tag_pareto(plan.tracking_uri, front, sweep_id=plan.sweep_id)
     pareto = [{"run_id": p.run_id, "params": p.params, "metrics": p.metrics} for p in front]
     counts = _counts(runs)
+    shared = ranking_cost(plan.sweep_dir)
     totals = {
-        **{f"sweep_{k}": v for k, v in emissions_totals(runs).items()},
+        **{f"sweep_{k}": v for k, v in emissions_totals(runs, shared).items()},
+        **{f"sweep_{COST_PREFIX}{k}": v for k, v in shared.items()},
         "sweep_trial_duration_s": sum(r.metrics.get("duration_s", 0.0) for r in runs),
         "sweep_wall_s": sweep_wall_s(plan.sweep_dir),
     }

@@ -15,6 +15,10 @@ from graft_hpo.config import apply_overrides
 from graft_hpo.config import flatten_config
 from graft_hpo.config import load_pipeline
 from graft_hpo.exceptions import ConfigError
+from graft_hpo.sweep._ranking import COST_PREFIX
+from graft_hpo.sweep._ranking import compute_ranking
+from graft_hpo.sweep._ranking import needs_ranking
+from graft_hpo.sweep._ranking import write_ranking
 from graft_hpo.sweep._space import SearchSpace
 from graft_hpo.sweep._space import load_space
 from graft_hpo.sweep._space import validate_space
@@ -63,11 +67,6 @@ def _check_search(config: PipelineConfig) -> list[str]:
         errors.append(
             f"search.scheduler.metric must be a per-epoch metric ({', '.join(EPOCH_METRICS)}); "
             f"got {sched.metric!r}"
-        )
-    if sched is not None and config.train.eval_every != 1:
-        errors.append(
-            "train.eval_every must be 1 with a search.scheduler (it compares every epoch's "
-            f"validation); got {config.train.eval_every} (add --set train.eval_every=1)"
         )
     if sched is not None and sched.grace_period > config.train.epochs:
         errors.append(
@@ -129,6 +128,8 @@ def prepare_sweep(
     check_resources(config)  # before anything is written to the tracking store
     if config.search.storage is not None:
         open_storage(config.search.storage)  # the study's RDB must be reachable too
+    # the shared selection runs before anything is written: if it fails, nothing is left
+    shared = compute_ranking(config) if needs_ranking(config, space) else None
     uri = resolve_tracking_uri(tracking_uri or config.tracking.uri)
     experiment = config.tracking.experiment or config.name
     folder = Path(sweep_dir).resolve() if sweep_dir else default_sweeps_dir() / sweep_id
@@ -149,6 +150,10 @@ def prepare_sweep(
     # trials log where the parent is, whatever the pipeline file said
     config = replace(config, tracking=replace(config.tracking, uri=uri, experiment=experiment))
     parent.log_params(flatten_config(config))
+    if shared is not None:
+        ranking, cost = shared
+        write_ranking(str(folder), ranking, cost)
+        parent.log_metrics({f"{COST_PREFIX}{k}": v for k, v in cost.items()})
     plan = SweepPlan(
         config=config,
         space=space,

@@ -35,11 +35,13 @@ from graft_hpo.config import config_from_dict
 from graft_hpo.config import config_to_dict
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.exceptions import TrialFailedError
+from graft_hpo.selection import Ranking
 from graft_hpo.sweep._budget import Budgets
 from graft_hpo.sweep._budget import budget_gate
 from graft_hpo.sweep._budget import read_stop
 from graft_hpo.sweep._budget import write_json
 from graft_hpo.sweep._budget import write_stop
+from graft_hpo.sweep._ranking import read_ranking
 from graft_hpo.sweep._space import SearchSpace
 from graft_hpo.sweep._space import define_by_run
 from graft_hpo.tracking import METRICS
@@ -59,6 +61,7 @@ logger = logging.getLogger(__name__)
 TAG_RAY_TRIAL = "ray_trial_id"
 TAG_NODE = "node"
 DONE_KEY = "trial_done"  # set on a trial's final report only: its absence means stopped early
+EPOCHS_DONE = "epochs_done"  # on every epoch's report: the scheduler's clock (not the final one)
 _STOPPED_TRIAL_CLOSE_S = 120  # see _trainable
 
 
@@ -88,13 +91,17 @@ class SweepPlan:
 class _ReportToRay(TrialHooks):
     """Each epoch's metrics to Ray (ASHA decides on them; Optuna gets the final report)."""
 
-    def __init__(self, needed: list[str]) -> None:
+    def __init__(self, needed: list[str], rungs: set[int]) -> None:
         self.run_id: str | None = None
         self.stopped = False
         self.needed = needed  # the objectives: Ray refuses a report without them
+        self.rungs = rungs  # the epochs a scheduler compares trials at: validated there
 
     def on_trial_start(self, run_id: str | None) -> None:
         self.run_id = run_id
+
+    def on_train_start(self, state: Any) -> None:
+        state.eval_at |= self.rungs
 
     def on_epoch_end(self, state: Any, metrics: dict[str, float]) -> None:
         from ray import tune
@@ -103,7 +110,10 @@ class _ReportToRay(TrialHooks):
             return
         check_measured(metrics, self.needed)
         try:
-            tune.report({**metrics, "epoch": state.epoch, "mlflow_run_id": self.run_id})
+            tune.report(
+                {**metrics, "epoch": state.epoch, EPOCHS_DONE: state.epoch + 1}
+                | {"mlflow_run_id": self.run_id}
+            )
         except SystemExit:
             # A scheduler (ASHA) stopped the trial: Ray's report raises SystemExit(0) in the
             # training thread. Stop after this epoch, cooperatively, so the run is closed and
@@ -113,7 +123,9 @@ class _ReportToRay(TrialHooks):
             state.stop_reason = "stopped early by the scheduler"
 
 
-def _trainable(params: dict[str, Any], *, plan_dict: dict[str, Any]) -> None:
+def _trainable(
+    params: dict[str, Any], *, plan_dict: dict[str, Any], ranking: Ranking | None = None
+) -> None:
     """Train one sampled configuration; report per epoch and once more at the end."""
     import ray
     import torch
@@ -133,7 +145,7 @@ def _trainable(params: dict[str, Any], *, plan_dict: dict[str, Any]) -> None:
     needed = [m for m, _ in plan.objectives]
     if plan.config.search.scheduler is not None:
         needed.append(plan.config.search.scheduler.metric)
-    reporter = _ReportToRay(needed)
+    reporter = _ReportToRay(needed, scheduler_rungs(plan.config))
     result = run_trial(
         config,
         tracking_uri=plan.tracking_uri,
@@ -147,6 +159,7 @@ def _trainable(params: dict[str, Any], *, plan_dict: dict[str, Any]) -> None:
             "node_id": ray.get_runtime_context().get_node_id(),
         },
         hooks=[reporter],
+        ranking=ranking,
     )
     if result.status != "FINISHED":
         # Ray marks the trial ERROR and Optuna is told FAIL; the MLflow run is already FAILED
@@ -252,13 +265,29 @@ def _scheduler(config: PipelineConfig) -> Any:
     if sched is None:
         return FIFOScheduler()
     return ASHAScheduler(
-        time_attr="training_iteration",
+        # epochs, not reports: a trial validates, and so reports, only at some epochs
+        time_attr=EPOCHS_DONE,
         metric=sched.metric,
         mode=sched.mode,
-        max_t=config.train.epochs + 1,  # the extra iteration is the final report
+        max_t=config.train.epochs + 1,  # never reached: the last epoch is not a stop
         grace_period=sched.grace_period,
         reduction_factor=sched.reduction_factor,
     )
+
+
+def scheduler_rungs(config: PipelineConfig) -> set[int]:
+    """The epochs (1-based) at which the scheduler compares trials: ASHA's milestones
+    ``grace_period * reduction_factor**k`` below ``max_t``, rounded up, as Ray computes them.
+
+    A trial validates after these epochs whatever ``train.eval_every`` says, so ASHA can
+    decide there and nowhere else: no trial pays a validation pass per epoch for it.
+    """
+    sched = config.search.scheduler
+    if sched is None:
+        return set()
+    max_t, rf = config.train.epochs + 1, sched.reduction_factor
+    count = int(math.log(max_t / sched.grace_period) / math.log(rf) + 1)
+    return {math.ceil(sched.grace_period * rf**k) for k in range(count)}
 
 
 def init_ray(address: str | None, *, num_cpus: int | None = None) -> None:
@@ -479,7 +508,10 @@ def execute(plan: SweepPlan, *, resume: bool, printer: Callable[[str], None]) ->
     init_ray(plan.address)
     check_resources(plan.config)
     trainable = tune.with_resources(
-        tune.with_parameters(_trainable, plan_dict=plan_to_dict(plan)),
+        # the shared ranking travels through Ray's object store: no shared folder needed
+        tune.with_parameters(
+            _trainable, plan_dict=plan_to_dict(plan), ranking=read_ranking(plan.sweep_dir)
+        ),
         {"cpu": plan.config.resources.cpu, "gpu": plan.config.resources.gpu},
     )
     experiment_path = Path(plan.sweep_dir) / "ray"

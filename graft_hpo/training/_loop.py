@@ -59,6 +59,9 @@ class TrainState:
     samples_seen: int = 0  # training samples processed so far (subset epochs count less)
     selection_s: float = 0.0  # seconds spent selecting subsets so far
     history: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
+    # 1-based epoch counts after which to validate too, besides every train.eval_every and the
+    # last; a hook adds to it in on_train_start (an early-stopping scheduler's rungs)
+    eval_at: set[int] = field(default_factory=set)
     should_stop: bool = False
     stop_reason: str | None = None
 
@@ -114,6 +117,7 @@ def build_selector(selection: SelectionConfig, train: TrainConfig) -> Selector:
             stratify=selection.stratify,
             weighted=selection.weighted,
             maxvol_tol=selection.maxvol_tol,
+            pool=selection.pool,
         )
     if selection.strategy == "random":
         return get_selector("random", fraction=selection.fraction)
@@ -170,6 +174,7 @@ def train(
     selection_set: Dataset[Any] | None = None,
     hooks: Sequence[TrainHooks] = (),
     device: torch.device | None = None,
+    selector: Selector | None = None,
 ) -> TrainResult:
     """Train ``model`` on GRAFT (or random, or full) subsets of ``train_set``.
 
@@ -181,6 +186,8 @@ def train(
         selection_set: ``train_set`` without augmentation, for scoring; defaults to ``train_set``.
         hooks: callbacks (MLflow logging, Ray reporting, budgets).
         device: defaults to ``config.train.device`` resolved.
+        selector: chooses the subsets; defaults to the one ``config.selection`` describes
+            (:func:`build_selector`). A sweep passes a :class:`PrefixSelector` over its ranking.
 
     Returns:
         The final metrics and per-epoch history.
@@ -195,7 +202,7 @@ def train(
     model.to(memory_format=layout)
     generator = torch.Generator().manual_seed(cfg.seed)
     sampler = SubsetSampler(
-        build_selector(config.selection, cfg),
+        selector or build_selector(config.selection, cfg),
         train_set,
         model,
         schedule=SubsetSchedule(config.selection.warm_start_epochs, config.selection.select_every),
@@ -256,13 +263,14 @@ def train(
             )
         state.samples_seen += len(order)
 
-        # ---- validation (every eval_every epochs and after the last) and hooks
+        # ---- validation (every eval_every epochs, where a hook asked, after the last), hooks
         metrics = {
             "train_loss": train_loss,
             "fraction_effective": len(order) / n_train,
             "selection_s": state.selection_s,
         }
-        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+        done = epoch + 1
+        if done % cfg.eval_every == 0 or done == cfg.epochs or done in state.eval_at:
             val_loss, val_acc = evaluate(model, val_set, batch_size=cfg.batch_size, device=device)
             metrics.update(val_loss=val_loss, val_acc=val_acc)
         metrics["epoch_s"] = time.perf_counter() - t0

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from graft_hpo.config import load_pipeline
 from graft_hpo.sweep._tune import _close_stopped_run
 from graft_hpo.sweep._tune import _Progress
+from graft_hpo.sweep._tune import _scheduler
+from graft_hpo.sweep._tune import scheduler_rungs
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import metric_history
 from graft_hpo.tracking import query_runs
@@ -55,3 +59,24 @@ def test_a_stopped_trials_run_is_closed_at_its_last_epoch(tmp_path: Path) -> Non
     (record,) = query_runs(uri, "stopped")
     assert record.status == "FINISHED" and record.tags["early_stopped"] == "true"
     assert record.metrics["val_acc"] == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize(
+    ("epochs", "grace", "factor", "expected"),
+    [(20, 2, 3, {2, 6, 18}), (20, 1, 2, {1, 2, 4, 8, 16}), (9, 3, 1.5, {3, 5, 7}), (4, 4, 3, {4})],
+)
+def test_trials_validate_exactly_where_ray_asha_compares_them(
+    epochs: int, grace: int, factor: float, expected: set[int]
+) -> None:
+    config = load_pipeline(
+        "digits",
+        [
+            f"train.epochs={epochs}",
+            f"search.scheduler={{type: asha, grace_period: {grace}, reduction_factor: {factor}}}",
+        ],
+    )
+    assert scheduler_rungs(config) == expected
+    # Ray's own milestones (a private attribute: this fails loudly if an upgrade changes them)
+    (bracket,) = _scheduler(config)._brackets
+    assert {math.ceil(milestone) for milestone, _ in bracket._rungs} == expected
+    assert scheduler_rungs(load_pipeline("digits")) == set()  # no scheduler, no rungs

@@ -133,6 +133,16 @@ def test_eval_every_validates_every_n_epochs_and_after_the_last() -> None:
     assert result.metrics["val_acc"] == result.history[-1]["val_acc"]
 
 
+def test_a_hook_can_ask_for_validation_after_given_epochs() -> None:
+    class Rungs(TrainHooks):  # what an early-stopping scheduler's reporter does
+        def on_train_start(self, state: TrainState) -> None:
+            state.eval_at |= {1, 3}
+
+    result, _, _ = _run(["train.epochs=5", "train.eval_every=4"], hooks=[Rungs()])
+    evaluated = [i for i, m in enumerate(result.history) if "val_acc" in m]
+    assert evaluated == [0, 2, 3, 4]  # asked after 1 and 3, every 4th, then the last
+
+
 def test_cpu_training_runs_channels_last_and_computes_the_same_model(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -1,0 +1,89 @@
+"""The sweep's one GRAFT selection: a proxy model ranks the training set for every trial.
+
+With ``selection.scope: sweep``, a sweep does not let each trial warm up on the full data and
+select with its own model. It trains one proxy, the pipeline's own model and hyperparameters,
+for ``selection.proxy_epochs`` full-data epochs, and ranks the data with it
+(:meth:`GraftSelector.rank_dataset`); every trial then trains from its first epoch on its
+budget's prefix of the ranking (:class:`PrefixSelector`). The cost is paid once per sweep
+instead of once per trial, and a trial an early-stopping scheduler ends at its first rung has
+spent nothing on selection.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import torch
+
+from graft_hpo._torch import seed_everything
+from graft_hpo.config import PipelineConfig
+from graft_hpo.data import DataBundle
+from graft_hpo.data import load_data
+from graft_hpo.models import build_model
+from graft_hpo.selection import GraftSelector
+from graft_hpo.selection import PrefixSelector
+from graft_hpo.selection import Ranking
+from graft_hpo.selection import Selector
+from graft_hpo.training import build_selector
+from graft_hpo.training import resolve_device
+from graft_hpo.training import train
+
+__all__ = ["proxy_ranking", "selector_for", "uses_ranking"]
+
+
+def uses_ranking(config: PipelineConfig) -> bool:
+    """True when a trial of ``config`` trains on a prefix of a sweep-level ranking."""
+    return config.selection.strategy == "graft" and config.selection.scope == "sweep"
+
+
+def proxy_ranking(config: PipelineConfig, bundle: DataBundle | None = None) -> Ranking:
+    """Train the proxy model and rank ``config``'s training set with it.
+
+    The proxy is ``config``'s model with ``config.train``'s hyperparameters, trained for
+    ``selection.proxy_epochs`` epochs on all the data (none: the untrained model ranks), seeded
+    by ``train.seed``; the ranking uses ``config.selection``'s features, rank, selection batch
+    size and stratification.
+
+    Raises:
+        TrialFailedError: the proxy's loss became NaN or infinite.
+    """
+    start = time.perf_counter()
+    bundle = bundle or load_data(config.data, seed=config.train.seed)
+    seed_everything(config.train.seed)
+    model = build_model(
+        config.model, input_shape=bundle.input_shape, num_classes=bundle.num_classes
+    )
+    device = resolve_device(config.train.device)
+    epochs = config.selection.proxy_epochs
+    if epochs > 0:
+        proxy = replace(
+            config,
+            train=replace(config.train, epochs=epochs, eval_every=epochs),
+            selection=replace(config.selection, strategy="full"),
+        )
+        train(model, train_set=bundle.train, val_set=bundle.val, config=proxy, device=device)
+    model.to(device)
+    selector = build_selector(replace(config.selection, strategy="graft"), config.train)
+    assert isinstance(selector, GraftSelector)
+    ranking = selector.rank_dataset(
+        model,
+        bundle.train_eval,
+        generator=torch.Generator().manual_seed(config.train.seed),
+        device=device,
+    )
+    ranking.stats.update(proxy_epochs=float(epochs), duration_s=time.perf_counter() - start)
+    return ranking
+
+
+def selector_for(config: PipelineConfig, ranking: Ranking | None) -> Selector:
+    """The selector a trial of ``config`` trains with, given the sweep's ranking (if any)."""
+    if not uses_ranking(config):
+        return build_selector(config.selection, config.train)
+    if ranking is None:
+        raise ValueError("selection.scope=sweep needs the sweep's ranking; got none")
+    return PrefixSelector(
+        ranking=ranking,
+        fraction=config.selection.fraction,
+        alignment_threshold=config.selection.alignment_threshold,
+    )

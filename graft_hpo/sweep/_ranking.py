@@ -1,0 +1,125 @@
+"""The sweep's shared GRAFT ranking: computed once, measured, stored in the sweep folder.
+
+``selection.scope: sweep`` (see :mod:`graft_hpo.proxy`): before any trial starts, the driver
+trains the proxy model, ranks the training set, and writes ``ranking.pt`` (the ranking) and
+``ranking.json`` (what it cost: energy, CO2, seconds) into the sweep folder. Trials receive the
+ranking through Ray's object store, so trials on other nodes need no shared folder; a resumed
+sweep reads it back instead of ranking again. Its energy and CO2 count in the sweep's totals
+and budgets, and are logged on the parent run on their own (``shared_selection_*``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from graft_hpo.config import PipelineConfig
+from graft_hpo.data import load_data
+from graft_hpo.emissions import measure_emissions
+from graft_hpo.exceptions import TrialFailedError
+from graft_hpo.proxy import proxy_ranking
+from graft_hpo.selection import Ranking
+from graft_hpo.sweep._space import SearchSpace
+from graft_hpo.trial import set_up_process
+
+__all__ = [
+    "COST_PREFIX",
+    "compute_ranking",
+    "needs_ranking",
+    "ranking_cost",
+    "read_ranking",
+    "write_ranking",
+]
+
+logger = logging.getLogger(__name__)
+
+RANKING_FILE = "ranking.pt"
+COST_FILE = "ranking.json"
+COST_PREFIX = "shared_selection_"  # parent-run metrics: shared_selection_energy_kwh, ...
+
+
+def needs_ranking(config: PipelineConfig, space: SearchSpace) -> bool:
+    """Whether some trial of the sweep may train on the shared ranking.
+
+    True when a value a trial may get for ``selection.strategy`` and ``selection.scope`` (a
+    choice of the space, or the pipeline's own where the space may leave it) is ``graft``,
+    respectively ``sweep``.
+    """
+    options: dict[str, set[object]] = {
+        "selection.strategy": {config.selection.strategy},
+        "selection.scope": {config.selection.scope},
+    }
+    for spec in space.params:
+        if spec.name in options and spec.choices is not None:
+            # always sampled: the pipeline's value never applies; conditional: it may
+            kept = options[spec.name] if spec.when is not None else set()
+            options[spec.name] = kept | set(spec.choices)
+    return "graft" in options["selection.strategy"] and "sweep" in options["selection.scope"]
+
+
+def compute_ranking(config: PipelineConfig) -> tuple[Ranking, dict[str, float]]:
+    """Train the proxy and rank the data, measured by codecarbon like a trial.
+
+    Returns:
+        The ranking and its cost: ``energy_kwh``, ``co2_kg`` (when measured), ``duration_s``.
+
+    Raises:
+        TrialFailedError: the proxy or the ranking failed (a NaN loss, out of memory); one line
+            that says so, before any trial started.
+    """
+    graft = replace(config, selection=replace(config.selection, strategy="graft", scope="sweep"))
+    # as for a trial, the data and the process's one-off costs are not the selection's
+    bundle = load_data(config.data, seed=config.train.seed)
+    set_up_process(config)
+    threads = torch.get_num_threads()
+    # a trial's threads, as the trials have: on a busy driver, more threads spin and wait
+    torch.set_num_threads(max(1, int(config.resources.cpu)))
+    start = time.perf_counter()
+    with measure_emissions(config.emissions, project_name=f"{config.name}-ranking") as energy:
+        try:
+            ranking = proxy_ranking(graft, bundle)
+        except (RuntimeError, ValueError) as err:  # TrialFailedError, torch's OutOfMemoryError
+            first = str(err).splitlines()[0] if str(err) else ""
+            raise TrialFailedError(
+                f"the sweep's shared selection (selection.scope=sweep) failed, so no trial "
+                f"was started: {type(err).__name__}: {first}"
+            ) from err
+        finally:
+            torch.set_num_threads(threads)
+    cost = {**energy.result.metrics(), "duration_s": time.perf_counter() - start}
+    logger.info(
+        "shared selection: %d samples ranked in %.1f s (proxy: %d epochs)",
+        len(ranking),
+        cost["duration_s"],
+        config.selection.proxy_epochs,
+    )
+    return ranking, cost
+
+
+def write_ranking(sweep_dir: str, ranking: Ranking, cost: dict[str, float]) -> None:
+    folder = Path(sweep_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    ranking.save(folder / RANKING_FILE)
+    tmp = folder / (COST_FILE + ".tmp")
+    tmp.write_text(json.dumps(cost, indent=2))
+    tmp.replace(folder / COST_FILE)
+
+
+def read_ranking(sweep_dir: str) -> Ranking | None:
+    """The sweep's stored ranking, or None when it has none."""
+    path = Path(sweep_dir) / RANKING_FILE
+    return Ranking.load(path) if path.is_file() else None
+
+
+def ranking_cost(sweep_dir: str) -> dict[str, float]:
+    """What the sweep's shared selection cost (empty when the sweep has none)."""
+    try:
+        data = json.loads((Path(sweep_dir) / COST_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float))}

@@ -57,16 +57,17 @@ from benchmarks._machine import run_report  # noqa: E402
 Json = dict[str, Any]
 
 PIPELINE = "mnist"
-SPACE = "mnist"  # search_spaces/mnist.yaml
+SPACE = str(ROOT / "benchmarks" / "spaces" / "mnist_model.yaml")  # lr 1e-3..0.3, wd, bs, width
 MODEL_PARAMS = ("train.lr", "train.weight_decay", "train.batch_size", "model.options.width")
 BUDGETS = (0.05, 0.1, 0.2)
 # the shared ranking's overrides (after the common ones): the base pipeline's hyperparameters
 RANKING = ["selection.strategy=graft", "selection.scope=sweep"]
-NO_WARMUP = "selection.warm_start_epochs=0"  # the pipeline's default is one full-data epoch
+NO_WARMUP = "selection.warm_start_epochs=0"
+WARMUP = "selection.warm_start_epochs=1"  # per-trial GRAFT: one full-data epoch, then select
 # subset arm -> overrides on top of selection.fraction=<budget>; add an arm in one line here
 ARMS: dict[str, list[str]] = {
-    "graft": ["selection.strategy=graft"],
-    "random": ["selection.strategy=random"],
+    "graft": ["selection.strategy=graft", "selection.scope=trial", WARMUP],
+    "random": ["selection.strategy=random", WARMUP],
     "graft-sweep": [*RANKING, NO_WARMUP],  # a prefix of the shared ranking, no warm-up
     "random-nowarm": ["selection.strategy=random", NO_WARMUP],
 }

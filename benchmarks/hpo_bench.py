@@ -82,6 +82,14 @@ Json = dict[str, Any]
 SWEEPS = ("full", "graft", "random")
 SPACES = ROOT / "benchmarks" / "spaces"
 QUICK_TRIALS = 3
+# the protocol of the tables in the README: per-trial GRAFT (one full-data warm-up epoch, one
+# selection after it), no scheduler, whatever the pipeline's own recipe is
+PER_TRIAL = (
+    "search.scheduler=null",
+    "selection.scope=trial",
+    "selection.warm_start_epochs=1",
+    "selection.select_every=20",
+)
 QUICK_OVERRIDES = (
     "train.epochs=3",
     "selection.warm_start_epochs=1",
@@ -300,7 +308,7 @@ def _finite(value: Any, default: Any = None) -> Any:
 
 def common_overrides(args: argparse.Namespace) -> list[str]:
     """Overrides every sweep and every retraining shares (the user's --set last)."""
-    out = list(QUICK_OVERRIDES) if args.quick else []
+    out = [*PER_TRIAL, *(QUICK_OVERRIDES if args.quick else ())]
     if args.epochs is not None:
         out.append(f"train.epochs={args.epochs}")
     return out + list(args.set)

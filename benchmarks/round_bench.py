@@ -48,10 +48,11 @@ from graft_hpo.trial import run_trial  # noqa: E402
 Json = dict[str, Any]
 FRACTIONS = (0.1, 0.2, 0.3)
 POOLS = (None, 2.0, 3.0)
+PER_TRIAL = ["selection.scope=trial", "selection.warm_start_epochs=1"]  # warm-up, then a round
 ACCURACY_ARMS = {
-    "graft (all data scored)": ["selection.strategy=graft"],
-    "graft, pool 2x budget": ["selection.strategy=graft", "selection.pool=2"],
-    "random": ["selection.strategy=random"],
+    "graft (all data scored)": ["selection.strategy=graft", *PER_TRIAL],
+    "graft, pool 2x budget": ["selection.strategy=graft", "selection.pool=2", *PER_TRIAL],
+    "random": ["selection.strategy=random", *PER_TRIAL],
 }
 
 

@@ -56,11 +56,14 @@ Json = dict[str, Any]
 ASHA = "search.scheduler={type: asha, grace_period: 2, reduction_factor: 3}"
 # arm -> (strategy, overrides); every arm also gets the shared overrides of `sweep_overrides`
 ARMS: dict[str, tuple[str, list[str]]] = {
-    "baseline": ("full", []),
+    "baseline": ("full", ["search.scheduler=null"]),
     "asha-full": ("full", [ASHA]),
     "asha-random": ("random", [ASHA, "selection.warm_start_epochs=0"]),
     "asha-graft": ("graft", [ASHA, "selection.warm_start_epochs=0", "selection.scope=sweep"]),
-    "asha-graft-trial": ("graft", [ASHA, "selection.scope=trial"]),
+    "asha-graft-trial": (
+        "graft",
+        [ASHA, "selection.scope=trial", "selection.warm_start_epochs=1"],
+    ),
 }
 BASELINE, RECIPE, RANDOM_ARM = "baseline", "asha-graft", "asha-random"
 TARGET_GAP = 0.005  # the any-time target: within 0.5 point of the baseline's retrained test acc

@@ -17,6 +17,7 @@ from benchmarks import fidelity_bench
 from benchmarks.fidelity_bench import ARMS
 from benchmarks.fidelity_bench import CONTROLS
 from benchmarks.fidelity_bench import MODEL_PARAMS
+from benchmarks.fidelity_bench import SPACE
 from benchmarks.fidelity_bench import _json_safe
 from benchmarks.fidelity_bench import arm_uses_ranking
 from benchmarks.fidelity_bench import assemble
@@ -34,7 +35,7 @@ from graft_hpo.sweep import load_space
 
 @pytest.fixture(scope="module")
 def specs():
-    space = {s.name: s for s in load_space("mnist").params}
+    space = {s.name: s for s in load_space(SPACE).params}
     return [space[n] for n in MODEL_PARAMS]
 
 

@@ -60,8 +60,9 @@ def test_mnist_matches_the_documented_demo() -> None:
         "graft",
         0.2,
         20,
-        1,
+        0,
     )
+    assert (sel.scope, sel.proxy_epochs) == ("sweep", 2)  # one ranking per sweep
     assert (sel.alignment_threshold, sel.features, sel.stratify, sel.rank) == (
         1.0,
         "embedding",
@@ -74,8 +75,9 @@ def test_mnist_matches_the_documented_demo() -> None:
         ObjectiveConfig("val_acc", "max"),
         ObjectiveConfig("co2_kg", "min"),
     ]
-    assert (cfg.search.sampler, cfg.search.trials, cfg.search.seed) == ("tpe", 12, 0)
-    assert (cfg.search.max_concurrent, cfg.search.scheduler) == (2, None)
+    assert (cfg.search.sampler, cfg.search.trials, cfg.search.seed) == ("tpe", 24, 0)
+    assert cfg.search.max_concurrent == 2
+    assert cfg.search.scheduler == SchedulerConfig("asha", "val_acc", "max", 2, 3.0)
     assert (cfg.resources.cpu, cfg.resources.gpu) == (1.0, 0.0)
     assert isinstance(cfg.resources.cpu, float)  # an int in YAML, a float in the config
 
@@ -204,7 +206,10 @@ def test_defaults_fill_missing_sections() -> None:
 
 
 def test_flatten_config_keys_and_values() -> None:
-    cfg = load_pipeline("mnist", overrides=["model.options={width: 64, head: {dropout: 0.1}}"])
+    cfg = load_pipeline(
+        "mnist",
+        overrides=["model.options={width: 64, head: {dropout: 0.1}}", "search.scheduler=null"],
+    )
     flat = flatten_config(cfg)
     assert flat["name"] == "mnist"
     assert flat["selection.fraction"] == 0.2

@@ -478,7 +478,7 @@ def test_define_by_run_only_suggests_and_returns_none() -> None:
 
 def test_ray_optuna_search_hands_dotted_names_to_the_trainable() -> None:
     optuna_search = pytest.importorskip("ray.tune.search.optuna")
-    space = load_space("mnist")
+    space = load_space("digits")  # the bundled space with a condition on the strategy
     searcher = optuna_search.OptunaSearch(
         space=define_by_run(space),
         metric=["val_acc", "co2_kg"],

@@ -213,7 +213,18 @@ CASES: list[Case] = [
         2,
         ("search.objectives[0].mode must be one of 'max', 'min'", "'maximise'"),
     ),
-    Case("trials-0-set", validate("search.trials=0"), 2, ("search.trials must be >= 1", "got 0")),
+    Case(
+        "trials-0-set",
+        validate("search.trials=0"),
+        2,
+        ("search.trials must be in [1, 1000000]", "got 0"),
+    ),
+    Case(
+        "epochs-absurd",
+        validate("train.epochs=1000000000"),
+        2,
+        ("train.epochs must be in [1, 100000]", "got 1000000000"),
+    ),
     Case(
         "fraction-0",
         validate("selection.fraction=0"),
@@ -230,7 +241,7 @@ CASES: list[Case] = [
         "select-every-0",
         validate("selection.select_every=0"),
         2,
-        ("selection.select_every must be >= 1", "got 0"),
+        ("selection.select_every must be in [1, 100000]", "got 0"),
     ),
     Case(
         "search-storage-foo",

@@ -31,8 +31,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10  # >= 1
-    batch_size: int = 128  # >= 1
+    epochs: int = 10  # in [1, 100000]
+    batch_size: int = 128  # in [1, 1000000]
     optimizer: str = "sgd"  # sgd | adamw
     lr: float = 0.05  # > 0
     momentum: float = 0.9  # in [0, 1); sgd only
@@ -41,15 +41,15 @@ class TrainConfig:
     grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
     seed: int = 0  # seeds torch, numpy and python in the trial, and every selector
     device: str = "auto"  # auto (cuda if present, else cpu) | cpu | cuda | cuda:N
-    eval_every: int = 1  # validate every N epochs and after the last, >= 1
+    eval_every: int = 1  # validate every N epochs and after the last, in [1, 100000]
 
 
 @dataclass(frozen=True)
 class SelectionConfig:
     strategy: str = "graft"  # graft | random | full
     fraction: float = 0.3  # budget: share of the training set per subset epoch, in (0, 1]
-    select_every: int = 2  # epochs between re-selections, >= 1
-    warm_start_epochs: int = 1  # full-data epochs before the first selection, >= 0
+    select_every: int = 2  # epochs between re-selections, in [1, 100000]
+    warm_start_epochs: int = 1  # full-data epochs before the first selection, in [0, 100000]
     alignment_threshold: float = 0.9  # graft: grow a subset until cosine >= this, in (0, 1]
     features: str = "embedding"  # graft: embedding (penultimate layer) | raw (flattened inputs)
     rank: int | None = None  # graft: max feature rank per batch; None -> the subset size
@@ -63,7 +63,7 @@ class SelectionConfig:
     # (GraftSelector.rank_dataset); each trial trains on its budget's prefix of that ranking
     # and pays no selection of its own. Outside a sweep, the trial ranks first itself.
     scope: str = "trial"  # trial | sweep
-    proxy_epochs: int = 2  # scope=sweep: full-data epochs of the proxy model before ranking
+    proxy_epochs: int = 2  # scope=sweep: full-data epochs of the proxy before ranking, in [0, 100]
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class SchedulerConfig:
     type: str = "asha"  # asha
     metric: str = "val_acc"  # the one metric ASHA compares at each rung
     mode: str = "max"  # max | min
-    grace_period: int = 1  # epochs before a trial can be stopped, >= 1
+    grace_period: int = 1  # epochs before a trial can be stopped, in [1, 100000]
     reduction_factor: float = 3.0  # > 1
 
 
@@ -103,9 +103,9 @@ class SearchConfig:
     space: str | None = None  # bundled space name or path to a search-space YAML
     objectives: list[ObjectiveConfig] = field(default_factory=_default_objectives)
     sampler: str = "tpe"  # tpe | nsga2 | gp | random
-    trials: int = 12  # >= 1
+    trials: int = 12  # in [1, 1000000]
     seed: int = 0  # seeds the sampler
-    max_concurrent: int = 2  # trials running at once, >= 1
+    max_concurrent: int = 2  # trials running at once, in [1, 10000]
     scheduler: SchedulerConfig | None = None  # None: every trial runs all its epochs
     storage: str | None = None  # Optuna RDB URL all nodes reach; None -> sqlite in the sweep dir
     fail_fast: bool = False  # at the first failed trial start no new ones (running ones finish)

@@ -85,6 +85,13 @@ def matches(pattern: str, text: str) -> Check:
     return Check(text, lambda v: compiled.fullmatch(v) is not None)
 
 
+# Sane upper bounds for counts: a typo (train.epochs=1000000000) is refused in one line instead
+# of starting a sweep that never ends.
+MAX_EPOCHS = 100_000
+MAX_SAMPLES = 1_000_000  # per batch
+MAX_TRIALS = 1_000_000
+MAX_CONCURRENT = 10_000
+
 NON_EMPTY = Check("a non-empty string", lambda v: v.strip() != "")
 NON_EMPTY_LIST = Check("a non-empty list", lambda v: len(v) > 0)
 NAME = matches(r"[A-Za-z0-9_.-]+", "a non-empty string of letters, digits, '_', '.' and '-'")
@@ -101,8 +108,8 @@ RULES: dict[type, dict[str, Check]] = {
     },
     ModelConfig: {"name": NON_EMPTY},
     TrainConfig: {
-        "epochs": at_least(1),
-        "batch_size": at_least(1),
+        "epochs": interval(1, MAX_EPOCHS, "[]"),
+        "batch_size": interval(1, MAX_SAMPLES, "[]"),
         "optimizer": one_of("sgd", "adamw"),
         "lr": above(0),
         "momentum": interval(0, 1, "[)"),
@@ -111,21 +118,21 @@ RULES: dict[type, dict[str, Check]] = {
         "grad_clip": at_least(0),
         "seed": at_least(0),  # numpy refuses negative seeds
         "device": matches(r"auto|cpu|cuda|cuda:[0-9]+", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
-        "eval_every": at_least(1),
+        "eval_every": interval(1, MAX_EPOCHS, "[]"),
     },
     SelectionConfig: {
         "strategy": one_of("graft", "random", "full"),
         "fraction": interval(0, 1, "(]"),
-        "select_every": at_least(1),
-        "warm_start_epochs": at_least(0),
+        "select_every": interval(1, MAX_EPOCHS, "[]"),
+        "warm_start_epochs": interval(0, MAX_EPOCHS, "[]"),
         "alignment_threshold": interval(0, 1, "(]"),
         "features": one_of("embedding", "raw"),
-        "rank": at_least(1),
-        "batch_size": at_least(1),
+        "rank": interval(1, MAX_SAMPLES, "[]"),
+        "batch_size": interval(1, MAX_SAMPLES, "[]"),
         "maxvol_tol": at_least(1),
         "pool": at_least(1),
         "scope": one_of("trial", "sweep"),
-        "proxy_epochs": interval(0, 100, "[]"),
+        "proxy_epochs": interval(0, 100, "[]"),  # each is a full-data epoch before any trial
     },
     EmissionsConfig: {
         "country_iso_code": matches(r"[A-Z]{3}", "an ISO 3166-1 alpha-3 code (3 capital letters)"),
@@ -137,16 +144,16 @@ RULES: dict[type, dict[str, Check]] = {
         "type": one_of("asha"),
         "metric": NON_EMPTY,
         "mode": MODE,
-        "grace_period": at_least(1),
+        "grace_period": interval(1, MAX_EPOCHS, "[]"),
         "reduction_factor": above(1),
     },
     SearchConfig: {
         "space": NON_EMPTY,
         "objectives": NON_EMPTY_LIST,
         "sampler": one_of("tpe", "nsga2", "gp", "random"),
-        "trials": at_least(1),
+        "trials": interval(1, MAX_TRIALS, "[]"),
         "seed": at_least(0),
-        "max_concurrent": at_least(1),
+        "max_concurrent": interval(1, MAX_CONCURRENT, "[]"),
         "storage": matches(r"[a-z][a-z0-9+]*://.*", "an SQLAlchemy URL such as 'sqlite:///...'"),
         "co2_budget_kg": above(0),
         "energy_budget_kwh": above(0),

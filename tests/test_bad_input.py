@@ -162,6 +162,12 @@ CASES: list[Case] = [
         ("retrain.overrides", "'train.epocs'", "did you mean 'train.epochs'"),
     ),
     Case(
+        "infobatch-prune-ratio-1",
+        validate("selection.strategy=infobatch", "selection.prune_ratio=1"),
+        2,
+        ("selection.prune_ratio must be in [0, 1)", "got 1"),
+    ),
+    Case(
         "bad-selection-scope",
         validate("selection.scope=sweeep"),
         2,

@@ -46,7 +46,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    strategy: str = "graft"  # graft | random | full
+    strategy: str = "graft"  # graft | random | full | infobatch
     fraction: float = 0.3  # budget: share of the training set per subset epoch, in (0, 1]
     select_every: int = 2  # epochs between re-selections, in [1, 100000]
     warm_start_epochs: int = 1  # full-data epochs before the first selection, in [0, 100000]
@@ -63,6 +63,11 @@ class SelectionConfig:
     # (GraftSelector.rank_dataset); each trial trains on its budget's prefix of that ranking
     # and pays no selection of its own. Outside a sweep, the trial ranks first itself.
     scope: str = "trial"  # trial | sweep
+    # infobatch (Qin et al. 2024): each epoch leaves out this share of the below-mean-loss
+    # samples and scales the kept ones' loss by 1 / (1 - prune_ratio); the last `anneal`
+    # share of the epochs trains on all the data
+    prune_ratio: float = 0.5  # infobatch: in [0, 1)
+    anneal: float = 0.125  # infobatch: in [0, 1]
     proxy_epochs: int = 2  # scope=sweep: full-data epochs of the proxy before ranking, in [0, 100]
 
 

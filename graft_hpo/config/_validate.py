@@ -121,7 +121,7 @@ RULES: dict[type, dict[str, Check]] = {
         "eval_every": interval(1, MAX_EPOCHS, "[]"),
     },
     SelectionConfig: {
-        "strategy": one_of("graft", "random", "full"),
+        "strategy": one_of("graft", "random", "full", "infobatch"),
         "fraction": interval(0, 1, "(]"),
         "select_every": interval(1, MAX_EPOCHS, "[]"),
         "warm_start_epochs": interval(0, MAX_EPOCHS, "[]"),
@@ -132,6 +132,8 @@ RULES: dict[type, dict[str, Check]] = {
         "maxvol_tol": at_least(1),
         "pool": at_least(1),
         "scope": one_of("trial", "sweep"),
+        "prune_ratio": interval(0, 1, "[)"),
+        "anneal": interval(0, 1, "[]"),
         "proxy_epochs": interval(0, 100, "[]"),  # each is a full-data epoch before any trial
     },
     EmissionsConfig: {

@@ -6,7 +6,7 @@ Public names:
 - :func:`low_rank_basis`, :func:`capture_embeddings` — per-batch low-rank features.
 - :func:`last_layer_gradients`, :func:`gradient_kernel`, :func:`alignment` — closed-form
   cross-entropy gradients of the final linear layer and subset/batch cosine alignment.
-- :class:`Selector` and the strategies ``graft``, ``random``, ``full``
+- :class:`Selector` and the strategies ``graft``, ``random``, ``full``, ``infobatch``
   (:func:`get_selector`), :class:`Selection`, :class:`SubsetSchedule`.
 - :func:`partition` — the seeded (optionally class-stratified) selection batches.
 - :class:`SubsetSampler` — a ``torch.utils.data.Sampler`` that re-selects on schedule.
@@ -28,6 +28,7 @@ from graft_hpo.selection._features import low_rank_basis
 from graft_hpo.selection._graft import GraftSelector
 from graft_hpo.selection._graft import allocate_sizes
 from graft_hpo.selection._graft import partition
+from graft_hpo.selection._infobatch import InfoBatchSelector
 from graft_hpo.selection._maxvol import fast_maxvol
 from graft_hpo.selection._maxvol import log_volume
 from graft_hpo.selection._rank import PrefixSelector
@@ -42,6 +43,7 @@ from graft_hpo.selection._simple import RandomSelector
 __all__ = [
     "FullSelector",
     "GraftSelector",
+    "InfoBatchSelector",
     "Phase",
     "PrefixSelector",
     "RandomSelector",

@@ -60,6 +60,20 @@ class Selector(abc.ABC):
             device: where to run forward passes and linear algebra; defaults to the model's.
         """
 
+    def schedule(self, configured: SubsetSchedule) -> SubsetSchedule:
+        """When to select: ``configured`` (warm start, period) unless the strategy has its own."""
+        return configured
+
+    def record_losses(self, index: torch.Tensor, losses: torch.Tensor) -> None:
+        """Called by the training loop each step with the samples' unreduced losses.
+
+        Args:
+            index: ``(b,)`` dataset indices (on the host).
+            losses: ``(b,)`` detached per-sample losses (on the device); a strategy that uses
+                them must not synchronise with the host here. No-op by default.
+        """
+        return None  # an optional hook, not an abstract method
+
     def __repr__(self) -> str:
         # the constructor's arguments; private state (a cache) is not part of the description
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))

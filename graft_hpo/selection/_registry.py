@@ -9,13 +9,14 @@ from typing import Any
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.selection._base import Selector
 from graft_hpo.selection._graft import GraftSelector
+from graft_hpo.selection._infobatch import InfoBatchSelector
 from graft_hpo.selection._simple import FullSelector
 from graft_hpo.selection._simple import RandomSelector
 
 __all__ = ["available_selectors", "get_selector"]
 
 _SELECTORS: dict[str, type[Selector]] = {
-    cls.name: cls for cls in (GraftSelector, RandomSelector, FullSelector)
+    cls.name: cls for cls in (GraftSelector, RandomSelector, FullSelector, InfoBatchSelector)
 }
 
 

@@ -121,6 +121,13 @@ def build_selector(selection: SelectionConfig, train: TrainConfig) -> Selector:
         )
     if selection.strategy == "random":
         return get_selector("random", fraction=selection.fraction)
+    if selection.strategy == "infobatch":
+        return get_selector(
+            "infobatch",
+            prune_ratio=selection.prune_ratio,
+            anneal=selection.anneal,
+            epochs=train.epochs,
+        )
     return get_selector(selection.strategy)
 
 
@@ -201,11 +208,13 @@ def train(
     model.to(device)
     model.to(memory_format=layout)
     generator = torch.Generator().manual_seed(cfg.seed)
+    selector = selector or build_selector(config.selection, cfg)
+    configured = SubsetSchedule(config.selection.warm_start_epochs, config.selection.select_every)
     sampler = SubsetSampler(
-        selector or build_selector(config.selection, cfg),
+        selector,
         train_set,
         model,
-        schedule=SubsetSchedule(config.selection.warm_start_epochs, config.selection.select_every),
+        schedule=selector.schedule(configured),
         selection_dataset=selection_set,
         generator=generator,
         device=device,
@@ -242,6 +251,7 @@ def train(
             with _autocast(device):
                 logits = model(x)
             losses = F.cross_entropy(logits.float(), y, reduction="none")
+            selector.record_losses(index, losses.detach())  # infobatch; no host sync
             loss = (
                 (losses * weights[index].to(device)).mean()
                 if weights is not None

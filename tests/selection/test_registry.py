@@ -29,7 +29,7 @@ def _gen(seed: int) -> torch.Generator:
 
 
 def test_available_selectors() -> None:
-    assert available_selectors() == ["full", "graft", "random"]
+    assert available_selectors() == ["full", "graft", "infobatch", "random"]
 
 
 @pytest.mark.parametrize(
@@ -58,13 +58,14 @@ def test_unknown_name_lists_valid_names_and_suggests_a_close_match() -> None:
         get_selector("graf")
     message = str(info.value)
     assert message == (
-        "selection.strategy must be one of full, graft, random; got 'graf' (did you mean 'graft'?)"
+        "selection.strategy must be one of full, graft, infobatch, random; got 'graf' "
+        "(did you mean 'graft'?)"
     )
     assert isinstance(info.value, ValueError)
 
 
 def test_unknown_name_without_close_match_has_no_hint() -> None:
-    with pytest.raises(ConfigError, match=r"one of full, graft, random; got 'craig'$"):
+    with pytest.raises(ConfigError, match=r"one of full, graft, infobatch, random; got 'craig'$"):
         get_selector("craig")
 
 
@@ -151,7 +152,12 @@ def test_full_selector_selects_everything(digits: InMemory) -> None:
 
 # --- the contract of every registered selector ---------------------------------------------
 
-_PARAMS = {"graft": {"fraction": 0.2, "batch_size": 64}, "random": {"fraction": 0.2}, "full": {}}
+_PARAMS = {
+    "graft": {"fraction": 0.2, "batch_size": 64},
+    "random": {"fraction": 0.2},
+    "full": {},
+    "infobatch": {"prune_ratio": 0.5, "epochs": 4},
+}
 
 
 @pytest.fixture(params=available_selectors())

@@ -485,12 +485,14 @@ def test_ray_optuna_search_hands_dotted_names_to_the_trainable() -> None:
         mode=["max", "min"],
         sampler=optuna.samplers.RandomSampler(seed=0),
     )
-    configs = [searcher.suggest(f"t{i}") for i in range(12)]
+    configs = [searcher.suggest(f"t{i}") for i in range(24)]
     for config in configs:
         assert set(config) <= set(space.names)  # flat dotted keys, not nested dicts
         assert {"train.lr", "selection.strategy"} <= set(config)
-        assert ("selection.fraction" in config) == (config["selection.strategy"] != "full")
-    assert {c["selection.strategy"] for c in configs} == {"graft", "random", "full"}
+        subset = config["selection.strategy"] in ("graft", "random")
+        assert ("selection.fraction" in config) == subset
+        assert ("selection.prune_ratio" in config) == (config["selection.strategy"] == "infobatch")
+    assert {c["selection.strategy"] for c in configs} == {"graft", "random", "full", "infobatch"}
 
 
 def test_parsing_does_not_import_optuna() -> None:
@@ -554,7 +556,7 @@ def test_bad_values_and_types_name_the_param_and_the_bound() -> None:
         "params.train.batch_size.low: train.batch_size must be an integer; got 32.0",
         "params.train.batch_size.high: train.batch_size must be an integer; got 256.0",
         "params.selection.strategy.choices[1]: selection.strategy must be one of 'graft', "
-        "'random', 'full'; got 'grfat' (did you mean 'graft'?)",
+        "'random', 'full', 'infobatch'; got 'grfat' (did you mean 'graft'?)",
         "params.train.low: train must be a mapping; got 0.1",
         "params.train.high: train must be a mapping; got 0.9",
         "params.search.trials must not be searched: search settings are fixed for the whole "

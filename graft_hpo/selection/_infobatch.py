@@ -1,0 +1,119 @@
+"""``infobatch``: loss-based dynamic pruning (Qin et al., ICLR 2024), the control users would pick.
+
+InfoBatch needs no scoring pass: every sample's most recent training loss is recorded from the
+training forward pass itself (:meth:`InfoBatchSelector.record_losses`, called by the loop each
+step, on the device, without a host sync). At each epoch, among the samples whose recorded loss
+is below the mean, a random share ``prune_ratio`` sits the epoch out; the kept low-loss samples'
+losses are scaled by ``1 / (1 - prune_ratio)``, so the expected gradient is unchanged. Samples
+never seen count as high-loss (never pruned). The last ``anneal`` share of the epochs trains on
+all the data, unweighted.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from graft_hpo.selection._base import Selection
+from graft_hpo.selection._base import Selector
+from graft_hpo.selection._base import SubsetSchedule
+
+__all__ = ["InfoBatchSelector"]
+
+
+class InfoBatchSelector(Selector):
+    """Prune a random share of the well-learnt samples every epoch, rescaling the rest.
+
+    Call :meth:`select` once per epoch (``SubsetSchedule(0, 1)``): the selector counts the
+    epochs itself to know when annealing starts.
+
+    Args:
+        prune_ratio: share of the below-mean-loss samples left out of an epoch, in [0, 1).
+        anneal: share of the epochs, at the end, trained on all the data, in [0, 1].
+        epochs: the run's number of epochs, >= 1.
+    """
+
+    name = "infobatch"
+
+    def __init__(
+        self, *, prune_ratio: float = 0.5, anneal: float = 0.125, epochs: int = 1
+    ) -> None:
+        errors = []
+        if not 0.0 <= prune_ratio < 1.0:
+            errors.append(f"prune_ratio must be in [0, 1); got {prune_ratio!r}")
+        if not 0.0 <= anneal <= 1.0:
+            errors.append(f"anneal must be in [0, 1]; got {anneal!r}")
+        if epochs < 1:
+            errors.append(f"epochs must be >= 1; got {epochs!r}")
+        if errors:
+            raise ValueError("; ".join(errors))
+        self.prune_ratio = prune_ratio
+        self.anneal = anneal
+        self.epochs = epochs
+        self._scores: torch.Tensor | None = None  # (n,) latest loss per sample; inf: unseen
+        self._epoch = 0  # epochs selected so far
+
+    def schedule(self, configured: SubsetSchedule) -> SubsetSchedule:
+        """Every epoch prunes anew, from the first: the configured schedule does not apply."""
+        return SubsetSchedule(warm_start_epochs=0, select_every=1)
+
+    @property
+    def first_annealed_epoch(self) -> int:
+        """0-based epoch from which every epoch trains on all the data."""
+        return self.epochs - math.floor(self.anneal * self.epochs)
+
+    def record_losses(self, index: torch.Tensor, losses: torch.Tensor) -> None:
+        """Remember ``losses`` (``(b,)``, unreduced) of the samples ``index`` (dataset indices).
+
+        Runs on the losses' device with no host synchronisation; the first call sizes the table
+        from the largest index seen so far and grows it on demand.
+        """
+        need = int(index.max()) + 1 if index.numel() else 0  # index lives on the host
+        index = index.to(losses.device, non_blocking=True)
+        if self._scores is None or self._scores.device != losses.device:
+            self._scores = torch.full((0,), math.inf, device=losses.device)
+        if need > self._scores.numel():
+            grown = torch.full((need,), math.inf, device=losses.device)
+            grown[: self._scores.numel()] = self._scores
+            self._scores = grown
+        self._scores[index] = losses.detach().float()
+
+    def select(
+        self,
+        model: nn.Module,
+        dataset: Dataset[Any],
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> Selection:
+        n = len(dataset)  # type: ignore[arg-type]
+        epoch, self._epoch = self._epoch, self._epoch + 1
+        everything = torch.arange(n)
+        if epoch >= self.first_annealed_epoch or self.prune_ratio == 0.0:
+            return Selection(everything, None, 1.0, {"selection_s": 0.0, "pruned": 0.0})
+        scores = torch.full((n,), math.inf)
+        if self._scores is not None:
+            seen = self._scores[:n].cpu()
+            scores[: seen.numel()] = seen
+        finite = torch.isfinite(scores)
+        mean = scores[finite].mean() if bool(finite.any()) else torch.tensor(math.inf)
+        well_learnt = (finite & (scores < mean)).nonzero().squeeze(1)
+        order = torch.randperm(well_learnt.numel(), generator=generator)
+        pruned = well_learnt[order[: round(self.prune_ratio * well_learnt.numel())]]
+        keep = torch.ones(n, dtype=torch.bool)
+        keep[pruned] = False
+        weights = torch.ones(n)
+        weights[well_learnt] = 1.0 / (1.0 - self.prune_ratio)
+        indices = everything[keep]
+        stats = {"selection_s": 0.0, "pruned": float(pruned.numel())}
+        return Selection(indices, weights[keep], len(indices) / n, stats)
+
+    def __repr__(self) -> str:
+        return (
+            f"InfoBatchSelector(prune_ratio={self.prune_ratio!r}, anneal={self.anneal!r}, "
+            f"epochs={self.epochs!r})"
+        )

@@ -34,6 +34,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._equal_energy import best_at  # noqa: E402
 from benchmarks._machine import new_report  # noqa: E402
 from benchmarks._machine import save_figure  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
@@ -55,6 +57,7 @@ Json = dict[str, Any]
 
 DATASETS = {"mnist": "mnist", "digits": "digits"}  # --datasets name -> bundled pipeline
 LABELS = {"mnist": "MNIST-5k", "digits": "digits"}
+EQUAL_ENERGY_SHARES = (1 / 3, 1 / 2)  # of the full-data trial's median energy
 GOAL_FRACTION = 0.3
 GOAL_ACC_GAP_PTS = 1.5
 GOAL_SPEEDUP = 2.5
@@ -68,10 +71,14 @@ GOAL_SELECTION_SHARE = 0.10
 # runs
 
 
-def configurations(fractions: list[float], strategies: list[str]) -> list[tuple[str, float]]:
-    """``(strategy, fraction)`` pairs: full once (fraction 1.0), the others at every fraction."""
+def configurations(
+    fractions: list[float], strategies: list[str], prune_ratios: Sequence[float] = ()
+) -> list[tuple[str, float]]:
+    """``(strategy, setting)`` pairs: full once (1.0); graft and random at every fraction;
+    infobatch at every prune ratio (its cost is not set by a fraction)."""
     configs = [("full", 1.0)]
-    configs += [(s, f) for s in strategies for f in fractions]
+    for s in strategies:
+        configs += [(s, f) for f in (prune_ratios if s == "infobatch" else fractions)]
     return configs
 
 
@@ -88,7 +95,9 @@ def overrides_for(
 ) -> list[str]:
     out = [f"train.seed={seed}", "train.device=cpu", f"selection.strategy={strategy}"]
     out += ["selection.scope=trial", *PER_TRIAL[name]]
-    if strategy != "full":
+    if strategy == "infobatch":  # the setting is its prune ratio
+        out.append(f"selection.prune_ratio={fraction}")
+    elif strategy != "full":
         out.append(f"selection.fraction={fraction}")
     if args.epochs is not None:
         out.append(f"train.epochs={args.epochs}")
@@ -300,6 +309,50 @@ def goals(summary: Json, runs: list[Json], fractions: list[float]) -> list[Json]
     return checks
 
 
+def equal_energy(summary: Json, shares: Sequence[float] = EQUAL_ENERGY_SHARES) -> Json:
+    """Per dataset and share of full's median energy: each strategy's interpolated accuracy
+    (along its settings' curve of median energy against mean accuracy) and the best one."""
+    out: Json = {}
+    for name, rows in summary.items():
+        full = rows.get("full@1")
+        if not full or not full["n"]:
+            continue
+        curves: dict[str, list[tuple[float, float]]] = {}
+        for row in rows.values():
+            if row["strategy"] != "full" and row["n"]:
+                curves.setdefault(row["strategy"], []).append(
+                    (row["energy_median"], row["acc_mean"])
+                )
+        out[name] = {}
+        for share in shares:
+            best, values = best_at(curves, share * full["energy_median"])
+            out[name][f"{share:.3g}"] = {"best": best, "acc": values}
+    return out
+
+
+def equal_energy_lines(table: Json) -> list[str]:
+    if not table:
+        return []
+    strategies = sorted(
+        {s for shares in table.values() for v in shares.values() for s in v["acc"]}
+    )
+    lines = [
+        "## At equal energy",
+        "",
+        "Accuracy (%) at a share of the full-data trial's median energy, interpolated along each "
+        "strategy's settings; '-' where no setting of it ran that cheaply or that dearly.",
+        "",
+        "| dataset | energy | " + " | ".join(strategies) + " | most accurate |",
+        "|---|---|" + "---|" * len(strategies) + "---|",
+    ]
+    for name, shares in table.items():
+        for share, cell in shares.items():
+            accs = [cell["acc"].get(s) for s in strategies]
+            text = " | ".join("-" if a is None else f"{a:.2f}" for a in accs)
+            lines.append(f"| {name} | {share} x full | {text} | {cell['best'] or '-'} |")
+    return [*lines, ""]
+
+
 # ---------------------------------------------------------------------------------------------
 # report
 
@@ -353,6 +406,7 @@ def markdown(report: Json) -> str:
             for r in failed
         ]
         lines.append("")
+    lines += equal_energy_lines(report.get("equal_energy", {}))
     lines += ["## Goals", "", "| dataset | goal | verdict | numbers |", "|---|---|---|---|"]
     lines += [
         f"| {g['dataset']} | {g['goal']} | {g['verdict']} | {g['detail']} |"
@@ -369,7 +423,12 @@ def plot(report: Json, path: Path) -> None:
 
     summary = report["summary"]
     fig, axes = plt.subplots(1, len(summary), figsize=(5.5 * len(summary), 4.2), squeeze=False)
-    style = {"graft": ("o", "tab:blue"), "random": ("s", "tab:orange"), "full": ("*", "k")}
+    style = {
+        "graft": ("o", "tab:blue"),
+        "random": ("s", "tab:orange"),
+        "infobatch": ("^", "tab:green"),
+        "full": ("*", "k"),
+    }
     for ax, (name, rows) in zip(axes[0], summary.items(), strict=True):
         for strategy, (marker, color) in style.items():
             pts = sorted(
@@ -395,7 +454,9 @@ def plot(report: Json, path: Path) -> None:
             else:
                 for r, xi in zip(pts, x, strict=True):
                     ax.annotate(
-                        f"{r['fraction']:g}",
+                        f"r={r['fraction']:g}"
+                        if strategy == "infobatch"
+                        else f"{r['fraction']:g}",
                         (xi, r["acc_mean"]),
                         textcoords="offset points",
                         xytext=(5, -10 if strategy == "random" else 5),
@@ -426,7 +487,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--fractions", type=float, nargs="+", default=None)
-    parser.add_argument("--strategies", nargs="+", choices=["graft", "random"], default=None)
+    parser.add_argument(
+        "--strategies", nargs="+", choices=["graft", "random", "infobatch"], default=None
+    )
+    parser.add_argument(
+        "--prune-ratios", type=float, nargs="+", default=[0.3, 0.5, 0.7], help="infobatch's"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="default: the pipeline's")
     parser.add_argument(
         "--set",
@@ -454,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
 
-    configs = configurations(args.fractions, args.strategies)
+    configs = configurations(args.fractions, args.strategies, args.prune_ratios)
     report = new_report(args)
     start = time.perf_counter()
     runs = run_all(args, configs)
@@ -462,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     report["runs"] = runs
     report["summary"] = summarise(runs, configs, args.datasets)
     report["goals"] = goals(report["summary"], runs, args.fractions)
+    report["equal_energy"] = equal_energy(report["summary"])
     print(markdown(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -5,12 +5,13 @@ Run from the repository root:
     .venv/bin/python benchmarks/hpo_bench.py --plot benchmarks/_out/hpo_bench.png
     .venv/bin/python benchmarks/hpo_bench.py --quick --json      # minutes on 2 CPUs
 
-Three sweeps of one pipeline (``--pipeline``, default ``mnist``: MNIST-5k), each one call of
+Four sweeps of one pipeline (``--pipeline``, default ``mnist``: MNIST-5k), each one call of
 :func:`graft_hpo.run_sweep` over the same model-only search space
 (``benchmarks/spaces/mnist_model.yaml``: lr, weight decay, batch size, width), with the same
 sampler (TPE), sampler seed, trial count and concurrency. They differ only in
 ``selection.strategy``: ``full`` trains every trial on all the data; ``graft`` and ``random``
-train on subsets of the same budget (``--fraction``, default the pipeline's own). With
+train on subsets of the same budget (``--fraction``, default the pipeline's own); ``infobatch``
+prunes well-learnt samples each epoch (``selection.prune_ratio``, the pipeline's 0.5). With
 ``--joint`` the graft sweep also searches its budget and alignment threshold
 (``benchmarks/spaces/mnist_joint.yaml``).
 
@@ -79,7 +80,7 @@ from graft_hpo.trial import run_trial  # noqa: E402
 
 Json = dict[str, Any]
 
-SWEEPS = ("full", "graft", "random")
+SWEEPS = ("full", "graft", "random", "infobatch")  # infobatch: selection.prune_ratio, not a budget
 SPACES = ROOT / "benchmarks" / "spaces"
 QUICK_TRIALS = 3
 # the protocol of the tables in the README: per-trial GRAFT (one full-data warm-up epoch, one
@@ -333,7 +334,7 @@ def sweep_overrides(args: argparse.Namespace, strategy: str) -> list[str]:
         f"selection.strategy={strategy}",
         f"tracking.experiment={experiment_for(args, strategy)}",
     ]
-    if strategy != "full" and args.fraction is not None:
+    if strategy in ("graft", "random") and args.fraction is not None:
         out.append(f"selection.fraction={args.fraction}")
     return out
 
@@ -406,7 +407,8 @@ def one_sweep(args: argparse.Namespace, strategy: str, uri: str, stamp: str) -> 
         "experiment": result.experiment,
         "sweep_dir": result.sweep_dir,
         "space": str(space_for(args, strategy)),
-        "fraction": None if strategy == "full" else config.selection.fraction,
+        "fraction": config.selection.fraction if strategy in ("graft", "random") else None,
+        "prune_ratio": config.selection.prune_ratio if strategy == "infobatch" else None,
         "fraction_searched": "selection.fraction" in names,
         "epochs": config.train.epochs,
         "n_trials": len(trials),
@@ -590,6 +592,8 @@ def goals(report: Json) -> list[Json]:
 def _fraction(run: Mapping[str, Any]) -> str:
     if run.get("fraction_searched"):
         return "searched"
+    if run.get("prune_ratio") is not None:
+        return f"prune {run['prune_ratio']:g}"
     return "1" if run.get("fraction") is None else f"{run['fraction']:g}"
 
 
@@ -674,7 +678,7 @@ def plot(report: Json, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"full": "k", "graft": "tab:blue", "random": "tab:orange"}
+    colors = {"full": "k", "graft": "tab:blue", "random": "tab:orange", "infobatch": "tab:green"}
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for name, run in report["runs"].items():
         pts = [(1000 * e, 100 * b) for e, b in run["curve"] if b is not None]

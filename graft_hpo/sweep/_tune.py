@@ -110,10 +110,8 @@ class _ReportToRay(TrialHooks):
             return
         check_measured(metrics, self.needed)
         try:
-            tune.report(
-                {**metrics, "epoch": state.epoch, EPOCHS_DONE: state.epoch + 1}
-                | {"mlflow_run_id": self.run_id}
-            )
+            report = {**metrics, "epoch": state.epoch, EPOCHS_DONE: state.epoch + 1}
+            tune.report({**report, "mlflow_run_id": self.run_id})
         except SystemExit:
             # A scheduler (ASHA) stopped the trial: Ray's report raises SystemExit(0) in the
             # training thread. Stop after this epoch, cooperatively, so the run is closed and

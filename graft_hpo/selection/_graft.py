@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -91,8 +92,8 @@ class GraftSelector(Selector):
         weighted: return least-squares gradient-matching weights.
         maxvol_tol: maxvol swap tolerance, >= 1.
         levels: number of candidate subset sizes per batch, >= 1.
-        pool: score only a random pool of ``pool`` times the budget (>= 1; stratified like
-            the batches); None scores the whole data set.
+        pool: score only a uniformly drawn pool of ``pool`` times the budget (>= 1), split
+            into batches as the whole data set would be; None scores the whole data set.
     """
 
     name = "graft"
@@ -212,6 +213,7 @@ class GraftSelector(Selector):
         }
         return Selection(indices[order], weights, len(indices) / n, stats)
 
+    @torch.inference_mode()
     def rank_dataset(
         self,
         model: nn.Module,
@@ -236,25 +238,11 @@ class GraftSelector(Selector):
         batches = partition(n, self.batch_size, labels=labels, generator=generator)
         local_order: list[torch.Tensor] = []
         align: list[torch.Tensor] = []
-        groups: dict[int, list[torch.Tensor]] = {}
-        for batch in batches:
-            groups.setdefault(len(batch), []).append(batch)
-        positions: list[torch.Tensor] = []  # the batches in the order they are processed
-        with torch.inference_mode():
-            for size, group in groups.items():
-                for c in range(0, len(group), _CHUNK):
-                    chunk = group[c : c + _CHUNK]
-                    feats, logits, embeds, targets = self._forward(model, dataset, chunk, device)
-                    shape = (len(chunk), size)
-                    V = low_rank_basis(feats.view(*shape, -1), min(size, self.rank or size))
-                    K = gradient_kernel(
-                        logits.view(*shape, -1), targets.view(shape), embeds.view(*shape, -1)
-                    )
-                    order = _greedy_order(V, size)
-                    local_order.extend(order.cpu())
-                    align.extend(prefix_alignment(K, order).cpu())
-                    positions.extend(chunk)
-        ranking = merge_by_alignment(positions, local_order, align)
+        for _chunk, V, K in self._scored_chunks(model, dataset, batches, device, rank_cap=None):
+            order = _greedy_order(V, V.shape[1])
+            local_order.extend(order.cpu())
+            align.extend(prefix_alignment(K, order).cpu())
+        ranking = merge_by_alignment(batches, local_order, align)
         ranking.stats.update(selection_s=time.perf_counter() - start, batches=len(batches))
         return ranking
 
@@ -277,28 +265,47 @@ class GraftSelector(Selector):
         align_rows: list[torch.Tensor] = []
         picks: list[list[torch.Tensor]] = [[] for _ in sizes]
         kernels: list[torch.Tensor] = []
-        # tensor_split makes at most two batch sizes; equal sizes stack into one batched call
+        for chunk, V, K in self._scored_chunks(model, dataset, batches, device, rank_cap):
+            masks = K.new_zeros(len(chunk), len(sizes), V.shape[1])
+            for j, k in enumerate(sizes):
+                idx = fast_maxvol(V[..., : min(k, V.shape[-1])], k, tol=self.maxvol_tol)
+                masks[:, j].scatter_(1, idx, 1.0)
+                picks[j].extend(idx.cpu())
+            align_rows.append(alignment(K, masks).cpu())
+            if self.weighted:
+                kernels.extend(K.cpu())
+        return torch.cat(align_rows), picks, kernels
+
+    def _scored_chunks(
+        self,
+        model: nn.Module,
+        dataset: Dataset[Any],
+        batches: list[torch.Tensor],
+        device: torch.device | str,
+        rank_cap: int | None,
+    ) -> Iterator[tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]]:
+        """The scoring pass, in chunks of up to ``_CHUNK`` equal-size batches, in batch order.
+
+        Yields:
+            ``(chunk, V, K)``: the chunk's batches; their top-``r`` feature bases ``V``
+            (c, B, r), with ``r = rank_cap`` or, when None, ``min(B, rank)``; and their gradient
+            kernels ``K`` (c, B, B). tensor_split makes at most two batch sizes, the larger
+            first, so equal sizes stack into one batched call and the order is kept.
+        """
         groups: dict[int, list[torch.Tensor]] = {}
         for batch in batches:
             groups.setdefault(len(batch), []).append(batch)
         for size, group in groups.items():
+            rank = rank_cap if rank_cap is not None else min(size, self.rank or size)
             for c in range(0, len(group), _CHUNK):
                 chunk = group[c : c + _CHUNK]
                 feats, logits, embeds, targets = self._forward(model, dataset, chunk, device)
                 shape = (len(chunk), size)
-                V = low_rank_basis(feats.view(*shape, -1), rank_cap)
+                V = low_rank_basis(feats.view(*shape, -1), rank)
                 K = gradient_kernel(
                     logits.view(*shape, -1), targets.view(shape), embeds.view(*shape, -1)
                 )
-                masks = K.new_zeros(len(chunk), len(sizes), size)
-                for j, k in enumerate(sizes):
-                    idx = fast_maxvol(V[..., : min(k, V.shape[-1])], k, tol=self.maxvol_tol)
-                    masks[:, j].scatter_(1, idx, 1.0)
-                    picks[j].extend(idx.cpu())
-                align_rows.append(alignment(K, masks).cpu())
-                if self.weighted:
-                    kernels.extend(K.cpu())
-        return torch.cat(align_rows), picks, kernels
+                yield chunk, V, K
 
     def _forward(
         self,

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graft_hpo.sweep._ranking import ranking_cost
 from graft_hpo.tracking import RunRecord
 from graft_hpo.tracking import sweep_runs
 
@@ -137,9 +136,18 @@ def emissions_totals(
 
 
 def exhausted(
-    budgets: Budgets, *, tracking_uri: str, experiment: str, sweep_id: str, sweep_dir: str
+    budgets: Budgets,
+    *,
+    tracking_uri: str,
+    experiment: str,
+    sweep_id: str,
+    sweep_dir: str,
+    shared: Mapping[str, float] | None = None,
 ) -> str | None:
-    """The first budget the sweep has reached, as one line; None while all last."""
+    """The first budget the sweep has reached, as one line; None while all last.
+
+    ``shared``: the energy and CO2 the sweep spent before its trials (its shared selection).
+    """
     if budgets.time_s is not None:
         elapsed = sweep_wall_s(sweep_dir)
         if elapsed >= budgets.time_s:
@@ -149,7 +157,7 @@ def exhausted(
     if budgets.co2_kg is None and budgets.energy_kwh is None:
         return None
     runs = sweep_runs(experiment=experiment, sweep_id=sweep_id, tracking_uri=tracking_uri)
-    totals = emissions_totals(runs, ranking_cost(sweep_dir))
+    totals = emissions_totals(runs, shared)
     if budgets.co2_kg is not None and totals["co2_kg"] >= budgets.co2_kg:
         return (
             f"CO2 budget reached: {totals['co2_kg']:.4g} kg measured >= "
@@ -172,8 +180,12 @@ def budget_gate(
     experiment: str,
     sweep_id: str,
     sweep_dir: str,
+    shared: Mapping[str, float] | None = None,
 ) -> Any:
-    """Ray's ConcurrencyLimiter around ``searcher`` that also ends the search on a budget."""
+    """Ray's ConcurrencyLimiter around ``searcher`` that also ends the search on a budget.
+
+    ``shared``: what the sweep spent before its trials, counted in every budget.
+    """
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search import Searcher
 
@@ -193,7 +205,9 @@ def budget_gate(
 
         def suggest(self, trial_id: str) -> Any:
             if len(self.live_trials) < self.max_concurrent:
-                reason = read_stop(sweep_dir) or (exhausted(budgets, **where) if budgets else None)
+                reason = read_stop(sweep_dir) or (
+                    exhausted(budgets, shared=shared, **where) if budgets else None
+                )
                 if reason is not None:
                     write_stop(sweep_dir, reason)
                     logger.info("sweep %s: %s; no new trials", sweep_id, reason)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -24,6 +23,7 @@ from graft_hpo.emissions import measure_emissions
 from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.proxy import proxy_ranking
 from graft_hpo.selection import Ranking
+from graft_hpo.sweep._budget import write_json
 from graft_hpo.sweep._space import SearchSpace
 from graft_hpo.trial import set_up_process
 
@@ -72,7 +72,6 @@ def compute_ranking(config: PipelineConfig) -> tuple[Ranking, dict[str, float]]:
         TrialFailedError: the proxy or the ranking failed (a NaN loss, out of memory); one line
             that says so, before any trial started.
     """
-    graft = replace(config, selection=replace(config.selection, strategy="graft", scope="sweep"))
     # as for a trial, the data and the process's one-off costs are not the selection's
     bundle = load_data(config.data, seed=config.train.seed)
     set_up_process(config)
@@ -82,7 +81,7 @@ def compute_ranking(config: PipelineConfig) -> tuple[Ranking, dict[str, float]]:
     start = time.perf_counter()
     with measure_emissions(config.emissions, project_name=f"{config.name}-ranking") as energy:
         try:
-            ranking = proxy_ranking(graft, bundle)
+            ranking = proxy_ranking(config, bundle)  # whatever the pipeline's own strategy
         except (RuntimeError, ValueError) as err:  # TrialFailedError, torch's OutOfMemoryError
             first = str(err).splitlines()[0] if str(err) else ""
             raise TrialFailedError(
@@ -105,9 +104,7 @@ def write_ranking(sweep_dir: str, ranking: Ranking, cost: dict[str, float]) -> N
     folder = Path(sweep_dir)
     folder.mkdir(parents=True, exist_ok=True)
     ranking.save(folder / RANKING_FILE)
-    tmp = folder / (COST_FILE + ".tmp")
-    tmp.write_text(json.dumps(cost, indent=2))
-    tmp.replace(folder / COST_FILE)
+    write_json(folder / COST_FILE, cost, indent=2)
 
 
 def read_ranking(sweep_dir: str) -> Ranking | None:

@@ -41,6 +41,7 @@ from graft_hpo.sweep._budget import budget_gate
 from graft_hpo.sweep._budget import read_stop
 from graft_hpo.sweep._budget import write_json
 from graft_hpo.sweep._budget import write_stop
+from graft_hpo.sweep._ranking import ranking_cost
 from graft_hpo.sweep._ranking import read_ranking
 from graft_hpo.sweep._space import SearchSpace
 from graft_hpo.sweep._space import define_by_run
@@ -538,6 +539,7 @@ def execute(plan: SweepPlan, *, resume: bool, printer: Callable[[str], None]) ->
             experiment=plan.experiment,
             sweep_id=plan.sweep_id,
             sweep_dir=plan.sweep_dir,
+            shared=ranking_cost(plan.sweep_dir),  # written before any trial, fixed since
         )
         tuner = tune.Tuner(
             trainable,

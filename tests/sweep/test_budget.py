@@ -60,6 +60,15 @@ def test_totals_count_this_sweeps_trials_running_ones_included(
         assert got is not None and got.startswith(reason), got
 
 
+def test_the_shared_selection_counts_in_the_budgets(store: str, tmp_path: Path) -> None:
+    where = {"tracking_uri": store, "experiment": "budget", "sweep_id": "s1"}
+    budgets = Budgets(energy_kwh=3.5e-5)  # the trials measured 3e-5 kWh: not reached alone
+    assert exhausted(budgets, sweep_dir=str(tmp_path), **where) is None
+    shared = {"energy_kwh": 1e-5, "co2_kg": 4e-6}  # what ranking the data cost first
+    reason = exhausted(budgets, sweep_dir=str(tmp_path), shared=shared, **where)
+    assert reason is not None and reason.startswith("energy budget reached: 4e-05 kWh measured")
+
+
 def test_time_counts_running_sessions_only(tmp_path: Path) -> None:
     now = time.time()
     # an earlier session of 100 s, then a pause of an hour (not charged)

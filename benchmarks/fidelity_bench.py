@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._machine import json_safe  # noqa: E402
 from benchmarks._machine import repo_relative  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
 
@@ -336,11 +337,6 @@ def markdown(report: Json) -> str:
     return "\n".join(lines)
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN and inf become null: the JSON line must parse with any strict reader."""
-    return json.loads(json.dumps(value), parse_constant=lambda _: None)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--configs", type=int, default=None, help="configurations (16)")
@@ -367,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     report["command"] = shlex.join([python, "benchmarks/fidelity_bench.py", *given])
     print(markdown(report))
     if args.json:
-        print(json.dumps(repo_relative(_json_safe(report)), separators=(",", ":")))
+        print(json.dumps(repo_relative(json_safe(report)), separators=(",", ":")))
     return 0
 
 

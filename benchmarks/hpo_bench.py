@@ -64,6 +64,7 @@ os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
 
 import torch  # noqa: E402
 
+from benchmarks._machine import json_safe  # noqa: E402
 from benchmarks._machine import load_avg  # noqa: E402
 from benchmarks._machine import repo_relative  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
@@ -699,19 +700,6 @@ def plot(report: Json, path: Path) -> None:
     save_figure(fig, path)
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN and inf become null: the JSON line must parse with any strict reader."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 # ---------------------------------------------------------------------------------------------
 # main
 
@@ -760,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         plot(report, args.plot)
     if args.json:
-        print(json.dumps(repo_relative(_json_safe(report)), separators=(",", ":")))
+        print(json.dumps(repo_relative(json_safe(report)), separators=(",", ":")))
     return 0
 
 

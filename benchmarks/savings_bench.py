@@ -47,6 +47,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import hpo_bench  # noqa: E402  (sets Ray/MLflow/codecarbon environment)
+from benchmarks._machine import json_safe  # noqa: E402
 from benchmarks._machine import repo_relative  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
 from benchmarks._machine import save_figure  # noqa: E402
@@ -355,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         plot(report, args.plot)
     if args.json:
-        safe = hpo_bench._json_safe(report)
+        safe = json_safe(report)
         print(json.dumps(repo_relative(safe), separators=(",", ":")))
     return 0
 

@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from benchmarks import fidelity_bench
+from benchmarks._machine import json_safe
 from benchmarks.fidelity_bench import ARMS
 from benchmarks.fidelity_bench import CONTROLS
 from benchmarks.fidelity_bench import MODEL_PARAMS
 from benchmarks.fidelity_bench import SPACE
-from benchmarks.fidelity_bench import _json_safe
 from benchmarks.fidelity_bench import arm_uses_ranking
 from benchmarks.fidelity_bench import assemble
 from benchmarks.fidelity_bench import budget_key
@@ -280,7 +280,7 @@ def test_report_renders_the_table_and_the_verdict() -> None:
     assert "Shared ranking" not in markdown({**report, "ranking": None})
     # NaN becomes null: the JSON line parses with a strict reader
     report["budgets"]["0.1"]["graft"]["kendall"] = math.nan
-    line = json.dumps(_json_safe(report), allow_nan=False)
+    line = json.dumps(json_safe(report), allow_nan=False)
     assert json.loads(line)["budgets"]["0.1"]["graft"]["kendall"] is None
 
 

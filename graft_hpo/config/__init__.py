@@ -53,6 +53,7 @@ from graft_hpo.config._schema import SelectConfig
 from graft_hpo.config._schema import SelectionConfig
 from graft_hpo.config._schema import TrackingConfig
 from graft_hpo.config._schema import TrainConfig
+from graft_hpo.config._validate import rule_errors
 from graft_hpo.config._yaml import load_yaml
 
 __all__ = [
@@ -81,4 +82,5 @@ __all__ = [
     "load_yaml",
     "parse_overrides",
     "resolve_bundled",
+    "rule_errors",
 ]

@@ -3,7 +3,8 @@
 Types come from the dataclass annotations in :mod:`._schema`; value constraints come from the
 one table below (:data:`RULES`, one entry per section) plus a few cross-field checks
 (:data:`CROSS_CHECKS`). Every message has the form
-``"<dotted.key> must be <constraint>; got <value!r>"``.
+``"<dotted.key> must be <constraint>; got <value!r>"``. The selectors check their knobs against
+the same table (:func:`rule_errors`), so a range is declared once.
 """
 
 from __future__ import annotations
@@ -35,7 +36,16 @@ from graft_hpo.config._schema import SelectionConfig
 from graft_hpo.config._schema import TrackingConfig
 from graft_hpo.config._schema import TrainConfig
 
-__all__ = ["CROSS_CHECKS", "RULES", "Check", "CrossCheck", "build_config", "plain", "show"]
+__all__ = [
+    "CROSS_CHECKS",
+    "RULES",
+    "Check",
+    "CrossCheck",
+    "build_config",
+    "plain",
+    "rule_errors",
+    "show",
+]
 
 
 def show(value: Any, limit: int = 80) -> str:
@@ -128,7 +138,7 @@ RULES: dict[type, dict[str, Check]] = {
         "alignment_threshold": interval(0, 1, "(]"),
         "features": one_of("embedding", "raw"),
         "rank": interval(1, MAX_SAMPLES, "[]"),
-        "batch_size": interval(1, MAX_SAMPLES, "[]"),
+        "batch_size": interval(2, MAX_SAMPLES, "[]"),  # a batch of one has nothing to choose
         "maxvol_tol": at_least(1),
         "pool": at_least(1),
         "scope": one_of("trial", "sweep"),
@@ -281,6 +291,44 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _broken_rule(cls: type, name: str, value: Any, given: Any, path: str) -> str | None:
+    """The message for field ``name`` of section ``cls`` (at ``path``) if the type-checked
+    ``value`` breaks its rule in :data:`RULES`, else None; null always passes."""
+    check = RULES.get(cls, {}).get(name)
+    if value is None or check is None or check.ok(value):
+        return None
+    optional = _split_optional(_hints(cls)[name])[1]
+    hint = check.hint(value) if check.hint else ""
+    text = check.text + (" or null" if optional else "")
+    return f"{_join(path, name)} must be {text}; got {show(given)}{hint}"
+
+
+def rule_errors(values: Mapping[str, Any]) -> list[str]:
+    """Check values, keyed by dotted path, against their rules in :data:`RULES`.
+
+    The one range check for code that takes a knob without the loader (a selector built in
+    Python): ``rule_errors({"selection.fraction": 1.5})`` gives
+    ``["selection.fraction must be in (0, 1]; got 1.5"]``. Values must already have the field's
+    type; null passes.
+
+    Args:
+        values: ``{"<section>.<field>": value}``: ``"selection.fraction"``, ``"train.epochs"``.
+
+    Returns:
+        One message per value that breaks its rule, in the order given.
+    """
+    errors = []
+    for key, value in values.items():
+        *sections, name = key.split(".")
+        cls: type = PipelineConfig
+        for section in sections:
+            cls = _split_optional(_hints(cls)[section])[0]
+        broken = _broken_rule(cls, name, value, value, ".".join(sections))
+        if broken is not None:
+            errors.append(broken)
+    return errors
+
+
 def _unknown_key(key: object, path: str, valid: list[str]) -> str:
     full = _join(path, key)
     if isinstance(key, str):
@@ -298,7 +346,6 @@ def _build(cls: type, data: Mapping[Any, Any], path: str, errors: list[str]) -> 
     for key in data:
         if key not in fields:
             errors.append(_unknown_key(key, path, list(fields)))
-    rules = RULES.get(cls, {})
     values: dict[str, Any] = {}
     invalid: set[str] = set()
     for name, field in fields.items():
@@ -313,12 +360,9 @@ def _build(cls: type, data: Mapping[Any, Any], path: str, errors: list[str]) -> 
                 invalid.add(name)
             continue
         value = _coerce(_hints(cls)[name], data[name], key_path, errors)
-        check = rules.get(name)
-        if value is not _INVALID and value is not None and check and not check.ok(value):
-            optional = _split_optional(_hints(cls)[name])[1]
-            hint = check.hint(value) if check.hint else ""
-            text = check.text + (" or null" if optional else "")
-            errors.append(f"{key_path} must be {text}; got {show(data[name])}{hint}")
+        broken = None if value is _INVALID else _broken_rule(cls, name, value, data[name], path)
+        if broken is not None:
+            errors.append(broken)
             value = _INVALID
         if value is _INVALID:
             invalid.add(name)

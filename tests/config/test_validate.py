@@ -54,7 +54,7 @@ BAD_VALUES: list[tuple[str, Any, str]] = [
     ("selection.features", "pixels", "must be one of 'embedding', 'raw'"),
     ("selection.rank", 0, "must be in [1, 1000000] or null"),
     ("selection.rank", "full", "must be an integer or null"),
-    ("selection.batch_size", 0, "must be in [1, 1000000] or null"),
+    ("selection.batch_size", 1, "must be in [2, 1000000] or null"),
     ("selection.weighted", 1, "must be true or false"),
     ("selection.maxvol_tol", 0.99, "must be >= 1"),
     ("selection.scope", "global", "must be one of 'trial', 'sweep'"),
@@ -235,3 +235,22 @@ def test_numpy_like_numbers_are_accepted() -> None:
     cfg = config_from_dict({"train": {"epochs": np.int64(4), "lr": np.float32(0.5)}})
     assert (cfg.train.epochs, cfg.train.lr) == (4, 0.5)
     assert type(cfg.train.epochs) is int and type(cfg.train.lr) is float
+
+
+def test_rule_errors_checks_values_by_dotted_path() -> None:
+    # the one range check, shared with the selectors built in Python
+    from graft_hpo.config import rule_errors
+
+    assert (
+        rule_errors({"selection.fraction": 0.3, "train.epochs": 5, "selection.rank": None}) == []
+    )
+    assert rule_errors(
+        {"selection.fraction": 1.5, "selection.features": "raws", "train.epochs": 0}
+    ) == [
+        "selection.fraction must be in (0, 1]; got 1.5",
+        "selection.features must be one of 'embedding', 'raw'; got 'raws' (did you mean 'raw'?)",
+        "train.epochs must be in [1, 100000]; got 0",
+    ]
+    assert rule_errors({"search.scheduler.grace_period": 0}) == [
+        "search.scheduler.grace_period must be in [1, 100000]; got 0"
+    ]

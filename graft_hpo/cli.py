@@ -86,6 +86,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         sweep_dir=args.sweep_dir,
         printer=_progress,
+        progress=sys.stderr.isatty(),
+        verbose=args.verbose,
     )
     _emit(result.to_dict(), as_json=args.json, text=_sweep_text)
     return EXIT_OK if result.trials.get("FINISHED", 0) > 0 else EXIT_FAILURE
@@ -94,7 +96,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_resume(args: argparse.Namespace) -> int:
     from graft_hpo.sweep import resume_sweep
 
-    result = resume_sweep(args.sweep, printer=_progress)
+    result = resume_sweep(
+        args.sweep, printer=_progress, progress=sys.stderr.isatty(), verbose=args.verbose
+    )
     _emit(result.to_dict(), as_json=args.json, text=_sweep_text)
     return EXIT_OK if result.trials.get("FINISHED", 0) > 0 else EXIT_FAILURE
 
@@ -190,10 +194,7 @@ def _sweep_text(result: dict[str, Any]) -> str:
     from graft_hpo.tracking import pareto_table
 
     points = [
-        ParetoPoint(
-            p["run_id"], p["params"], p["metrics"], {"strategy": p["params"]["selection.strategy"]}
-        )
-        for p in result["pareto"]
+        ParetoPoint(p["run_id"], p["params"], p["metrics"], p["tags"]) for p in result["pareto"]
     ]
     objectives = [tuple(o) for o in result["objectives"]]
     counts = ", ".join(f"{v} {k}" for k, v in result["trials"].items() if v)
@@ -288,7 +289,13 @@ _COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="graft-hpo", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"graft-hpo {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show Ray's and MLflow's own output and every log line, timestamped",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in _COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
@@ -338,14 +345,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _own_lines(record: logging.LogRecord) -> bool:
+    """The console's default: graft-hpo's own log lines, and other libraries' problems
+    (not matplotlib's one-off notice that it builds its font cache)."""
+    if record.name.startswith("graft_hpo"):
+        return True
+    threshold = logging.ERROR if record.name.startswith("matplotlib") else logging.WARNING
+    return record.levelno >= threshold
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """Plain lines for graft-hpo's information; the level and source for warnings."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno < logging.WARNING:
+            return record.getMessage()
+        return f"{record.levelname.lower()}: {record.name}: {record.getMessage()}"
+
+
+def _configure_logging(*, verbose: bool, debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if verbose:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(_ConsoleFormatter())
+        handler.addFilter(_own_lines)
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # its own handler, not ours
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``graft-hpo`` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    args.verbose = args.verbose or args.debug
+    _configure_logging(verbose=args.verbose, debug=args.debug)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stderr is ours
     handler, _ = _COMMANDS[args.command]

@@ -1,6 +1,16 @@
 """HPO sweeps: Ray Tune runs the trials, Optuna searches jointly over model and GRAFT knobs.
 
-The only package that imports ray and optuna (lazily, inside the functions).
+The only package that imports ray and optuna (lazily, inside the functions). A sweep reads in
+one direction, one module per step:
+
+1. prepare (``_prepare``): check the pipeline, its search space and the cluster; rank the
+   data once if trials share a GRAFT ranking (``_ranking``); create the parent run and the
+   sweep folder (``_folder``) holding the plan (``_plan``).
+2. run (``_driver``): Tune runs the trainable (``_trainable``) in Ray's workers (``_ray``);
+   Optuna chooses each configuration behind the budget gate (``_search``, ``_budget``); the
+   console shows progress (``_console``).
+3. finish (``_finish``): one read of the trial runs; the front, its tags and plot, the
+   totals; then the pipeline's final stage.
 
 Example:
     >>> import graft_hpo
@@ -13,30 +23,35 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from graft_hpo.sweep._budget import clear_stop
-from graft_hpo.sweep._budget import read_stop
-from graft_hpo.sweep._budget import session_ended
-from graft_hpo.sweep._budget import session_started
+from graft_hpo.sweep._console import Printer
+from graft_hpo.sweep._console import SweepConsole
+from graft_hpo.sweep._driver import execute
 from graft_hpo.sweep._finish import final_stage
 from graft_hpo.sweep._finish import finish_sweep
+from graft_hpo.sweep._finish import mark_interrupted
+from graft_hpo.sweep._finish import reopen_parent
+from graft_hpo.sweep._folder import clear_stop
+from graft_hpo.sweep._folder import ranking_cost
+from graft_hpo.sweep._folder import read_stop
+from graft_hpo.sweep._folder import session_ended
+from graft_hpo.sweep._folder import session_started
+from graft_hpo.sweep._plan import SweepPlan
+from graft_hpo.sweep._plan import read_plan
 from graft_hpo.sweep._prepare import check_sweep
 from graft_hpo.sweep._prepare import find_sweep_dir
 from graft_hpo.sweep._prepare import prepare_sweep
+from graft_hpo.sweep._ray import init_ray
 from graft_hpo.sweep._result import SweepResult
 from graft_hpo.sweep._space import ParamSpec
 from graft_hpo.sweep._space import SearchSpace
 from graft_hpo.sweep._space import load_space
 from graft_hpo.sweep._space import validate_space
-from graft_hpo.sweep._tune import execute
-from graft_hpo.sweep._tune import init_ray
-from graft_hpo.sweep._tune import read_plan
 
 __all__ = [
     "ParamSpec",
@@ -52,8 +67,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Printer = Callable[[str], None]
-
 
 def run_sweep(
     config: Any,
@@ -64,6 +77,8 @@ def run_sweep(
     tracking_uri: str | None = None,
     sweep_dir: str | os.PathLike[str] | None = None,
     printer: Printer | None = None,
+    progress: bool = False,
+    verbose: bool = False,
 ) -> SweepResult:
     """Run an HPO sweep of a pipeline and return its Pareto front.
 
@@ -82,6 +97,9 @@ def run_sweep(
         sweep_dir: where Ray's state, the Optuna study and ``sweep.json`` go; defaults to
             ``./mlruns/sweeps/<sweep_id>``.
         printer: receives one line per finished trial; None logs them at INFO instead.
+        progress: also show a live progress bar on stderr (for a terminal): trials done,
+            running and failed, the best value so far, energy and CO2 so far, time left.
+        verbose: let Ray print to the console too (its experiment box and notices).
 
     Returns:
         A JSON-serialisable :class:`SweepResult`.
@@ -94,12 +112,17 @@ def run_sweep(
         tracking_uri=tracking_uri,
         sweep_dir=sweep_dir,
         sweep_id=_new_sweep_id(config),
+        verbose=verbose,
     )
-    return _run(plan, resume=False, printer=printer)
+    return _run(plan, resume=False, printer=printer, progress=progress, verbose=verbose)
 
 
 def resume_sweep(
-    sweep_dir_or_pipeline: str | os.PathLike[str], *, printer: Printer | None = None
+    sweep_dir_or_pipeline: str | os.PathLike[str],
+    *,
+    printer: Printer | None = None,
+    progress: bool = False,
+    verbose: bool = False,
 ) -> SweepResult:
     """Continue an interrupted sweep: the same Ray experiment and the same Optuna study.
 
@@ -110,15 +133,15 @@ def resume_sweep(
     Args:
         sweep_dir_or_pipeline: a sweep folder (holding ``sweep.json``), or a pipeline name or
             path, meaning its most recent sweep under ``./mlruns/sweeps``.
+        printer, progress, verbose: as for :func:`run_sweep`.
     """
     plan = read_plan(find_sweep_dir(sweep_dir_or_pipeline))
-    return _run(plan, resume=True, printer=printer)
+    return _run(plan, resume=True, printer=printer, progress=progress, verbose=verbose)
 
 
-def _run(plan: Any, *, resume: bool, printer: Printer | None) -> SweepResult:
-    from graft_hpo.sweep._finish import mark_interrupted
-    from graft_hpo.sweep._finish import reopen_parent
-
+def _run(
+    plan: SweepPlan, *, resume: bool, printer: Printer | None, progress: bool, verbose: bool
+) -> SweepResult:
     say = printer or (lambda line: logger.info("%s", line))
     if resume:
         reopen_parent(plan)
@@ -128,12 +151,21 @@ def _run(plan: Any, *, resume: bool, printer: Printer | None) -> SweepResult:
         f"sweep {plan.sweep_id}: {plan.trials} trials of pipeline {plan.config.name!r}, "
         f"MLflow experiment {plan.experiment!r}, state in {plan.sweep_dir}"
     )
+    console = SweepConsole(
+        plan.objectives,
+        plan.trials,
+        say,
+        bar=progress,
+        spent=ranking_cost(plan.sweep_dir),
+        default_strategy=plan.config.selection.strategy,
+    )
     session_started(plan.sweep_dir)
     try:
-        completed = execute(plan, resume=resume, printer=say)
+        completed = execute(plan, resume=resume, console=console, verbose=verbose)
     except KeyboardInterrupt:
         completed = False
     finally:
+        console.close()
         session_ended(plan.sweep_dir)
     if not completed:  # Ctrl-C: Tune saved its state; the sweep can be resumed
         mark_interrupted(plan, reason="interrupted (Ctrl-C)", parent_status="KILLED")

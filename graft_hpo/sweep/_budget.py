@@ -14,35 +14,21 @@ Time counts the sweep's running sessions only (an interrupted sweep's pause is n
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from graft_hpo.sweep._folder import read_stop
+from graft_hpo.sweep._folder import sweep_wall_s
+from graft_hpo.sweep._folder import write_stop
 from graft_hpo.tracking import RunRecord
 from graft_hpo.tracking import sweep_runs
 
-__all__ = [
-    "Budgets",
-    "budget_gate",
-    "clear_stop",
-    "emissions_totals",
-    "read_stop",
-    "session_ended",
-    "session_started",
-    "sweep_wall_s",
-    "write_json",
-    "write_stop",
-]
+__all__ = ["Budgets", "budget_gate", "emissions_totals", "exhausted"]
 
 logger = logging.getLogger(__name__)
-
-STOP_FILE = "stop.json"
-SESSIONS_FILE = "sessions.json"
 
 
 @dataclass(frozen=True)
@@ -59,67 +45,6 @@ class Budgets:
 
     def __bool__(self) -> bool:
         return any(v is not None for v in (self.co2_kg, self.energy_kwh, self.time_s))
-
-
-def session_started(sweep_dir: str) -> None:
-    """Record that a session of the sweep starts now (``run_sweep`` or ``resume_sweep``)."""
-    path = Path(sweep_dir) / SESSIONS_FILE
-    sessions = _sessions(path)
-    sessions.append([time.time(), None])
-    write_json(path, sessions)
-
-
-def session_ended(sweep_dir: str) -> None:
-    path = Path(sweep_dir) / SESSIONS_FILE
-    sessions = _sessions(path)
-    if sessions and sessions[-1][1] is None:
-        sessions[-1][1] = time.time()
-        write_json(path, sessions)
-
-
-def sweep_wall_s(sweep_dir: str) -> float:
-    """Seconds the sweep has been running, over all its sessions (the open one up to now)."""
-    now = time.time()
-    total = 0.0
-    for start, end in _sessions(Path(sweep_dir) / SESSIONS_FILE):
-        if start is not None:
-            total += (now if end is None else end) - start
-    return total
-
-
-def _sessions(path: Path) -> list[list[float | None]]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return []
-    return [list(item) for item in data] if isinstance(data, list) else []
-
-
-def write_json(path: Path, data: Any, *, indent: int | None = None) -> None:
-    """Write ``data`` as JSON atomically: a killed driver never leaves half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=indent, default=str))
-    tmp.replace(path)
-
-
-def write_stop(sweep_dir: str, reason: str) -> None:
-    """Record why the sweep stopped before its trial count (a budget, fail-fast); first wins."""
-    path = Path(sweep_dir) / STOP_FILE
-    if not path.exists():
-        write_json(path, {"reason": reason})
-
-
-def clear_stop(sweep_dir: str) -> None:
-    """A resumed sweep decides afresh (a budget still spent stops it again at once)."""
-    (Path(sweep_dir) / STOP_FILE).unlink(missing_ok=True)
-
-
-def read_stop(sweep_dir: str) -> str | None:
-    """Why the gate stopped the sweep (one line), or None if it did not."""
-    try:
-        return str(json.loads((Path(sweep_dir) / STOP_FILE).read_text())["reason"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def emissions_totals(

@@ -1,4 +1,9 @@
-"""After the trials: close stray runs, compute and publish the Pareto front."""
+"""After the trials: close stray runs, compute and publish the Pareto front, then the
+pipeline's final stage (select a point, retrain it).
+
+Finishing reads the sweep's runs from MLflow once; the front, its tags, its plot and the
+totals are all computed from that one read.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +13,24 @@ import json
 import logging
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.sweep._budget import emissions_totals
-from graft_hpo.sweep._budget import sweep_wall_s
+from graft_hpo.sweep._folder import ranking_cost
+from graft_hpo.sweep._folder import sweep_wall_s
+from graft_hpo.sweep._plan import SweepPlan
+from graft_hpo.sweep._plan import optuna_storage
 from graft_hpo.sweep._ranking import COST_PREFIX
-from graft_hpo.sweep._ranking import ranking_cost
 from graft_hpo.sweep._result import SweepResult
-from graft_hpo.sweep._tune import SweepPlan
-from graft_hpo.sweep._tune import optuna_storage
 from graft_hpo.tracking import TAG_EARLY_STOPPED
+from graft_hpo.tracking import ParetoPoint
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import RunRecord
-from graft_hpo.tracking import pareto_front
+from graft_hpo.tracking import front_of
 from graft_hpo.tracking import plot_front
 from graft_hpo.tracking import redact
 from graft_hpo.tracking import sweep_runs
@@ -35,7 +42,6 @@ __all__ = [
     "finish_sweep",
     "mark_interrupted",
     "reopen_parent",
-    "trial_runs",
 ]
 
 TAG_STOP_REASON = "stop_reason"  # on the parent run: why the sweep ended before its trial count
@@ -43,30 +49,37 @@ TAG_STOP_REASON = "stop_reason"  # on the parent run: why the sweep ended before
 logger = logging.getLogger(__name__)
 
 
-def trial_runs(plan: SweepPlan) -> list[RunRecord]:
+def _trial_runs(plan: SweepPlan) -> list[RunRecord]:
     return sweep_runs(
         experiment=plan.experiment, sweep_id=plan.sweep_id, tracking_uri=plan.tracking_uri
     )
 
 
-def mark_interrupted(plan: SweepPlan, *, reason: str, parent_status: str | None = None) -> int:
-    """End the sweep's RUNNING trial runs as KILLED (their process is gone); returns how many."""
-    stale = [r for r in trial_runs(plan) if r.status == "RUNNING"]
-    for record in stale:
-        run = RunLogger(plan.tracking_uri, record.run_id)
-        run.set_tags({"killed_reason": reason})
-        run.end("KILLED")
+def _kill_running(plan: SweepPlan, runs: Sequence[RunRecord], reason: str) -> list[RunRecord]:
+    """End the RUNNING runs as KILLED (their process is gone); the runs as they are now."""
+    now = []
+    for record in runs:
+        if record.status == "RUNNING":
+            run = RunLogger(plan.tracking_uri, record.run_id)
+            run.set_tags({"killed_reason": reason})
+            run.end("KILLED")
+            tags = {**record.tags, "killed_reason": reason}
+            record = replace(record, status="KILLED", tags=tags)
+        now.append(record)
+    return now
+
+
+def mark_interrupted(plan: SweepPlan, *, reason: str, parent_status: str | None = None) -> None:
+    """End the sweep's RUNNING trial runs as KILLED, and the parent run with ``parent_status``."""
+    _kill_running(plan, _trial_runs(plan), reason)
     if parent_status is not None:
         RunLogger(plan.tracking_uri, plan.parent_run_id).end(parent_status)
-    return len(stale)
 
 
 def reopen_parent(plan: SweepPlan) -> None:
     """A resumed sweep's parent run is RUNNING again (an interruption ended it KILLED)."""
     if plan.owns_parent_run:
-        from graft_hpo.tracking._store import open_client
-
-        open_client(plan.tracking_uri).update_run(plan.parent_run_id, status="RUNNING")
+        RunLogger(plan.tracking_uri, plan.parent_run_id).reopen()
 
 
 def _counts(runs: list[RunRecord]) -> dict[str, int]:
@@ -80,39 +93,36 @@ def _counts(runs: list[RunRecord]) -> dict[str, int]:
     }
 
 
+def _totals(plan: SweepPlan, runs: list[RunRecord]) -> dict[str, float]:
+    """What the sweep spent: energy and CO2 (the shared selection's included), and time."""
+    shared = ranking_cost(plan.sweep_dir)
+    return {
+        **{f"sweep_{k}": v for k, v in emissions_totals(runs, shared).items()},
+        **{f"sweep_{COST_PREFIX}{k}": v for k, v in shared.items()},
+        "sweep_trial_duration_s": sum(r.metrics.get("duration_s", 0.0) for r in runs),
+        "sweep_wall_s": sweep_wall_s(plan.sweep_dir),
+    }
+
+
 def finish_sweep(plan: SweepPlan, *, stop_reason: str | None = None) -> SweepResult:
     """Publish the sweep's front on its parent run and return the sweep's result.
 
     Args:
         stop_reason: why the sweep ended before its trial count (a budget, fail-fast).
     """
-    mark_interrupted(plan, reason="the sweep ended while this trial's run was still open")
-    runs = trial_runs(plan)
-    parent = RunLogger(plan.tracking_uri, plan.parent_run_id)
-    try:
-        front = pareto_front(
-            experiment=plan.experiment,
-            sweep_id=plan.sweep_id,
-            tracking_uri=plan.tracking_uri,
-            objectives=plan.objectives,
-        )
-    except ConfigError:
-        front = []
-    if front:
-        tag_pareto(plan.tracking_uri, front, sweep_id=plan.sweep_id)
-    pareto = [{"run_id": p.run_id, "params": p.params, "metrics": p.metrics} for p in front]
+    reason = "the sweep ended while this trial's run was still open"
+    runs = _kill_running(plan, _trial_runs(plan), reason)  # the one read of the runs
+    front = front_of(runs, plan.objectives)
+    if runs:
+        tag_pareto(front, runs=runs, tracking_uri=plan.tracking_uri)
+    pareto = [p.to_dict() for p in front]
     counts = _counts(runs)
-    shared = ranking_cost(plan.sweep_dir)
-    totals = {
-        **{f"sweep_{k}": v for k, v in emissions_totals(runs, shared).items()},
-        **{f"sweep_{COST_PREFIX}{k}": v for k, v in shared.items()},
-        "sweep_trial_duration_s": sum(r.metrics.get("duration_s", 0.0) for r in runs),
-        "sweep_wall_s": sweep_wall_s(plan.sweep_dir),
-    }
+    totals = _totals(plan, runs)
+    parent = RunLogger(plan.tracking_uri, plan.parent_run_id)
     parent.log_metrics({**totals, **{f"trials_{k}": float(v) for k, v in counts.items()}})
     if stop_reason is not None:
         parent.set_tags({TAG_STOP_REASON: stop_reason})
-    artifacts = _log_front(parent, plan, pareto, runs, stop_reason)
+    artifacts = _log_front(parent, plan, front, runs, stop_reason)
     if plan.owns_parent_run:
         parent.end("FINISHED")
     failed = [
@@ -140,30 +150,32 @@ def finish_sweep(plan: SweepPlan, *, stop_reason: str | None = None) -> SweepRes
 def _log_front(
     parent: RunLogger,
     plan: SweepPlan,
-    pareto: list[dict[str, Any]],
+    front: list[ParetoPoint],
     runs: list[RunRecord],
     stop_reason: str | None,
 ) -> list[str]:
     """The front as JSON and CSV, and a plot of every trial with the front highlighted."""
+    pareto = [{"run_id": p.run_id, "params": p.params, "metrics": p.metrics} for p in front]
     parent.log_dict({"objectives": plan.objectives, "pareto": pareto}, "pareto/front.json")
-    columns = sorted({k for p in pareto for k in p["metrics"]})
-    params = sorted({k for p in pareto for k in p["params"]})
+    columns = sorted({k for p in front for k in p.metrics})
+    params = sorted({k for p in front for k in p.params})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["run_id", *columns, *params])
-    for p in pareto:
+    for p in front:
         writer.writerow(
             [
-                p["run_id"],
-                *(p["metrics"].get(c, "") for c in columns),
-                *(p["params"].get(k, "") for k in params),
+                p.run_id,
+                *(p.metrics.get(c, "") for c in columns),
+                *(p.params.get(k, "") for k in params),
             ]
         )
     parent.log_text(buffer.getvalue(), "pareto/front.csv")
     logged = ["pareto/front.json", "pareto/front.csv"]
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = plot_front(runs, plan.objectives[:2], str(Path(tmp) / "front.png"))
+            path = str(Path(tmp) / "front.png")
+            plot_front(runs, plan.objectives[:2], path, front=front)
             parent.log_artifact(str(path), "pareto")
             logged.append("pareto/front.png")
         except (ValueError, ConfigError) as err:  # e.g. no finished trial to plot
@@ -182,10 +194,12 @@ def final_stage(plan: SweepPlan, result: SweepResult, say: Any) -> SweepResult:
     config = plan.config
     if config.select is None:
         return result
-    from graft_hpo.tracking import ParetoPoint
     from graft_hpo.tracking import choose
 
-    points = [ParetoPoint(p["run_id"], p["params"], p["metrics"]) for p in result.pareto]
+    points = [
+        ParetoPoint(p["run_id"], p["params"], p["metrics"], p.get("tags", {}))
+        for p in result.pareto
+    ]
     point = choose(points, config.select.policy, plan.objectives)
     selected = {"policy": config.select.policy, **point.to_dict()}
     selected.pop("tags", None)

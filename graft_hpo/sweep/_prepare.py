@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Mapping
 from collections.abc import Sequence
+from dataclasses import dataclass
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,18 +16,19 @@ from graft_hpo.config import apply_overrides
 from graft_hpo.config import flatten_config
 from graft_hpo.config import load_pipeline
 from graft_hpo.exceptions import ConfigError
+from graft_hpo.sweep._folder import default_sweeps_dir
+from graft_hpo.sweep._folder import write_ranking
+from graft_hpo.sweep._plan import SweepPlan
+from graft_hpo.sweep._plan import write_plan
 from graft_hpo.sweep._ranking import COST_PREFIX
 from graft_hpo.sweep._ranking import compute_ranking
 from graft_hpo.sweep._ranking import needs_ranking
-from graft_hpo.sweep._ranking import write_ranking
+from graft_hpo.sweep._ray import check_resources
+from graft_hpo.sweep._ray import init_ray
+from graft_hpo.sweep._search import open_storage
 from graft_hpo.sweep._space import SearchSpace
 from graft_hpo.sweep._space import load_space
 from graft_hpo.sweep._space import validate_space
-from graft_hpo.sweep._tune import SweepPlan
-from graft_hpo.sweep._tune import check_resources
-from graft_hpo.sweep._tune import init_ray
-from graft_hpo.sweep._tune import open_storage
-from graft_hpo.sweep._tune import write_plan
 from graft_hpo.tracking import METRICS
 from graft_hpo.tracking import TAG_OBJECTIVES
 from graft_hpo.tracking import TAG_ROLE
@@ -36,17 +38,13 @@ from graft_hpo.tracking import ensure_experiment
 from graft_hpo.tracking import resolve_tracking_uri
 from graft_hpo.trial import check_pipeline
 
-__all__ = ["check_sweep", "default_sweeps_dir", "find_sweep_dir", "prepare_sweep"]
+__all__ = ["check_sweep", "find_sweep_dir", "prepare_sweep"]
 
 # reported after every epoch, so a scheduler can compare trials on them
 EPOCH_METRICS = ("val_acc", "val_loss", "train_loss", "co2_kg", "energy_kwh", "selection_s")
 
 
 _EMISSIONS_METRICS = ("co2_kg", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh")
-
-
-def default_sweeps_dir() -> Path:
-    return Path.cwd() / "mlruns" / "sweeps"
 
 
 def _check_search(config: PipelineConfig) -> list[str]:
@@ -113,8 +111,50 @@ def prepare_sweep(
     tracking_uri: str | None,
     sweep_dir: str | os.PathLike[str] | None,
     sweep_id: str,
+    verbose: bool = False,
 ) -> SweepPlan:
     """Validate a sweep and create its parent run and folder; raise ConfigError before that."""
+    config = _resolve(config, overrides, trials)
+    space = check_sweep(config)
+    init_ray(address, quiet=not verbose)  # an unreachable --address or impossible resources:
+    check_resources(config)  # refused here, before anything is written to the tracking store
+    if config.search.storage is not None:
+        open_storage(config.search.storage)  # the study's RDB must be reachable too
+    # the shared selection runs before anything is written: if it fails, nothing is left
+    shared = compute_ranking(config) if needs_ranking(config, space) else None
+    folder = Path(sweep_dir).resolve() if sweep_dir else default_sweeps_dir() / sweep_id
+    parent = _parent_run(config, space, sweep_id, folder, tracking_uri)
+    uri = parent.run.tracking_uri
+    # trials log where the parent is, whatever the pipeline file said
+    tracking = replace(config.tracking, uri=uri, experiment=parent.experiment)
+    config = replace(config, tracking=tracking)
+    parent.run.log_params(flatten_config(config))
+    if shared is not None:
+        ranking, cost = shared
+        write_ranking(str(folder), ranking, cost)
+        parent.run.log_metrics({f"{COST_PREFIX}{k}": v for k, v in cost.items()})
+    plan = SweepPlan(
+        config=config,
+        space=space,
+        sweep_id=sweep_id,
+        sweep_dir=str(folder),
+        tracking_uri=uri,
+        experiment=parent.experiment,
+        parent_run_id=parent.run.run_id,
+        trials=config.search.trials,
+        address=address,
+        owns_parent_run=not parent.adopted,
+    )
+    write_plan(plan)
+    return plan
+
+
+def _resolve(
+    config: PipelineConfig | str | os.PathLike[str],
+    overrides: Sequence[str] | Mapping[str, Any] | None,
+    trials: int | None,
+) -> PipelineConfig:
+    """The pipeline with its overrides and trial count applied."""
     if not isinstance(config, PipelineConfig):
         config = load_pipeline(config, overrides)
     elif overrides:
@@ -123,16 +163,28 @@ def prepare_sweep(
         if trials < 1:
             raise ConfigError(f"--trials must be >= 1; got {trials}")
         config = replace(config, search=replace(config.search, trials=trials))
-    space = check_sweep(config)
-    init_ray(address)  # an unreachable --address or impossible resources: refused here,
-    check_resources(config)  # before anything is written to the tracking store
-    if config.search.storage is not None:
-        open_storage(config.search.storage)  # the study's RDB must be reachable too
-    # the shared selection runs before anything is written: if it fails, nothing is left
-    shared = compute_ranking(config) if needs_ranking(config, space) else None
+    return config
+
+
+@dataclass(frozen=True)
+class _Parent:
+    """The sweep's parent run and the experiment it is in."""
+
+    run: RunLogger
+    experiment: str
+    adopted: bool  # opened by `mlflow run`, which ends it itself
+
+
+def _parent_run(
+    config: PipelineConfig,
+    space: SearchSpace,
+    sweep_id: str,
+    folder: Path,
+    tracking_uri: str | None,
+) -> _Parent:
+    """Create the sweep's parent run, or adopt the one ``mlflow run`` opened for this process
+    (``$MLFLOW_RUN_ID``), and tag it as the sweep's."""
     uri = resolve_tracking_uri(tracking_uri or config.tracking.uri)
-    experiment = config.tracking.experiment or config.name
-    folder = Path(sweep_dir).resolve() if sweep_dir else default_sweeps_dir() / sweep_id
     tags = {
         TAG_ROLE: "sweep",
         TAG_SWEEP_ID: sweep_id,
@@ -140,46 +192,15 @@ def prepare_sweep(
         "sweep_dir": str(folder),
         "search_space": space.source or str(config.search.space),
     }
-    adopted = _mlflow_project_run(uri)
-    if adopted is not None:  # inside `mlflow run`: the project's run is the sweep's parent
-        parent, experiment = adopted
-        parent.set_tags(tags)
-    else:
-        ensure_experiment(uri, experiment)  # in the driver, once: trials never race migrations
-        parent = RunLogger.start(uri, experiment, run_name=sweep_id, tags=tags)
-    # trials log where the parent is, whatever the pipeline file said
-    config = replace(config, tracking=replace(config.tracking, uri=uri, experiment=experiment))
-    parent.log_params(flatten_config(config))
-    if shared is not None:
-        ranking, cost = shared
-        write_ranking(str(folder), ranking, cost)
-        parent.log_metrics({f"{COST_PREFIX}{k}": v for k, v in cost.items()})
-    plan = SweepPlan(
-        config=config,
-        space=space,
-        sweep_id=sweep_id,
-        sweep_dir=str(folder),
-        tracking_uri=uri,
-        experiment=experiment,
-        parent_run_id=parent.run_id,
-        trials=config.search.trials,
-        address=address,
-        owns_parent_run=adopted is None,
-    )
-    write_plan(plan)
-    return plan
-
-
-def _mlflow_project_run(uri: str) -> tuple[RunLogger, str] | None:
-    """The run ``mlflow run`` opened for this process (``$MLFLOW_RUN_ID``), and its experiment."""
     run_id = os.environ.get("MLFLOW_RUN_ID")
-    if not run_id:
-        return None
-    from graft_hpo.tracking._store import open_client
-
-    client = open_client(uri)
-    run = client.get_run(run_id)
-    return RunLogger(uri, run_id), client.get_experiment(run.info.experiment_id).name
+    if run_id:  # inside `mlflow run`: the project's run is the sweep's parent
+        adopted = RunLogger(uri, run_id)
+        adopted.set_tags(tags)
+        return _Parent(adopted, adopted.experiment_name(), adopted=True)
+    experiment = config.tracking.experiment or config.name
+    ensure_experiment(uri, experiment)  # in the driver, once: trials never race migrations
+    started = RunLogger.start(uri, experiment, run_name=sweep_id, tags=tags)
+    return _Parent(started, experiment, adopted=False)
 
 
 def find_sweep_dir(sweep_dir_or_pipeline: str | os.PathLike[str]) -> str:

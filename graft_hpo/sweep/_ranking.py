@@ -1,4 +1,4 @@
-"""The sweep's shared GRAFT ranking: computed once, measured, stored in the sweep folder.
+"""The sweep's shared GRAFT ranking: computed once, before any trial, and measured.
 
 ``selection.scope: sweep`` (see :mod:`graft_hpo.proxy`): before any trial starts, the driver
 trains the proxy model, ranks the training set, and writes ``ranking.pt`` (the ranking) and
@@ -10,10 +10,8 @@ and budgets, and are logged on the parent run on their own (``shared_selection_*
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from pathlib import Path
 
 import torch
 
@@ -23,23 +21,13 @@ from graft_hpo.emissions import measure_emissions
 from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.proxy import proxy_ranking
 from graft_hpo.selection import Ranking
-from graft_hpo.sweep._budget import write_json
 from graft_hpo.sweep._space import SearchSpace
 from graft_hpo.trial import set_up_process
 
-__all__ = [
-    "COST_PREFIX",
-    "compute_ranking",
-    "needs_ranking",
-    "ranking_cost",
-    "read_ranking",
-    "write_ranking",
-]
+__all__ = ["COST_PREFIX", "compute_ranking", "needs_ranking"]
 
 logger = logging.getLogger(__name__)
 
-RANKING_FILE = "ranking.pt"
-COST_FILE = "ranking.json"
 COST_PREFIX = "shared_selection_"  # parent-run metrics: shared_selection_energy_kwh, ...
 
 
@@ -98,25 +86,3 @@ def compute_ranking(config: PipelineConfig) -> tuple[Ranking, dict[str, float]]:
         config.selection.proxy_epochs,
     )
     return ranking, cost
-
-
-def write_ranking(sweep_dir: str, ranking: Ranking, cost: dict[str, float]) -> None:
-    folder = Path(sweep_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    ranking.save(folder / RANKING_FILE)
-    write_json(folder / COST_FILE, cost, indent=2)
-
-
-def read_ranking(sweep_dir: str) -> Ranking | None:
-    """The sweep's stored ranking, or None when it has none."""
-    path = Path(sweep_dir) / RANKING_FILE
-    return Ranking.load(path) if path.is_file() else None
-
-
-def ranking_cost(sweep_dir: str) -> dict[str, float]:
-    """What the sweep's shared selection cost (empty when the sweep has none)."""
-    try:
-        data = json.loads((Path(sweep_dir) / COST_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float))}

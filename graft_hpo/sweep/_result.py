@@ -24,7 +24,8 @@ class SweepResult:
         optuna_storage: the Optuna study's RDB URL (password masked); the study is named
             after the sweep id.
         objectives: ``[[metric, mode], ...]`` the front is computed for.
-        pareto: the non-dominated finished trials, each ``{"run_id", "params", "metrics"}``.
+        pareto: the non-dominated finished trials, best first, each
+            ``{"run_id", "params", "metrics", "tags"}``.
         trials: counts of trial runs by outcome: ``FINISHED``, ``FAILED``, ``KILLED``,
             ``early_stopped``.
         failed: ``{"run_id", "error"}`` for every failed trial.

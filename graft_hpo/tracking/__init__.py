@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from graft_hpo.tracking._front import DEFAULT_OBJECTIVES
 from graft_hpo.tracking._front import ParetoPoint
+from graft_hpo.tracking._front import front_of
 from graft_hpo.tracking._front import normalize_objectives
 from graft_hpo.tracking._front import pareto_front
 from graft_hpo.tracking._front import pareto_table
@@ -67,6 +68,7 @@ __all__ = [
     "choose",
     "default_artifact_root",
     "ensure_experiment",
+    "front_of",
     "hypervolume_2d",
     "metric_history",
     "normalize_objectives",

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_OBJECTIVES",
     "ParetoPoint",
+    "front_of",
     "is_front_candidate",
     "normalize_objectives",
     "pareto_front",
@@ -141,6 +142,13 @@ def _experiment_ids(client: MlflowClient, uri: str, experiment: str | None) -> l
     return [str(e.experiment_id) for e in client.search_experiments()]
 
 
+def _open(tracking_uri: str | None, experiment: str | None) -> tuple[MlflowClient, list[str]]:
+    """A client of the store and the ids of the experiments to search (all if None)."""
+    uri = resolve_tracking_uri(tracking_uri)
+    client = open_client(uri)
+    return client, _experiment_ids(client, uri, experiment)
+
+
 def _sweep_runs(
     client: MlflowClient, experiment_ids: list[str], sweep_id: str | None
 ) -> tuple[RunRecord | None, list[RunRecord]]:
@@ -182,9 +190,8 @@ def sweep_objectives(
 
     Pinning the id lets a caller read the front of the same sweep afterwards.
     """
-    uri = resolve_tracking_uri(tracking_uri)
-    client = open_client(uri)
-    parent = _latest_parent(client, _experiment_ids(client, uri, experiment), sweep_id)
+    client, experiment_ids = _open(tracking_uri, experiment)
+    parent = _latest_parent(client, experiment_ids, sweep_id)
     resolved = sweep_id or (parent.tags.get(TAG_SWEEP_ID) if parent is not None else None)
     return _objectives_of(parent), resolved
 
@@ -196,9 +203,8 @@ def sweep_runs(
     tracking_uri: str | None = None,
 ) -> list[RunRecord]:
     """The trial runs of a sweep (the most recent sweep when ``sweep_id`` is None)."""
-    uri = resolve_tracking_uri(tracking_uri)
-    client = open_client(uri)
-    _, runs = _sweep_runs(client, _experiment_ids(client, uri, experiment), sweep_id)
+    client, experiment_ids = _open(tracking_uri, experiment)
+    _, runs = _sweep_runs(client, experiment_ids, sweep_id)
     return runs
 
 
@@ -241,17 +247,33 @@ def pareto_front(
         >>> [(p.run_id[:8], p.metrics["val_acc"], p.metrics["co2_kg"]) for p in front]
         ... # doctest: +SKIP
     """
-    uri = resolve_tracking_uri(tracking_uri)
-    client = open_client(uri)
-    experiment_ids = _experiment_ids(client, uri, experiment)
+    client, experiment_ids = _open(tracking_uri, experiment)
     parent, runs = _sweep_runs(client, experiment_ids, sweep_id)
-    where = f"experiment {experiment!r}" if experiment is not None else uri
     if parent is None and not runs:
+        where = (
+            f"experiment {experiment!r}"
+            if experiment is not None
+            else resolve_tracking_uri(tracking_uri)
+        )
         if sweep_id is None:
             raise ConfigError(f"no sweep found in {where} (no run tagged {TAG_ROLE}=sweep)")
         raise ConfigError(f"sweep_id {sweep_id!r} not found in {where}")
     objs = normalize_objectives(objectives) if objectives is not None else _objectives_of(parent)
-    candidates = [r for r in runs if is_front_candidate(r)]
+    return front_of(runs, objs)
+
+
+def front_of(records: Sequence[Any], objectives: Sequence[Any] | None) -> list[ParetoPoint]:
+    """The non-dominated records among those that could be on a front, best first.
+
+    The computation behind :func:`pareto_front`, on runs already read (``RunRecord``): a
+    finished, not early-stopped trial that logged every objective is a candidate.
+
+    Args:
+        records: the sweep's trial runs.
+        objectives: ``[(metric, "max" | "min"), ...]``; ``None`` -> val_acc max, co2_kg min.
+    """
+    objs = normalize_objectives(objectives)
+    candidates = [r for r in records if is_front_candidate(r)]
     values = np.array(
         [[r.metrics.get(m, math.nan) for m, _ in objs] for r in candidates], dtype=np.float64
     ).reshape(len(candidates), len(objs))
@@ -269,31 +291,33 @@ def pareto_front(
 
 
 def tag_pareto(
-    uri: str | None, points: Sequence[ParetoPoint], *, sweep_id: str | None = None
+    points: Sequence[ParetoPoint],
+    *,
+    runs: Sequence[RunRecord] | None = None,
+    sweep_id: str | None = None,
+    tracking_uri: str | None = None,
 ) -> None:
     """Tag ``pareto=true`` on the winners and ``pareto=false`` on the sweep's other trials.
 
     Args:
-        uri: tracking URI (``None`` -> default).
-        points: the front (from :func:`pareto_front`).
+        points: the front (from :func:`pareto_front` or :func:`front_of`).
+        runs: the sweep's trial runs, when already read; else they are read by ``sweep_id``.
         sweep_id: the sweep whose other trials get ``false``; ``None`` -> the points'
             ``sweep_id`` tags.
+        tracking_uri: ``None`` -> ``$MLFLOW_TRACKING_URI`` or ``./mlruns``.
     """
-    resolved = resolve_tracking_uri(uri)
-    client = open_client(resolved)
+    uri = resolve_tracking_uri(tracking_uri)
+    client = open_client(uri)
+    if runs is None:
+        sweep_ids = {sweep_id} if sweep_id else {p.tags.get(TAG_SWEEP_ID) for p in points}
+        experiment_ids = _experiment_ids(client, uri, None)
+        runs = [
+            run
+            for sid in sorted(s for s in sweep_ids if s)
+            for run in _sweep_runs(client, experiment_ids, sid)[1]
+        ]
     winners = {p.run_id for p in points}
-    sweep_ids = (
-        {sweep_id}
-        if sweep_id
-        else {p.tags[TAG_SWEEP_ID] for p in points if TAG_SWEEP_ID in p.tags}
-    )
-    others: set[str] = set()
-    if sweep_ids:
-        experiment_ids = _experiment_ids(client, resolved, None)
-        for sid in sorted(sweep_ids):
-            _, runs = _sweep_runs(client, experiment_ids, sid)
-            others.update(r.run_id for r in runs)
-    for run_id in sorted(winners | others):
+    for run_id in sorted(winners | {r.run_id for r in runs}):
         client.set_tag(run_id, TAG_PARETO, "true" if run_id in winners else "false")
 
 

@@ -40,7 +40,13 @@ def _label(metric: str, mode: str) -> str:
     return f"{_LABELS.get(metric, metric)}, {better} is better"
 
 
-def plot_front(records: Sequence[Any], objectives: Sequence[Any] | None, path: str) -> str:
+def plot_front(
+    records: Sequence[Any],
+    objectives: Sequence[Any] | None,
+    path: str,
+    *,
+    front: Sequence[Any] | None = None,
+) -> str:
     """Scatter every trial, by ``strategy``, and draw the Pareto front over it.
 
     Finished trials are coloured by their ``strategy`` tag with one marker per strategy;
@@ -53,6 +59,8 @@ def plot_front(records: Sequence[Any], objectives: Sequence[Any] | None, path: s
         objectives: ``[(metric, mode), ...]``; the first two are plotted (x, y).
             ``None`` -> val_acc max, co2_kg min.
         path: PNG file to write (folders are created).
+        front: the front already computed (points with a ``run_id``, e.g. from
+            :func:`front_of`); ``None`` -> computed here from the first two objectives.
 
     Returns:
         ``path``.
@@ -90,20 +98,26 @@ def plot_front(records: Sequence[Any], objectives: Sequence[Any] | None, path: s
             alpha=0.8,
             label=strategy,
         )
-    if done:
+    if front is not None:
+        on_front = {p.run_id for p in front}
+        best = np.array([xy(r) for r in done if r.run_id in on_front]).reshape(-1, 2)
+    elif done:
         values = np.array([xy(r) for r in done])
-        front = values[pareto_mask(values, [mode_x == "max", mode_y == "max"])]
-        front = front[np.lexsort((front[:, 1], front[:, 0]))]
-        ax.plot(front[:, 0], front[:, 1], color="black", linewidth=1.2, zorder=3)
+        best = values[pareto_mask(values, [mode_x == "max", mode_y == "max"])]
+    else:
+        best = np.empty((0, 2))
+    if len(best):
+        best = best[np.lexsort((best[:, 1], best[:, 0]))]
+        ax.plot(best[:, 0], best[:, 1], color="black", linewidth=1.2, zorder=3)
         ax.scatter(
-            front[:, 0],
-            front[:, 1],
+            best[:, 0],
+            best[:, 1],
             s=140,
             facecolors="none",
             edgecolors="black",
             linewidths=1.5,
             zorder=4,
-            label=f"Pareto front ({len(front)})",
+            label=f"Pareto front ({len(best)})",
         )
     ax.set_xlabel(_label(mx, mode_x))
     ax.set_ylabel(_label(my, mode_y))

@@ -222,6 +222,16 @@ class RunLogger:
             self._client.set_terminated(self.run_id, status)
             self._ended = True
 
+    def reopen(self) -> None:
+        """Mark an ended run RUNNING again (a resumed sweep's parent run)."""
+        self._client.update_run(self.run_id, status="RUNNING")
+        self._ended = False
+
+    def experiment_name(self) -> str:
+        """The name of the experiment holding the run."""
+        run = self._client.get_run(self.run_id)
+        return str(self._client.get_experiment(run.info.experiment_id).name)
+
     def __enter__(self) -> RunLogger:
         return self
 

@@ -10,9 +10,9 @@ import pytest
 
 from graft_hpo.sweep._budget import Budgets
 from graft_hpo.sweep._budget import exhausted
-from graft_hpo.sweep._budget import session_ended
-from graft_hpo.sweep._budget import session_started
-from graft_hpo.sweep._budget import sweep_wall_s
+from graft_hpo.sweep._folder import session_ended
+from graft_hpo.sweep._folder import session_started
+from graft_hpo.sweep._folder import sweep_wall_s
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import ensure_experiment
 

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 
 from graft_hpo.config import load_pipeline
-from graft_hpo.sweep._tune import _close_stopped_run
-from graft_hpo.sweep._tune import _Progress
-from graft_hpo.sweep._tune import _scheduler
-from graft_hpo.sweep._tune import scheduler_rungs
+from graft_hpo.sweep._console import SweepConsole
+from graft_hpo.sweep._driver import _close_stopped_run
+from graft_hpo.sweep._search import scheduler
+from graft_hpo.sweep._search import scheduler_rungs
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import metric_history
 from graft_hpo.tracking import query_runs
@@ -27,15 +27,11 @@ def _trial(trial_id: str, strategy: str, val_acc: float) -> SimpleNamespace:
 
 
 def test_lines_name_the_trial_and_keep_their_columns_past_nine() -> None:
-    plan = SimpleNamespace(
-        trials=12,
-        objectives=[("val_acc", "max"), ("co2_kg", "min")],
-        config=SimpleNamespace(selection=SimpleNamespace(strategy="graft")),
-    )
     lines: list[str] = []
-    progress = _Progress(plan, lines.append)  # type: ignore[arg-type]
+    objectives = [("val_acc", "max"), ("co2_kg", "min")]
+    console = SweepConsole(objectives, 12, lines.append, default_strategy="graft")
     for i in range(12):
-        progress.line("FINISHED", _trial(f"{i:08x}", ("graft", "random")[i % 2], 0.9))
+        console.ended("FINISHED", _trial(f"{i:08x}", ("graft", "random")[i % 2], 0.9))
 
     assert lines[0] == "[ 1/12] trial 00000000 FINISHED      graft  val_acc=0.9  co2_kg=1.5e-06"
     assert lines[11].startswith("[12/12] trial 0000000b FINISHED      random ")
@@ -77,6 +73,6 @@ def test_trials_validate_exactly_where_ray_asha_compares_them(
     )
     assert scheduler_rungs(config) == expected
     # Ray's own milestones (a private attribute: this fails loudly if an upgrade changes them)
-    (bracket,) = _scheduler(config)._brackets
+    (bracket,) = scheduler(config)._brackets
     assert {math.ceil(milestone) for milestone, _ in bracket._rungs} == expected
     assert scheduler_rungs(load_pipeline("digits")) == set()  # no scheduler, no rungs

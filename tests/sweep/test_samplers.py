@@ -8,7 +8,7 @@ import pytest
 from graft_hpo.config import load_pipeline
 from graft_hpo.sweep._space import define_by_run
 from graft_hpo.sweep._space import load_space
-from graft_hpo.sweep._tune import _sampler
+from graft_hpo.sweep._search import _sampler
 
 
 @pytest.mark.parametrize("name", ["tpe", "nsga2", "gp", "random"])

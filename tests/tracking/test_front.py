@@ -13,10 +13,12 @@ from graft_hpo.tracking import TAG_OBJECTIVES
 from graft_hpo.tracking import TAG_ROLE
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import RunRecord
+from graft_hpo.tracking import front_of
 from graft_hpo.tracking import pareto_front
 from graft_hpo.tracking import pareto_table
 from graft_hpo.tracking import plot_front
 from graft_hpo.tracking import query_runs
+from graft_hpo.tracking import sweep_runs
 from graft_hpo.tracking import tag_pareto
 
 pytestmark = pytest.mark.mlflow
@@ -149,7 +151,7 @@ def test_tag_pareto_marks_winners_and_the_rest(
     store_uri: str, sweeps: dict[str, dict[str, str]]
 ) -> None:
     front = pareto_front(experiment=EXPERIMENT, sweep_id="front-s1", tracking_uri=store_uri)
-    tag_pareto(store_uri, front)
+    tag_pareto(front, tracking_uri=store_uri)
     tags = {
         r.run_id: r.tags.get("pareto")
         for r in query_runs(store_uri, EXPERIMENT, sweep_id="front-s1")
@@ -164,6 +166,26 @@ def test_tag_pareto_marks_winners_and_the_rest(
     # other sweeps are untouched
     (s0,) = query_runs(store_uri, EXPERIMENT, parent_run_id=sweeps["s0"]["parent"])
     assert "pareto" not in s0.tags
+
+
+def test_front_of_the_runs_read_once_is_the_stores_front(
+    store_uri: str, sweeps: dict[str, dict[str, str]]
+) -> None:
+    runs = sweep_runs(experiment=EXPERIMENT, sweep_id="front-s1", tracking_uri=store_uri)
+    objectives = [("val_acc", "max"), ("co2_kg", "min")]
+    front = front_of(runs, objectives)
+    assert front == pareto_front(
+        experiment=EXPERIMENT, sweep_id="front-s1", tracking_uri=store_uri, objectives=objectives
+    )
+    ids = sweeps["s1"]
+    assert {p.run_id for p in front} == {ids[k] for k in ("a", "a_twin", "b", "d")}
+    # tagging from those runs reads nothing more and tags exactly them
+    tag_pareto(front, runs=runs, tracking_uri=store_uri)
+    tags = {
+        r.run_id: r.tags.get("pareto")
+        for r in sweep_runs(experiment=EXPERIMENT, sweep_id="front-s1", tracking_uri=store_uri)
+    }
+    assert tags == {r.run_id: str(r.run_id in {p.run_id for p in front}).lower() for r in runs}
 
 
 def test_pareto_table(store_uri: str, sweeps: dict[str, dict[str, str]]) -> None:

@@ -1,0 +1,167 @@
+"""What a running sweep shows: one line per finished trial and, on a terminal, a live bar.
+
+Ray's own console output (its experiment box, the TensorBoard hint, the notices its processes
+print at start-up) stays off the console unless asked for (``graft-hpo -v``): the sweep's
+lines say what happened, in graft-hpo's words.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["Printer", "SweepConsole", "is_number", "quiet_stderr"]
+
+Printer = Callable[[str], None]
+
+
+@contextlib.contextmanager
+def quiet_stderr(*, enabled: bool = True) -> Iterator[None]:
+    """Keep what this process and the processes it starts write to stderr (file descriptor 2)
+    off the console; replay it if the block raises. Processes started inside keep the quiet
+    stderr for their lifetime (Ray's own daemons log to files anyway)."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class SweepConsole:
+    """The sweep's progress: a line per finished trial, and a live bar when ``bar`` is set.
+
+    The bar (tqdm, on stderr) shows trials done of the total, running and failed, the best
+    value of the first objective so far, the energy and CO2 measured so far (the shared
+    selection's included) and elapsed and estimated remaining time. Lines print above it.
+    Redirected to a file, leave ``bar`` off: the lines alone are the log.
+    """
+
+    def __init__(
+        self,
+        objectives: list[tuple[str, str]],
+        trials: int,
+        printer: Printer,
+        *,
+        bar: bool = False,
+        spent: Mapping[str, float] | None = None,
+        default_strategy: str = "",
+    ) -> None:
+        self.objectives = objectives
+        self.trials = trials
+        self.printer = printer
+        self.default_strategy = default_strategy
+        self.done = 0
+        self.failed = 0
+        self.running: set[str] = set()
+        self.shared = dict(spent or {})
+        self.spent: dict[str, dict[str, float]] = {}  # per trial: its latest cumulative report
+        self.best: float | None = None
+        self._bar = self._open_bar() if bar else None
+
+    def _open_bar(self) -> Any:
+        from tqdm import tqdm
+
+        return tqdm(
+            total=self.trials,
+            desc="sweep",
+            unit="trial",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            # tqdm puts ", " before the postfix: "... [00:14<00:52], running 2, failed 0, ..."
+            bar_format="{desc} {bar:16} {n_fmt}/{total_fmt} trials "
+            "[{elapsed}<{remaining}]{postfix}",
+        )
+
+    # ---- what the driver tells it
+
+    def started(self, trial_id: str) -> None:
+        self.running.add(trial_id)
+        self._refresh()
+
+    def reported(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        """A trial's report (every validated epoch, and its last)."""
+        self.spent[trial_id] = {
+            k: float(result[k]) for k in ("energy_kwh", "co2_kg") if is_number(result.get(k))
+        }
+        metric, mode = self.objectives[0]
+        if is_number(result.get(metric)):
+            value = float(result[metric])
+            better = max if mode == "max" else min
+            self.best = value if self.best is None else better(self.best, value)
+        self._refresh()
+
+    def ended(self, status: str, trial: Any, note: str = "") -> None:
+        """A trial ended (FINISHED, early-stopped, FAILED): one line."""
+        self.done += 1
+        self.failed += int(status == "FAILED")
+        self.running.discard(trial.trial_id)
+        result = trial.last_result or {}
+        objs = "  ".join(
+            f"{m}={result[m]:.4g}" for m, _ in self.objectives if is_number(result.get(m))
+        )
+        objs = "  ".join(part for part in (objs, note) if part)
+        strategy = trial.config.get("selection.strategy", self.default_strategy)
+        count = f"[{self.done:>{len(str(self.trials))}}/{self.trials}]"  # columns stay put
+        self._say(f"{count} trial {trial.trial_id} {status:<13} {strategy:<6} {objs}")
+        if self._bar is not None:
+            self._bar.update(1)
+        self._refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    # ---- the bar
+
+    def totals(self) -> dict[str, float]:
+        """Energy and CO2 measured so far: every trial's latest report, plus the shared cost."""
+        return {
+            key: self.shared.get(key, 0.0) + sum(s.get(key, 0.0) for s in self.spent.values())
+            for key in ("energy_kwh", "co2_kg")
+        }
+
+    def status(self) -> str:
+        """The bar's text after the counts, e.g. ``running 2, failed 0, best val_acc 0.97``."""
+        parts = [f"running {len(self.running)}", f"failed {self.failed}"]
+        if self.best is not None:
+            parts.append(f"best {self.objectives[0][0]} {self.best:.4g}")
+        totals = self.totals()
+        parts.append(f"{totals['co2_kg']:.3g} kg CO2, {totals['energy_kwh']:.3g} kWh")
+        return ", ".join(parts)
+
+    def _refresh(self) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(self.status())
+
+    def _say(self, line: str) -> None:
+        if self._bar is None:
+            self.printer(line)
+            return
+        from tqdm import tqdm
+
+        with tqdm.external_write_mode(file=sys.stderr):
+            self.printer(line)

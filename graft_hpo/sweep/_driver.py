@@ -1,0 +1,187 @@
+"""The driver: run (or continue) a sweep's trials on Ray Tune, and watch them end.
+
+Tune runs :func:`~graft_hpo.sweep._trainable.trainable` once per trial, asking the searcher
+(Optuna behind the budget gate) for each configuration; the scheduler stops poor trials at its
+rungs. This module's callback closes the runs of stopped trials, records a failure under
+``search.fail_fast`` and keeps the console up to date.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from graft_hpo.sweep._console import SweepConsole
+from graft_hpo.sweep._console import is_number
+from graft_hpo.sweep._folder import read_ranking
+from graft_hpo.sweep._folder import read_stop
+from graft_hpo.sweep._folder import write_stop
+from graft_hpo.sweep._plan import SweepPlan
+from graft_hpo.sweep._plan import plan_to_dict
+from graft_hpo.sweep._ray import check_resources
+from graft_hpo.sweep._ray import init_ray
+from graft_hpo.sweep._ray_compat import watch_interruption
+from graft_hpo.sweep._search import scheduler
+from graft_hpo.sweep._search import searcher
+from graft_hpo.sweep._trainable import DONE_KEY
+from graft_hpo.sweep._trainable import trainable
+from graft_hpo.tracking import METRICS
+from graft_hpo.tracking import TAG_EARLY_STOPPED
+from graft_hpo.tracking import RunLogger
+
+__all__ = ["execute"]
+
+logger = logging.getLogger(__name__)
+
+# what an epoch's report carries of the final metrics (not the whole-run duration and count)
+_FINAL = set(METRICS) - {"duration_s", "epochs_completed"}
+
+
+def execute(
+    plan: SweepPlan, *, resume: bool, console: SweepConsole, verbose: bool = False
+) -> bool:
+    """Run (or continue) the sweep's trials on Ray.
+
+    Args:
+        verbose: let Ray print to the console too (its experiment box, its warnings).
+
+    Returns:
+        True when the sweep has ended: every trial ran, or a budget or ``fail_fast`` stopped it
+        (``stop.json`` in the sweep folder says why); False when Tune stopped early (Ctrl-C:
+        Tune catches SIGINT itself, saves its state and returns from ``fit``).
+    """
+    init_ray(plan.address, quiet=not verbose)
+    check_resources(plan.config)
+    tuner = _tuner(plan, resume=resume, console=console)
+    start = time.perf_counter()
+    if not verbose:
+        # The console's lines say what happened, with a failed trial's error; Ray's own
+        # tracebacks and "trials did not complete" tables would bury them.
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+    # stdout is for --json's one object: Ray's prints go to stderr, or nowhere
+    sink = sys.stderr if verbose else open(os.devnull, "w")  # noqa: SIM115
+    try:
+        with contextlib.redirect_stdout(sink), watch_interruption() as watch:
+            grid = tuner.fit()
+    finally:
+        console.close()
+        if sink is not sys.stderr:
+            sink.close()
+    logger.debug("sweep %s: trials ran for %.1fs", plan.sweep_id, time.perf_counter() - start)
+    if watch.hooked:  # Tune caught SIGINT, stopped the trials and saved its state
+        return not watch.happened()
+    # Tune's signal hook was not found: judge by the trials that ended
+    done = grid.num_terminated + grid.num_errors >= plan.trials
+    return bool(done) or read_stop(plan.sweep_dir) is not None
+
+
+def _tuner(plan: SweepPlan, *, resume: bool, console: SweepConsole) -> Any:
+    """A new Tuner for the plan, or the sweep's saved one restored."""
+    from ray import tune
+
+    runnable = tune.with_resources(
+        # the shared ranking travels through Ray's object store: no shared folder needed
+        tune.with_parameters(
+            trainable, plan_dict=plan_to_dict(plan), ranking=read_ranking(plan.sweep_dir)
+        ),
+        {"cpu": plan.config.resources.cpu, "gpu": plan.config.resources.gpu},
+    )
+    if resume:
+        return tune.Tuner.restore(
+            str(Path(plan.sweep_dir) / "ray"),
+            trainable=runnable,
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+        )
+    return tune.Tuner(
+        runnable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher(plan),
+            scheduler=scheduler(plan.config),
+            num_samples=plan.trials,
+            max_concurrent_trials=plan.config.search.max_concurrent,
+            # one worker process serves trial after trial: torch, MLflow and codecarbon load
+            # once, not per trial (halves a sweep of short trials here)
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name="ray",
+            storage_path=plan.sweep_dir,
+            callbacks=[_callback(plan, console)],
+            verbose=0,
+            # fail-fast is ours (the budget gate): Tune's would kill running trials
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    )
+
+
+def _callback(plan: SweepPlan, console: SweepConsole) -> Any:
+    from ray.tune import Callback
+
+    class SweepCallback(Callback):
+        """Driver-side bookkeeping: close the runs of stopped trials; keep the console."""
+
+        def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
+            console.started(trial.trial_id)
+
+        def on_trial_result(
+            self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **_: Any
+        ) -> None:
+            console.reported(trial.trial_id, result)
+
+        def on_trial_complete(
+            self, iteration: int, trials: list[Any], trial: Any, **_: Any
+        ) -> None:
+            result = trial.last_result or {}
+            if result.get(DONE_KEY):
+                console.ended("FINISHED", trial)
+                return
+            _close_stopped_run(plan, result)
+            console.ended("early-stopped", trial)
+
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
+            error = _trial_error(trial)
+            if plan.config.search.fail_fast:
+                # the gate then starts no new trial; running ones finish (and are measured)
+                reason = f"trial {trial.trial_id} failed: {error} (search.fail_fast)"
+                write_stop(plan.sweep_dir, reason)
+            console.ended("FAILED", trial, error)
+
+    return SweepCallback()
+
+
+def _close_stopped_run(plan: SweepPlan, result: dict[str, Any]) -> None:
+    """A scheduler stopped the trial: its run keeps its last epoch's metrics, tagged."""
+    run_id = result.get("mlflow_run_id")
+    if not run_id:
+        return
+    run = RunLogger(plan.tracking_uri, run_id)
+    run.set_tags({TAG_EARLY_STOPPED: "true"})
+    # at the reported epoch's step: this logger has seen no step, and step 0 would put the
+    # last epoch's cumulative energy into the first epoch's history
+    run.log_metrics(
+        {k: float(v) for k, v in result.items() if k in _FINAL and is_number(v)},
+        step=int(result["epoch"]) if is_number(result.get("epoch")) else None,
+    )
+    run.end("FINISHED")
+
+
+def _last_line(error: Any) -> str:
+    """The exception line of a Ray error, e.g. ``TrialFailedError: loss became nan``."""
+    lines = [ln.strip() for ln in str(error or "").splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+def _trial_error(trial: Any) -> str:
+    """A failed trial's error line; Tune writes ``get_error()``'s copy only later."""
+    text = _last_line(trial.get_error())
+    if not text and getattr(trial, "error_file", None):
+        with contextlib.suppress(OSError):
+            text = _last_line(Path(trial.error_file).read_text())
+    return text

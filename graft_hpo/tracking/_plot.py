@@ -79,53 +79,59 @@ def plot_front(
 
     plotted = [r for r in records if all(math.isfinite(v) for v in xy(r))]
     done = [r for r in plotted if is_front_candidate(r)]
-    stopped = [r for r in plotted if not is_front_candidate(r)]
-
     fig = Figure(figsize=(7.0, 5.0), dpi=120)
     ax = fig.subplots()
+    stopped = [xy(r) for r in plotted if not is_front_candidate(r)]
     if stopped:
-        pts = np.array([xy(r) for r in stopped])
+        pts = np.array(stopped)
         ax.scatter(pts[:, 0], pts[:, 1], c="0.7", marker="x", label="stopped early / unfinished")
-    strategies = sorted({r.tags.get(TAG_STRATEGY, "unknown") for r in done})
-    colors = [f"C{i % 10}" for i in range(len(strategies))]
-    for i, strategy in enumerate(strategies):
-        pts = np.array([xy(r) for r in done if r.tags.get(TAG_STRATEGY, "unknown") == strategy])
-        ax.scatter(
-            pts[:, 0],
-            pts[:, 1],
-            color=colors[i],
-            marker=_MARKERS[i % len(_MARKERS)],
-            alpha=0.8,
-            label=strategy,
-        )
+    _scatter_by_strategy(ax, done, xy)
     if front is not None:
         on_front = {p.run_id for p in front}
         best = np.array([xy(r) for r in done if r.run_id in on_front]).reshape(-1, 2)
-    elif done:
-        values = np.array([xy(r) for r in done])
-        best = values[pareto_mask(values, [mode_x == "max", mode_y == "max"])]
     else:
-        best = np.empty((0, 2))
-    if len(best):
-        best = best[np.lexsort((best[:, 1], best[:, 0]))]
-        ax.plot(best[:, 0], best[:, 1], color="black", linewidth=1.2, zorder=3)
-        ax.scatter(
-            best[:, 0],
-            best[:, 1],
-            s=140,
-            facecolors="none",
-            edgecolors="black",
-            linewidths=1.5,
-            zorder=4,
-            label=f"Pareto front ({len(best)})",
-        )
+        values = np.array([xy(r) for r in done]).reshape(-1, 2)
+        best = values[pareto_mask(values, [mode_x == "max", mode_y == "max"])]
+    _draw_front(ax, best)
     ax.set_xlabel(_label(mx, mode_x))
     ax.set_ylabel(_label(my, mode_y))
     ax.set_title(f"{len(plotted)} trials: {mx} vs {my}")
     ax.grid(True, alpha=0.3)
     if plotted:
         ax.legend(loc="best", fontsize="small")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, format="png")
     return path
+
+
+def _scatter_by_strategy(ax: Any, done: Sequence[Any], xy: Any) -> None:
+    """Finished trials, one colour and marker per ``strategy`` tag."""
+    strategies = sorted({r.tags.get(TAG_STRATEGY, "unknown") for r in done})
+    for i, strategy in enumerate(strategies):
+        pts = np.array([xy(r) for r in done if r.tags.get(TAG_STRATEGY, "unknown") == strategy])
+        ax.scatter(
+            pts[:, 0],
+            pts[:, 1],
+            color=f"C{i % 10}",
+            marker=_MARKERS[i % len(_MARKERS)],
+            alpha=0.8,
+            label=strategy,
+        )
+
+
+def _draw_front(ax: Any, best: np.ndarray) -> None:
+    """The front's points ringed, connected in order of the x objective."""
+    if not len(best):
+        return
+    best = best[np.lexsort((best[:, 1], best[:, 0]))]
+    ax.plot(best[:, 0], best[:, 1], color="black", linewidth=1.2, zorder=3)
+    ax.scatter(
+        best[:, 0],
+        best[:, 1],
+        s=140,
+        facecolors="none",
+        edgecolors="black",
+        linewidths=1.5,
+        zorder=4,
+        label=f"Pareto front ({len(best)})",
+    )

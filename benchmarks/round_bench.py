@@ -42,7 +42,7 @@ from graft_hpo._torch import to_device  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
 from graft_hpo.data import load_data  # noqa: E402
 from graft_hpo.models import build_model  # noqa: E402
-from graft_hpo.training import build_selector  # noqa: E402
+from graft_hpo.selection import build_selector  # noqa: E402
 from graft_hpo.trial import run_trial  # noqa: E402
 
 Json = dict[str, Any]

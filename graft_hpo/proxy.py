@@ -25,7 +25,7 @@ from graft_hpo.selection import GraftSelector
 from graft_hpo.selection import PrefixSelector
 from graft_hpo.selection import Ranking
 from graft_hpo.selection import Selector
-from graft_hpo.training import build_selector
+from graft_hpo.selection import build_selector
 from graft_hpo.training import resolve_device
 from graft_hpo.training import train
 
@@ -37,13 +37,24 @@ def uses_ranking(config: PipelineConfig) -> bool:
     return config.selection.strategy == "graft" and config.selection.scope == "sweep"
 
 
-def proxy_ranking(config: PipelineConfig, bundle: DataBundle | None = None) -> Ranking:
+def proxy_ranking(
+    config: PipelineConfig,
+    bundle: DataBundle | None = None,
+    *,
+    ranker: Selector | None = None,
+) -> Ranking:
     """Train the proxy model and rank ``config``'s training set with it.
 
     The proxy is ``config``'s model with ``config.train``'s hyperparameters, trained for
     ``selection.proxy_epochs`` epochs on all the data (none: the untrained model ranks), seeded
     by ``train.seed``; the ranking uses ``config.selection``'s features, rank, selection batch
     size and stratification.
+
+    Args:
+        config: the pipeline.
+        bundle: its data, if loaded already.
+        ranker: the selector ``config.selection`` describes, if built already (a trial's);
+            used when it is a :class:`GraftSelector`, else one is built.
 
     Raises:
         TrialFailedError: the proxy's loss became NaN or infinite.
@@ -64,9 +75,9 @@ def proxy_ranking(config: PipelineConfig, bundle: DataBundle | None = None) -> R
         )
         train(model, train_set=bundle.train, val_set=bundle.val, config=proxy, device=device)
     model.to(device)
-    selector = build_selector(replace(config.selection, strategy="graft"), config.train)
-    assert isinstance(selector, GraftSelector)
-    ranking = selector.rank_dataset(
+    if not isinstance(ranker, GraftSelector):
+        ranker = GraftSelector.from_config(config.selection, config.train)
+    ranking = ranker.rank_dataset(
         model,
         bundle.train_eval,
         generator=torch.Generator().manual_seed(config.train.seed),
@@ -82,8 +93,4 @@ def selector_for(config: PipelineConfig, ranking: Ranking | None) -> Selector:
         return build_selector(config.selection, config.train)
     if ranking is None:
         raise ValueError("selection.scope=sweep needs the sweep's ranking; got none")
-    return PrefixSelector(
-        ranking=ranking,
-        fraction=config.selection.fraction,
-        alignment_threshold=config.selection.alignment_threshold,
-    )
+    return PrefixSelector.from_config(config.selection, config.train, ranking=ranking)

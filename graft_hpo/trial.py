@@ -40,11 +40,11 @@ from graft_hpo.proxy import proxy_ranking
 from graft_hpo.proxy import selector_for
 from graft_hpo.proxy import uses_ranking
 from graft_hpo.selection import Ranking
+from graft_hpo.selection import build_selector
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import parse_policy
 from graft_hpo.training import TrainHooks
 from graft_hpo.training import TrainState
-from graft_hpo.training import build_selector
 from graft_hpo.training import evaluate
 from graft_hpo.training import resolve_device
 from graft_hpo.training import train

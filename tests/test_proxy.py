@@ -11,7 +11,7 @@ from graft_hpo.proxy import uses_ranking
 from graft_hpo.selection import GraftSelector
 from graft_hpo.selection import PrefixSelector
 from graft_hpo.selection import Selection
-from graft_hpo.selection import budget_of
+from graft_hpo.selection._base import budget_of
 from graft_hpo.training import TrainState
 from graft_hpo.trial import TrialHooks
 from graft_hpo.trial import run_trial

@@ -2,39 +2,33 @@
 
 Public names:
 
-- :func:`fast_maxvol` — batched LU/DEIM pivots + maxvol swaps + rectangular maxvol.
-- :func:`low_rank_basis`, :func:`capture_embeddings` — per-batch low-rank features.
-- :func:`last_layer_gradients`, :func:`gradient_kernel`, :func:`alignment` — closed-form
-  cross-entropy gradients of the final linear layer and subset/batch cosine alignment.
-- :class:`Selector` and the strategies ``graft``, ``random``, ``full``, ``infobatch``
-  (:func:`get_selector`), :class:`Selection`, :class:`SubsetSchedule`.
-- :func:`partition` — the seeded (optionally class-stratified) selection batches.
-- :class:`SubsetSampler` — a ``torch.utils.data.Sampler`` that re-selects on schedule.
-- :class:`Ranking`, :class:`PrefixSelector`, :func:`prefix_alignment` — one selection serving
-  every budget (``GraftSelector.rank_dataset``): a sweep ranks once, each trial takes a prefix.
+- :class:`Selector` and the strategies ``graft``, ``random``, ``full``, ``infobatch``, built by
+  name (:func:`get_selector`, :func:`available_selectors`) or from a pipeline's ``selection``
+  section (:func:`build_selector`); a strategy's result is a :class:`Selection`.
+- :class:`SubsetSchedule` — the one place that decides an epoch's :class:`Phase` (full data or
+  subset, re-selected or not); :class:`SubsetSampler`, a ``torch.utils.data.Sampler`` that
+  follows it.
+- :class:`Ranking`, :class:`PrefixSelector` — one selection serving every budget
+  (``GraftSelector.rank_dataset``): a sweep ranks once, each trial takes a prefix.
+- :func:`fast_maxvol`, :func:`log_volume` — the paper's batched Fast MaxVol (LU/DEIM pivots +
+  maxvol swaps + rectangular maxvol), usable on its own, and the volume it maximises.
+
+The algorithm's steps (features, gradient kernels, alignment, partition, size allocation) live
+in the private modules and may change without notice.
 """
 
-from graft_hpo.selection._alignment import alignment
-from graft_hpo.selection._alignment import gradient_kernel
-from graft_hpo.selection._alignment import last_layer_gradients
-from graft_hpo.selection._alignment import logit_residuals
-from graft_hpo.selection._alignment import prefix_alignment
 from graft_hpo.selection._base import Phase
 from graft_hpo.selection._base import Selection
 from graft_hpo.selection._base import Selector
 from graft_hpo.selection._base import SubsetSchedule
-from graft_hpo.selection._features import capture_embeddings
-from graft_hpo.selection._features import low_rank_basis
 from graft_hpo.selection._graft import GraftSelector
-from graft_hpo.selection._graft import allocate_sizes
-from graft_hpo.selection._graft import partition
 from graft_hpo.selection._infobatch import InfoBatchSelector
 from graft_hpo.selection._maxvol import fast_maxvol
 from graft_hpo.selection._maxvol import log_volume
 from graft_hpo.selection._rank import PrefixSelector
 from graft_hpo.selection._rank import Ranking
-from graft_hpo.selection._rank import budget_of
 from graft_hpo.selection._registry import available_selectors
+from graft_hpo.selection._registry import build_selector
 from graft_hpo.selection._registry import get_selector
 from graft_hpo.selection._sampler import SubsetSampler
 from graft_hpo.selection._simple import FullSelector
@@ -52,18 +46,9 @@ __all__ = [
     "Selector",
     "SubsetSampler",
     "SubsetSchedule",
-    "alignment",
-    "allocate_sizes",
     "available_selectors",
-    "budget_of",
-    "capture_embeddings",
+    "build_selector",
     "fast_maxvol",
     "get_selector",
-    "gradient_kernel",
-    "last_layer_gradients",
     "log_volume",
-    "logit_residuals",
-    "low_rank_basis",
-    "partition",
-    "prefix_alignment",
 ]

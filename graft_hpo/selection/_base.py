@@ -1,18 +1,73 @@
-"""The ``Selector`` interface, its result, and the re-selection schedule."""
+"""The ``Selector`` interface, its result, the re-selection schedule, and what strategies share.
+
+A selector's knobs are the pipeline's ``selection`` fields of the same names: their defaults are
+declared once, in :class:`~graft_hpo.config.SelectionConfig`, and their ranges once, in the
+config's rule table (:func:`check_knobs`).
+"""
 
 from __future__ import annotations
 
 import abc
+import dataclasses
+import inspect
+import math
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 from typing import ClassVar
+from typing import TypeVar
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-__all__ = ["Phase", "Selection", "Selector", "SubsetSchedule"]
+from graft_hpo.config import SelectionConfig
+from graft_hpo.config import TrainConfig
+from graft_hpo.config import rule_errors
+
+__all__ = [
+    "Phase",
+    "Selection",
+    "Selector",
+    "SubsetSchedule",
+    "budget_of",
+    "check_knobs",
+    "keyword_parameters",
+]
+
+_S = TypeVar("_S", bound="Selector")
+
+
+def budget_of(fraction: float, n: int) -> int:
+    """Samples per subset epoch for budget ``fraction`` of ``n`` samples: ``floor(f n)``, >= 1."""
+    return max(1, min(n, math.floor(fraction * n)))
+
+
+def check_knobs(knobs: Mapping[str, Any], *, errors: Sequence[str] = ()) -> None:
+    """Refuse knobs outside the ranges the pipeline config declares for them.
+
+    Args:
+        knobs: values by dotted config path (``{"selection.fraction": 0.3}``), checked by
+            :func:`graft_hpo.config.rule_errors`, the loader's own check.
+        errors: messages about parameters the config does not have, reported with the rest.
+
+    Raises:
+        ValueError: every problem, joined by ``"; "``.
+    """
+    problems = [*rule_errors(knobs), *errors]
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def keyword_parameters(cls: type[Selector]) -> list[str]:
+    """The keyword-only parameters of ``cls``'s constructor, in order."""
+    return [
+        p.name
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
 
 
 @dataclass(frozen=True)
@@ -41,6 +96,21 @@ class Selector(abc.ABC):
     """
 
     name: ClassVar[str]
+
+    @classmethod
+    def from_config(
+        cls: type[_S], selection: SelectionConfig, train: TrainConfig, **extra: Any
+    ) -> _S:
+        """The selector that a pipeline's ``selection`` section describes.
+
+        Every keyword-only constructor parameter named like a ``selection`` field takes that
+        field's value (one vocabulary: ``fraction`` is ``selection.fraction``); ``extra`` gives
+        the others, or overrides (a :class:`PrefixSelector`'s ``ranking``). A strategy whose
+        knobs also depend on ``train`` adds them here.
+        """
+        fields = {f.name for f in dataclasses.fields(selection)}
+        knobs = {k: getattr(selection, k) for k in keyword_parameters(cls) if k in fields}
+        return cls(**{**knobs, **extra})
 
     @abc.abstractmethod
     def select(
@@ -102,10 +172,12 @@ class SubsetSchedule:
     select_every: int = 1
 
     def __post_init__(self) -> None:
-        if self.warm_start_epochs < 0:
-            raise ValueError(f"warm_start_epochs must be >= 0; got {self.warm_start_epochs!r}")
-        if self.select_every < 1:
-            raise ValueError(f"select_every must be >= 1; got {self.select_every!r}")
+        check_knobs(
+            {
+                "selection.warm_start_epochs": self.warm_start_epochs,
+                "selection.select_every": self.select_every,
+            }
+        )
 
     def phase(self, epoch: int) -> Phase:
         """The phase of 0-based ``epoch``."""

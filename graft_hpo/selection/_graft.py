@@ -35,21 +35,23 @@ from graft_hpo._torch import gather_batch
 from graft_hpo._torch import labels_of
 from graft_hpo._torch import memory_format_for
 from graft_hpo._torch import to_device
+from graft_hpo.config import SelectionConfig
+from graft_hpo.config import TrainConfig
 from graft_hpo.selection._alignment import alignment
 from graft_hpo.selection._alignment import gradient_kernel
 from graft_hpo.selection._alignment import prefix_alignment
 from graft_hpo.selection._base import Selection
 from graft_hpo.selection._base import Selector
+from graft_hpo.selection._base import budget_of
+from graft_hpo.selection._base import check_knobs
 from graft_hpo.selection._features import capture_embeddings
 from graft_hpo.selection._features import low_rank_basis
 from graft_hpo.selection._maxvol import fast_maxvol
 from graft_hpo.selection._rank import Ranking
-from graft_hpo.selection._rank import budget_of
 from graft_hpo.selection._rank import merge_by_alignment
 
 __all__ = ["GraftSelector", "allocate_sizes", "partition"]
 
-_FEATURES = ("embedding", "raw")
 _CHUNK = 64  # selection batches per batched linear-algebra call (bounds memory)
 # samples per scoring forward pass: on CPU a small CNN's eval pass over 3,000 MNIST images
 # takes 0.06 s in slices of 128-512 and 0.13 s in slices of 1,024 (cache); GPUs like them large
@@ -80,20 +82,23 @@ def partition(
 class GraftSelector(Selector):
     """Gradient-aware Fast MaxVol selection (Jha et al., arXiv 2508.13653), as intended.
 
+    The knobs are the pipeline's ``selection`` fields of the same names: defaults and ranges
+    are :class:`~graft_hpo.config.SelectionConfig`'s.
+
     Args:
-        fraction: budget, the share of the data set per subset epoch, in (0, 1].
+        fraction: budget, the share of the data set per subset epoch.
         alignment_threshold: a batch's subset grows until the cosine between its gradient and
-            the batch's mean gradient reaches this, in (0, 1].
+            the batch's mean gradient reaches this.
         features: ``"embedding"`` (input of the final linear layer) or ``"raw"`` (inputs).
         rank: maximal feature rank per batch; None uses the subset size (square maxvol).
-        batch_size: samples per selection batch.
+        batch_size: samples per selection batch (the default: ``train.batch_size``'s).
         stratify: partition each class on its own (see :func:`partition`), so every class
             gets its share of the budget.
         weighted: return least-squares gradient-matching weights.
-        maxvol_tol: maxvol swap tolerance, >= 1.
-        levels: number of candidate subset sizes per batch, >= 1.
-        pool: score only a uniformly drawn pool of ``pool`` times the budget (>= 1), split
-            into batches as the whole data set would be; None scores the whole data set.
+        maxvol_tol: maxvol swap tolerance.
+        levels: number of candidate subset sizes per batch, >= 1 (not a pipeline knob).
+        pool: score only a uniformly drawn pool of ``pool`` times the budget, split into
+            batches as the whole data set would be; None scores the whole data set.
     """
 
     name = "graft"
@@ -101,36 +106,29 @@ class GraftSelector(Selector):
     def __init__(
         self,
         *,
-        fraction: float = 0.3,
-        alignment_threshold: float = 0.9,
-        features: str = "embedding",
-        rank: int | None = None,
-        batch_size: int = 128,
-        stratify: bool = True,
-        weighted: bool = False,
-        maxvol_tol: float = 1.05,
+        fraction: float = SelectionConfig.fraction,
+        alignment_threshold: float = SelectionConfig.alignment_threshold,
+        features: str = SelectionConfig.features,
+        rank: int | None = SelectionConfig.rank,
+        batch_size: int = TrainConfig.batch_size,
+        stratify: bool = SelectionConfig.stratify,
+        weighted: bool = SelectionConfig.weighted,
+        maxvol_tol: float = SelectionConfig.maxvol_tol,
         levels: int = 6,
-        pool: float | None = None,
+        pool: float | None = SelectionConfig.pool,
     ) -> None:
-        errors = []
-        if not 0.0 < fraction <= 1.0:
-            errors.append(f"fraction must be in (0, 1]; got {fraction!r}")
-        if not 0.0 < alignment_threshold <= 1.0:
-            errors.append(f"alignment_threshold must be in (0, 1]; got {alignment_threshold!r}")
-        if features not in _FEATURES:
-            errors.append(f"features must be one of {', '.join(_FEATURES)}; got {features!r}")
-        if rank is not None and rank < 1:
-            errors.append(f"rank must be None or >= 1; got {rank!r}")
-        if batch_size < 2:
-            errors.append(f"batch_size must be >= 2; got {batch_size!r}")
-        if maxvol_tol < 1.0:
-            errors.append(f"maxvol_tol must be >= 1; got {maxvol_tol!r}")
-        if levels < 1:
-            errors.append(f"levels must be >= 1; got {levels!r}")
-        if pool is not None and pool < 1:
-            errors.append(f"pool must be None or >= 1; got {pool!r}")
-        if errors:
-            raise ValueError("; ".join(errors))
+        check_knobs(
+            {
+                "selection.fraction": fraction,
+                "selection.alignment_threshold": alignment_threshold,
+                "selection.features": features,
+                "selection.rank": rank,
+                "selection.batch_size": batch_size,
+                "selection.maxvol_tol": maxvol_tol,
+                "selection.pool": pool,
+            },
+            errors=[f"levels must be >= 1; got {levels!r}"] if levels < 1 else [],
+        )
         self.fraction = fraction
         self.alignment_threshold = alignment_threshold
         self.features = features
@@ -142,6 +140,15 @@ class GraftSelector(Selector):
         self.levels = levels
         self.pool = pool
         self._labels: tuple[Dataset[Any], torch.Tensor] | None = None  # (data set, its labels)
+
+    @classmethod
+    def from_config(
+        cls, selection: SelectionConfig, train: TrainConfig, **extra: Any
+    ) -> GraftSelector:
+        """The pipeline's GRAFT: ``selection``'s knobs; selection batches of
+        ``train.batch_size`` samples unless ``selection.batch_size`` says otherwise."""
+        batch_size = selection.batch_size or train.batch_size
+        return super().from_config(selection, train, **{"batch_size": batch_size, **extra})
 
     def candidate_sizes(self, batch_size: int, per_batch_budget: float) -> list[int]:
         """Ascending candidate subset sizes for batches of ``batch_size`` samples."""

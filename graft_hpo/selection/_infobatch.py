@@ -18,9 +18,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from graft_hpo.config import SelectionConfig
+from graft_hpo.config import TrainConfig
 from graft_hpo.selection._base import Selection
 from graft_hpo.selection._base import Selector
 from graft_hpo.selection._base import SubsetSchedule
+from graft_hpo.selection._base import check_knobs
 
 __all__ = ["InfoBatchSelector"]
 
@@ -31,31 +34,42 @@ class InfoBatchSelector(Selector):
     Call :meth:`select` once per epoch (``SubsetSchedule(0, 1)``): the selector counts the
     epochs itself to know when annealing starts.
 
+    Defaults and ranges are those of :class:`~graft_hpo.config.SelectionConfig`.
+
     Args:
-        prune_ratio: share of the below-mean-loss samples left out of an epoch, in [0, 1).
-        anneal: share of the epochs, at the end, trained on all the data, in [0, 1].
-        epochs: the run's number of epochs, >= 1.
+        prune_ratio: share of the below-mean-loss samples left out of an epoch.
+        anneal: share of the epochs, at the end, trained on all the data.
+        epochs: the run's number of epochs (``train.epochs``; 1 when not given).
     """
 
     name = "infobatch"
 
     def __init__(
-        self, *, prune_ratio: float = 0.5, anneal: float = 0.125, epochs: int = 1
+        self,
+        *,
+        prune_ratio: float = SelectionConfig.prune_ratio,
+        anneal: float = SelectionConfig.anneal,
+        epochs: int = 1,
     ) -> None:
-        errors = []
-        if not 0.0 <= prune_ratio < 1.0:
-            errors.append(f"prune_ratio must be in [0, 1); got {prune_ratio!r}")
-        if not 0.0 <= anneal <= 1.0:
-            errors.append(f"anneal must be in [0, 1]; got {anneal!r}")
-        if epochs < 1:
-            errors.append(f"epochs must be >= 1; got {epochs!r}")
-        if errors:
-            raise ValueError("; ".join(errors))
+        check_knobs(
+            {
+                "selection.prune_ratio": prune_ratio,
+                "selection.anneal": anneal,
+                "train.epochs": epochs,
+            }
+        )
         self.prune_ratio = prune_ratio
         self.anneal = anneal
         self.epochs = epochs
         self._scores: torch.Tensor | None = None  # (n,) latest loss per sample; inf: unseen
         self._epoch = 0  # epochs selected so far
+
+    @classmethod
+    def from_config(
+        cls, selection: SelectionConfig, train: TrainConfig, **extra: Any
+    ) -> InfoBatchSelector:
+        """The pipeline's InfoBatch: ``selection``'s knobs, ``train.epochs`` epochs."""
+        return super().from_config(selection, train, **{"epochs": train.epochs, **extra})
 
     def schedule(self, configured: SubsetSchedule) -> SubsetSchedule:
         """Every epoch prunes anew, from the first: the configured schedule does not apply."""

@@ -17,7 +17,6 @@ The ranking keeps GRAFT's two parts:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -28,15 +27,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from graft_hpo.config import SelectionConfig
 from graft_hpo.selection._base import Selection
 from graft_hpo.selection._base import Selector
+from graft_hpo.selection._base import budget_of
+from graft_hpo.selection._base import check_knobs
 
-__all__ = ["PrefixSelector", "Ranking", "budget_of", "merge_by_alignment"]
-
-
-def budget_of(fraction: float, n: int) -> int:
-    """Samples per subset epoch for budget ``fraction`` of ``n`` samples: ``floor(f n)``, >= 1."""
-    return max(1, min(n, math.floor(fraction * n)))
+__all__ = ["PrefixSelector", "Ranking", "merge_by_alignment"]
 
 
 @dataclass(frozen=True)
@@ -158,21 +155,29 @@ def merge_by_alignment(
 class PrefixSelector(Selector):
     """GRAFT subsets from a precomputed :class:`Ranking`: no forward pass, no linear algebra.
 
+    Defaults and ranges are those of :class:`~graft_hpo.config.SelectionConfig`.
+
     Args:
         ranking: the data set's ranking (e.g. the sweep's, computed once with a proxy model).
-        fraction: budget, the share of the data set per subset epoch, in (0, 1].
+        fraction: budget, the share of the data set per subset epoch.
         alignment_threshold: skip samples whose batch already reached this alignment.
     """
 
     name = "graft"
 
     def __init__(
-        self, *, ranking: Ranking, fraction: float = 0.3, alignment_threshold: float = 1.0
+        self,
+        *,
+        ranking: Ranking,
+        fraction: float = SelectionConfig.fraction,
+        alignment_threshold: float = SelectionConfig.alignment_threshold,
     ) -> None:
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"fraction must be in (0, 1]; got {fraction!r}")
-        if not 0.0 < alignment_threshold <= 1.0:
-            raise ValueError(f"alignment_threshold must be in (0, 1]; got {alignment_threshold!r}")
+        check_knobs(
+            {
+                "selection.fraction": fraction,
+                "selection.alignment_threshold": alignment_threshold,
+            }
+        )
         self.ranking = ranking
         self.fraction = fraction
         self.alignment_threshold = alignment_threshold

@@ -1,19 +1,21 @@
-"""Selectors by name: ``get_selector("graft", fraction=0.2)``."""
+"""Selectors by name: ``get_selector("graft", fraction=0.2)``, or from a pipeline's config."""
 
 from __future__ import annotations
 
 import difflib
-import inspect
 from typing import Any
 
+from graft_hpo.config import SelectionConfig
+from graft_hpo.config import TrainConfig
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.selection._base import Selector
+from graft_hpo.selection._base import keyword_parameters
 from graft_hpo.selection._graft import GraftSelector
 from graft_hpo.selection._infobatch import InfoBatchSelector
 from graft_hpo.selection._simple import FullSelector
 from graft_hpo.selection._simple import RandomSelector
 
-__all__ = ["available_selectors", "get_selector"]
+__all__ = ["available_selectors", "build_selector", "get_selector"]
 
 _SELECTORS: dict[str, type[Selector]] = {
     cls.name: cls for cls in (GraftSelector, RandomSelector, FullSelector, InfoBatchSelector)
@@ -29,7 +31,7 @@ def get_selector(name: str, **params: Any) -> Selector:
     """Build a selector by name, refusing unknown names and parameters.
 
     Args:
-        name: ``graft``, ``random`` or ``full``.
+        name: ``graft``, ``random``, ``full`` or ``infobatch``.
         **params: the selector's keyword-only constructor parameters.
 
     Raises:
@@ -40,18 +42,8 @@ def get_selector(name: str, **params: Any) -> Selector:
         >>> get_selector("random", fraction=0.25)
         RandomSelector(fraction=0.25)
     """
-    if name not in _SELECTORS:
-        hint = difflib.get_close_matches(str(name), _SELECTORS, n=1)
-        raise ConfigError(
-            f"selection.strategy must be one of {', '.join(available_selectors())}; got {name!r}"
-            + (f" (did you mean {hint[0]!r}?)" if hint else "")
-        )
-    cls = _SELECTORS[name]
-    accepted = [
-        p.name
-        for p in inspect.signature(cls.__init__).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    ]
+    cls = _strategy(name)
+    accepted = keyword_parameters(cls)
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         hints = [m for u in unknown for m in difflib.get_close_matches(u, accepted, n=1)]
@@ -64,3 +56,27 @@ def get_selector(name: str, **params: Any) -> Selector:
         return cls(**params)
     except ValueError as err:
         raise ConfigError(f"selector {name!r}: {err}") from err
+
+
+def build_selector(selection: SelectionConfig, train: TrainConfig) -> Selector:
+    """The selector a pipeline's ``selection`` section describes (its strategy's
+    :meth:`Selector.from_config`); ``train`` gives what some strategies take from it.
+
+    Raises:
+        ConfigError: unknown strategy, or a knob out of range.
+    """
+    cls = _strategy(selection.strategy)
+    try:
+        return cls.from_config(selection, train)
+    except ValueError as err:
+        raise ConfigError(f"selector {selection.strategy!r}: {err}") from err
+
+
+def _strategy(name: str) -> type[Selector]:
+    if name not in _SELECTORS:
+        hint = difflib.get_close_matches(str(name), _SELECTORS, n=1)
+        raise ConfigError(
+            f"selection.strategy must be one of {', '.join(available_selectors())}; got {name!r}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        )
+    return _SELECTORS[name]

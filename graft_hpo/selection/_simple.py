@@ -8,9 +8,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from graft_hpo.config import SelectionConfig
 from graft_hpo.selection._base import Selection
 from graft_hpo.selection._base import Selector
-from graft_hpo.selection._rank import budget_of
+from graft_hpo.selection._base import budget_of
+from graft_hpo.selection._base import check_knobs
 
 __all__ = ["FullSelector", "RandomSelector"]
 
@@ -19,14 +21,13 @@ class RandomSelector(Selector):
     """A uniformly random subset of the same budget, re-drawn on the same schedule as GRAFT.
 
     Args:
-        fraction: budget, the share of the data set per subset epoch, in (0, 1].
+        fraction: budget, the share of the data set per subset epoch (``selection.fraction``).
     """
 
     name = "random"
 
-    def __init__(self, *, fraction: float = 0.3) -> None:
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"fraction must be in (0, 1]; got {fraction!r}")
+    def __init__(self, *, fraction: float = SelectionConfig.fraction) -> None:
+        check_knobs({"selection.fraction": fraction})
         self.fraction = fraction
 
     def select(

@@ -3,7 +3,6 @@
 from graft_hpo.training._loop import TrainHooks
 from graft_hpo.training._loop import TrainResult
 from graft_hpo.training._loop import TrainState
-from graft_hpo.training._loop import build_selector
 from graft_hpo.training._loop import evaluate
 from graft_hpo.training._loop import resolve_device
 from graft_hpo.training._loop import train
@@ -12,7 +11,6 @@ __all__ = [
     "TrainHooks",
     "TrainResult",
     "TrainState",
-    "build_selector",
     "evaluate",
     "resolve_device",
     "train",

@@ -24,20 +24,18 @@ from graft_hpo._torch import iter_batches
 from graft_hpo._torch import memory_format_for
 from graft_hpo._torch import to_device
 from graft_hpo.config import PipelineConfig
-from graft_hpo.config import SelectionConfig
 from graft_hpo.config import TrainConfig
 from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.selection import Selection
 from graft_hpo.selection import Selector
 from graft_hpo.selection import SubsetSampler
 from graft_hpo.selection import SubsetSchedule
-from graft_hpo.selection import get_selector
+from graft_hpo.selection import build_selector
 
 __all__ = [
     "TrainHooks",
     "TrainResult",
     "TrainState",
-    "build_selector",
     "evaluate",
     "resolve_device",
     "train",
@@ -104,33 +102,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_selector(selection: SelectionConfig, train: TrainConfig) -> Selector:
-    """The selector a pipeline's ``selection`` section describes."""
-    if selection.strategy == "graft":
-        return get_selector(
-            "graft",
-            fraction=selection.fraction,
-            alignment_threshold=selection.alignment_threshold,
-            features=selection.features,
-            rank=selection.rank,
-            batch_size=selection.batch_size or train.batch_size,
-            stratify=selection.stratify,
-            weighted=selection.weighted,
-            maxvol_tol=selection.maxvol_tol,
-            pool=selection.pool,
-        )
-    if selection.strategy == "random":
-        return get_selector("random", fraction=selection.fraction)
-    if selection.strategy == "infobatch":
-        return get_selector(
-            "infobatch",
-            prune_ratio=selection.prune_ratio,
-            anneal=selection.anneal,
-            epochs=train.epochs,
-        )
-    return get_selector(selection.strategy)
-
-
 def _cosine_lr(base: float, progress: float) -> float:
     """Cosine decay from ``base`` to 0 over ``progress`` in [0, 1] (fractional epochs)."""
     return 0.5 * base * (1.0 + math.cos(math.pi * min(progress, 1.0)))
@@ -193,8 +164,9 @@ def train(
         selection_set: ``train_set`` without augmentation, for scoring; defaults to ``train_set``.
         hooks: callbacks (MLflow logging, Ray reporting, budgets).
         device: defaults to ``config.train.device`` resolved.
-        selector: chooses the subsets; defaults to the one ``config.selection`` describes
-            (:func:`build_selector`). A sweep passes a :class:`PrefixSelector` over its ranking.
+        selector: chooses the subsets, ready built (``run_trial`` passes the one it checked;
+            a sweep's trial, a :class:`PrefixSelector` over the sweep's ranking). None builds
+            the one ``config.selection`` describes (:func:`build_selector`).
 
     Returns:
         The final metrics and per-epoch history.

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from graft_hpo.selection import alignment
-from graft_hpo.selection import gradient_kernel
-from graft_hpo.selection import last_layer_gradients
-from graft_hpo.selection import logit_residuals
+from graft_hpo.selection._alignment import alignment
+from graft_hpo.selection._alignment import gradient_kernel
+from graft_hpo.selection._alignment import last_layer_gradients
+from graft_hpo.selection._alignment import logit_residuals
 
 from ._data import make_mlp
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from graft_hpo.selection import capture_embeddings
-from graft_hpo.selection import low_rank_basis
+from graft_hpo.selection._features import capture_embeddings
+from graft_hpo.selection._features import low_rank_basis
 
 from ._data import make_mlp
 

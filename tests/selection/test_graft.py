@@ -14,10 +14,10 @@ import graft_hpo.selection._graft as graft_module
 from graft_hpo._torch import labels_of
 from graft_hpo.selection import GraftSelector
 from graft_hpo.selection import Selection
-from graft_hpo.selection import allocate_sizes
-from graft_hpo.selection import budget_of
-from graft_hpo.selection import last_layer_gradients
-from graft_hpo.selection import partition
+from graft_hpo.selection._alignment import last_layer_gradients
+from graft_hpo.selection._base import budget_of
+from graft_hpo.selection._graft import allocate_sizes
+from graft_hpo.selection._graft import partition
 
 from ._data import InMemory
 from ._data import ItemByItem
@@ -164,9 +164,9 @@ def test_single_level_gives_every_batch_its_share(digits: InMemory) -> None:
         ({"fraction": 0.0}, r"fraction must be in \(0, 1\]; got 0.0"),
         ({"fraction": 1.5}, r"fraction must be in \(0, 1\]; got 1.5"),
         ({"alignment_threshold": 0.0}, r"alignment_threshold must be in \(0, 1\]; got 0.0"),
-        ({"features": "pixels"}, r"features must be one of embedding, raw; got 'pixels'"),
-        ({"rank": 0}, r"rank must be None or >= 1; got 0"),
-        ({"batch_size": 1}, r"batch_size must be >= 2; got 1"),
+        ({"features": "pixels"}, r"features must be one of 'embedding', 'raw'; got 'pixels'"),
+        ({"rank": 0}, r"selection.rank must be in \[1, 1000000\] or null; got 0"),
+        ({"batch_size": 1}, r"selection.batch_size must be in \[2, 1000000\] or null; got 1"),
         ({"maxvol_tol": 0.5}, r"maxvol_tol must be >= 1; got 0.5"),
         ({"levels": 0}, r"levels must be >= 1; got 0"),
     ],
@@ -177,7 +177,9 @@ def test_invalid_arguments(kwargs: dict, message: str) -> None:
 
 
 def test_all_invalid_arguments_reported_together() -> None:
-    with pytest.raises(ValueError, match=r"fraction must .*; batch_size must .*; levels must"):
+    with pytest.raises(
+        ValueError, match=r"fraction must .*; selection.batch_size must .*; levels must"
+    ):
         GraftSelector(fraction=2.0, batch_size=0, levels=0)
 
 
@@ -241,7 +243,7 @@ def test_a_pool_scores_only_pool_times_the_budget(
     labels = digits.tensors[1]  # the pool is drawn at random, so classes keep their shares
     counts = torch.bincount(labels[seen], minlength=10).double()
     assert float(counts.min()) >= 0.5 * float(counts.mean())
-    with pytest.raises(ValueError, match="pool must be None or >= 1"):
+    with pytest.raises(ValueError, match=r"selection\.pool must be >= 1 or null"):
         GraftSelector(pool=0.5)
 
 

@@ -10,11 +10,11 @@ import torch
 from graft_hpo.selection import GraftSelector
 from graft_hpo.selection import PrefixSelector
 from graft_hpo.selection import Ranking
-from graft_hpo.selection import alignment
-from graft_hpo.selection import budget_of
 from graft_hpo.selection import fast_maxvol
-from graft_hpo.selection import gradient_kernel
-from graft_hpo.selection import prefix_alignment
+from graft_hpo.selection._alignment import alignment
+from graft_hpo.selection._alignment import gradient_kernel
+from graft_hpo.selection._alignment import prefix_alignment
+from graft_hpo.selection._base import budget_of
 from graft_hpo.selection._graft import _greedy_order
 from graft_hpo.selection._rank import merge_by_alignment
 

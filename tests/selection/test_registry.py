@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
 from torch.utils.data import Subset
 
+from graft_hpo.config import SelectionConfig
+from graft_hpo.config import TrainConfig
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.selection import FullSelector
 from graft_hpo.selection import GraftSelector
@@ -15,6 +18,7 @@ from graft_hpo.selection import RandomSelector
 from graft_hpo.selection import Selection
 from graft_hpo.selection import Selector
 from graft_hpo.selection import available_selectors
+from graft_hpo.selection import build_selector
 from graft_hpo.selection import get_selector
 
 from ._data import InMemory
@@ -97,7 +101,7 @@ def test_unknown_parameter_suggests_a_close_match() -> None:
     [
         ("graft", {"fraction": 1.5}, r"fraction must be in \(0, 1\]; got 1.5"),
         ("graft", {"alignment_threshold": -0.2}, r"alignment_threshold must be in \(0, 1\]"),
-        ("graft", {"features": "pixels"}, r"features must be one of embedding, raw"),
+        ("graft", {"features": "pixels"}, r"selection.features must be one of 'embedding', 'raw'"),
         ("graft", {"levels": 0}, r"levels must be >= 1; got 0"),
         ("random", {"fraction": 0.0}, r"fraction must be in \(0, 1\]; got 0.0"),
     ],
@@ -105,6 +109,45 @@ def test_unknown_parameter_suggests_a_close_match() -> None:
 def test_out_of_range_value_is_a_config_error(name: str, params: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=rf"selector '{name}': .*{message}"):
         get_selector(name, **params)
+
+
+# --- build_selector: a pipeline's selection section ----------------------------------------
+
+
+@pytest.mark.parametrize("name", available_selectors())
+def test_the_pipelines_defaults_are_the_selectors_defaults(name: str) -> None:
+    # one declaration per knob: SelectionConfig's defaults are the constructors' defaults
+    built = build_selector(SelectionConfig(strategy=name), TrainConfig(epochs=1))
+    assert repr(built) == repr(get_selector(name))
+
+
+def test_build_selector_takes_every_knob_from_the_config() -> None:
+    knobs = {
+        "fraction": 0.2,
+        "alignment_threshold": 0.5,
+        "features": "raw",
+        "rank": 4,
+        "stratify": False,
+        "weighted": True,
+        "maxvol_tol": 1.5,
+        "pool": 2.0,
+    }
+    selection = SelectionConfig(**knobs, prune_ratio=0.25, anneal=0.5)
+    graft = build_selector(selection, TrainConfig(batch_size=64))
+    assert isinstance(graft, GraftSelector)
+    assert {knob: getattr(graft, knob) for knob in knobs} == knobs
+    assert graft.batch_size == 64  # selection.batch_size null: the training batch size
+    own = build_selector(dataclasses.replace(selection, batch_size=32), TrainConfig())
+    assert isinstance(own, GraftSelector) and own.batch_size == 32
+    info = build_selector(dataclasses.replace(selection, strategy="infobatch"), TrainConfig())
+    assert repr(info) == "InfoBatchSelector(prune_ratio=0.25, anneal=0.5, epochs=10)"
+
+
+def test_build_selector_refuses_what_the_config_refuses() -> None:
+    with pytest.raises(ConfigError, match=r"selector 'graft': selection.batch_size must be"):
+        build_selector(SelectionConfig(), TrainConfig(batch_size=1))
+    with pytest.raises(ConfigError, match=r"selection.strategy must be one of .*'craig'"):
+        build_selector(SelectionConfig(strategy="craig"), TrainConfig())
 
 
 # --- baselines -----------------------------------------------------------------------------

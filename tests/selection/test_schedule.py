@@ -50,9 +50,12 @@ def test_schedule_defaults_select_every_epoch() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"warm_start_epochs": -1}, r"warm_start_epochs must be >= 0; got -1"),
-        ({"select_every": 0}, r"select_every must be >= 1; got 0"),
-        ({"select_every": -3}, r"select_every must be >= 1; got -3"),
+        (
+            {"warm_start_epochs": -1},
+            r"selection.warm_start_epochs must be in \[0, 100000\]; got -1",
+        ),
+        ({"select_every": 0}, r"selection.select_every must be in \[1, 100000\]; got 0"),
+        ({"select_every": -3}, r"selection.select_every must be in \[1, 100000\]; got -3"),
     ],
 )
 def test_schedule_invalid_arguments(kwargs: dict, message: str) -> None:
@@ -197,3 +200,4 @@ def test_sampler_drives_a_dataloader_with_graft(digits: InMemory) -> None:
     ids = InMemory(torch.arange(len(digits))[:, None], y_all)
     served = torch.cat([i for i, _ in DataLoader(ids, batch_size=128, sampler=sampler)])
     assert served.flatten().sort().values.tolist() == sampler.selection.indices.tolist()
+

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from graft_hpo import __version__
+from graft_hpo._log import configure_logging
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.exceptions import GraftHPOError
 
@@ -345,40 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _own_lines(record: logging.LogRecord) -> bool:
-    """The console's default: graft-hpo's own log lines, and other libraries' problems
-    (not matplotlib's one-off notice that it builds its font cache)."""
-    if record.name.startswith("graft_hpo"):
-        return True
-    threshold = logging.ERROR if record.name.startswith("matplotlib") else logging.WARNING
-    return record.levelno >= threshold
-
-
-class _ConsoleFormatter(logging.Formatter):
-    """Plain lines for graft-hpo's information; the level and source for warnings."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        if record.levelno < logging.WARNING:
-            return record.getMessage()
-        return f"{record.levelname.lower()}: {record.name}: {record.getMessage()}"
-
-
-def _configure_logging(*, verbose: bool, debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if verbose:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    else:
-        handler.setFormatter(_ConsoleFormatter())
-        handler.addFilter(_own_lines)
-        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # its own handler, not ours
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``graft-hpo`` console script."""
     args = build_parser().parse_args(argv)
     args.verbose = args.verbose or args.debug
-    _configure_logging(verbose=args.verbose, debug=args.debug)
+    configure_logging(verbose=args.verbose, debug=args.debug)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stderr is ours
     handler, _ = _COMMANDS[args.command]

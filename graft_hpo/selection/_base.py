@@ -163,7 +163,9 @@ class Phase:
 class SubsetSchedule:
     """When to train on full data and when to re-select (GRAFT_NOTES §3.7, §5.4).
 
-    Epochs ``0 .. warm_start_epochs - 1`` train on the full data; from then on every epoch
+    The one place that decides an epoch's phase: :class:`SubsetSampler` and, through it, the
+    training loop ask :meth:`phase` rather than work it out again. Epochs
+    ``0 .. warm_start_epochs - 1`` train on the full data; from then on every epoch
     trains on a subset, re-selected at the first subset epoch and every ``select_every`` epochs
     after it.
     """

@@ -107,8 +107,24 @@ class InfoBatchSelector(Selector):
         n = len(dataset)  # type: ignore[arg-type]
         epoch, self._epoch = self._epoch, self._epoch + 1
         everything = torch.arange(n)
-        if epoch >= self.first_annealed_epoch or self.prune_ratio == 0.0:
+        none = everything[:0]
+        pruning = epoch < self.first_annealed_epoch and self.prune_ratio > 0.0
+        well_learnt, pruned = self._prune(n, generator) if pruning else (none, none)
+        if pruned.numel() == 0:  # annealed, or nothing left out: a plain, unweighted epoch
             return Selection(everything, None, 1.0, {"selection_s": 0.0, "pruned": 0.0})
+        keep = torch.ones(n, dtype=torch.bool)
+        keep[pruned] = False
+        weights = torch.ones(n)
+        weights[well_learnt] = 1.0 / (1.0 - self.prune_ratio)
+        indices = everything[keep]
+        stats = {"selection_s": 0.0, "pruned": float(pruned.numel())}
+        return Selection(indices, weights[keep], len(indices) / n, stats)
+
+    def _prune(
+        self, n: int, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The well-learnt samples (recorded loss below the mean) and the random share of them
+        that sits this epoch out, as dataset indices."""
         scores = torch.full((n,), math.inf)
         if self._scores is not None:
             seen = self._scores[:n].cpu()
@@ -117,14 +133,7 @@ class InfoBatchSelector(Selector):
         mean = scores[finite].mean() if bool(finite.any()) else torch.tensor(math.inf)
         well_learnt = (finite & (scores < mean)).nonzero().squeeze(1)
         order = torch.randperm(well_learnt.numel(), generator=generator)
-        pruned = well_learnt[order[: round(self.prune_ratio * well_learnt.numel())]]
-        keep = torch.ones(n, dtype=torch.bool)
-        keep[pruned] = False
-        weights = torch.ones(n)
-        weights[well_learnt] = 1.0 / (1.0 - self.prune_ratio)
-        indices = everything[keep]
-        stats = {"selection_s": 0.0, "pruned": float(pruned.numel())}
-        return Selection(indices, weights[keep], len(indices) / n, stats)
+        return well_learnt, well_learnt[order[: round(self.prune_ratio * well_learnt.numel())]]
 
     def __repr__(self) -> str:
         return (

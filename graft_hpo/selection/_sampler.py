@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from torch.utils.data import Sampler
 
+from graft_hpo.selection._base import Phase
 from graft_hpo.selection._base import Selection
 from graft_hpo.selection._base import Selector
 from graft_hpo.selection._base import SubsetSchedule
@@ -23,9 +24,10 @@ logger = logging.getLogger(__name__)
 class SubsetSampler(Sampler[int]):
     """Yields the dataset indices to train on this epoch, re-selecting on schedule.
 
-    Call :meth:`set_epoch` at the start of every epoch: during warm-start epochs the sampler
-    yields every index; afterwards it yields the current subset, re-selected with the model as it
-    is whenever the schedule says so. Indices are reshuffled every epoch with ``generator``.
+    Call :meth:`set_epoch` at the start of every epoch: it asks the schedule for the epoch's
+    :class:`Phase` (kept in :attr:`phase`). In a ``full`` epoch the sampler yields every index;
+    in a ``subset`` epoch it yields the current subset, re-selected with the model as it is
+    whenever the schedule says so. Indices are reshuffled every epoch with ``generator``.
 
     Args:
         selector: a :class:`Selector` (``get_selector("graft", fraction=0.3)``).
@@ -65,17 +67,18 @@ class SubsetSampler(Sampler[int]):
         self.generator = generator
         self.device = device
         self.selection: Selection | None = None  # the current subset; None before the first
-        self._subset_epoch = False
+        self.phase = Phase("full", resample=False)  # this epoch's; every index until set_epoch
 
     def set_epoch(self, epoch: int) -> Selection | None:
         """Enter ``epoch`` (0-based); returns the new :class:`Selection` if one was made."""
         phase = self.schedule.phase(epoch)
-        self._subset_epoch = phase.kind == "subset"
-        if not (phase.resample or (self._subset_epoch and self.selection is None)):
+        if not (phase.resample or (phase.kind == "subset" and self.selection is None)):
+            self.phase = phase
             return None
         self.selection = self.selector.select(
             self.model, self.selection_dataset, generator=self.generator, device=self.device
         )
+        self.phase = phase  # only now: a subset phase always has a selection
         logger.info(
             "epoch %d: selected %d of %d samples (%.1f%%) in %.2fs",
             epoch,
@@ -87,10 +90,24 @@ class SubsetSampler(Sampler[int]):
         return self.selection
 
     def current_indices(self) -> torch.Tensor:
-        """The dataset indices of this epoch, unshuffled (all of them during warm start)."""
-        if self._subset_epoch and self.selection is not None:
+        """The dataset indices of this epoch, unshuffled (all of them in a full epoch)."""
+        if self.phase.kind == "subset" and self.selection is not None:
             return self.selection.indices
         return torch.arange(len(self.dataset))  # type: ignore[arg-type]
+
+    def current_weights(self) -> torch.Tensor | None:
+        """This epoch's loss weight of every dataset index, or None for a plain mean loss.
+
+        Returns:
+            ``(len(dataset),)`` float32, the selection's weights at its indices and 0 elsewhere;
+            None in a full epoch or when the selection has no weights.
+        """
+        selection = self.selection
+        if self.phase.kind != "subset" or selection is None or selection.weights is None:
+            return None
+        table = torch.zeros(len(self.dataset))  # type: ignore[arg-type]
+        table[selection.indices] = selection.weights
+        return table
 
     def __iter__(self) -> Iterator[int]:
         indices = self.current_indices()

@@ -208,7 +208,7 @@ def train(
             for hook in hooks:
                 hook.on_selection_end(state, selection)
         order = torch.tensor(list(iter(sampler)), dtype=torch.long)
-        weights = _weight_lookup(sampler, n_train)
+        weights = sampler.current_weights()  # None in a full epoch: the schedule's phase
 
         # ---- one epoch over the current subset
         model.train()
@@ -277,12 +277,3 @@ def train(
     )
     return TrainResult(final, state.history, state.stop_reason)
 
-
-def _weight_lookup(sampler: SubsetSampler, n: int) -> torch.Tensor | None:
-    """Per-dataset-index loss weights for this epoch, or None for a plain mean loss."""
-    selection = sampler.selection
-    if selection is None or selection.weights is None or len(sampler) == n:
-        return None
-    table = torch.zeros(n)
-    table[selection.indices] = selection.weights
-    return table

@@ -73,6 +73,15 @@ def test_nothing_seen_or_nothing_to_prune_trains_on_everything() -> None:
     assert len(_selector(prune_ratio=0.0).select(make_mlp(), _data()).indices) == 8
 
 
+def test_an_epoch_that_prunes_nothing_is_unweighted() -> None:
+    # one sample below the mean: round(0.5 * 1) = 0 pruned, so nothing is rescaled either
+    selector = InfoBatchSelector(prune_ratio=0.5, epochs=4)
+    selector.record_losses(torch.arange(3), torch.tensor([0.1, 1.0, 1.1]))
+    selection = selector.select(make_mlp(), _data(3), generator=torch.Generator())
+    assert selection.indices.tolist() == [0, 1, 2]
+    assert selection.weights is None and selection.stats["pruned"] == 0.0
+
+
 def test_losses_are_recorded_where_they_are_and_overwritten() -> None:
     selector = InfoBatchSelector(epochs=2)
     selector.record_losses(torch.tensor([5, 1]), torch.tensor([2.0, 3.0]))

@@ -201,3 +201,36 @@ def test_sampler_drives_a_dataloader_with_graft(digits: InMemory) -> None:
     served = torch.cat([i for i, _ in DataLoader(ids, batch_size=128, sampler=sampler)])
     assert served.flatten().sort().values.tolist() == sampler.selection.indices.tolist()
 
+
+class WeightedRandom(RandomSelector):
+    """Random subsets whose i-th selected sample weighs i + 1."""
+
+    def select(self, model: nn.Module, dataset: Dataset[Any], **kwargs: Any) -> Selection:
+        sel = super().select(model, dataset, **kwargs)
+        return dataclasses.replace(sel, weights=torch.arange(1.0, len(sel.indices) + 1))
+
+
+def test_sampler_weights_follow_the_schedules_phase(digits: InMemory) -> None:
+    # the loop's loss weights come from the sampler, which asks the schedule: none in a full
+    # epoch (even with a weighted subset in hand), the subset's in a subset epoch
+    sampler = SubsetSampler(
+        WeightedRandom(fraction=0.1),
+        digits,
+        make_mlp(0),
+        schedule=SubsetSchedule(warm_start_epochs=1, select_every=2),
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert sampler.current_weights() is None and sampler.phase == Phase("full", False)
+    sampler.set_epoch(0)
+    assert sampler.current_weights() is None
+    for epoch in (1, 2):
+        sampler.set_epoch(epoch)
+        assert sampler.phase == SubsetSchedule(1, 2).phase(epoch)
+        table = sampler.current_weights()
+        assert sampler.selection is not None and sampler.selection.weights is not None
+        assert table is not None and table.shape == (len(digits),)
+        assert torch.equal(table[sampler.selection.indices], sampler.selection.weights)
+        assert int((table > 0).sum()) == len(sampler.selection.indices)
+    unweighted = SubsetSampler(RandomSelector(fraction=0.1), digits, make_mlp(0))
+    unweighted.set_epoch(0)
+    assert unweighted.phase.kind == "subset" and unweighted.current_weights() is None

@@ -13,12 +13,14 @@ import math
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
+from typing import TypeVar
 
 import torch
 
@@ -40,6 +42,7 @@ from graft_hpo.proxy import proxy_ranking
 from graft_hpo.proxy import selector_for
 from graft_hpo.proxy import uses_ranking
 from graft_hpo.selection import Ranking
+from graft_hpo.selection import Selector
 from graft_hpo.selection import build_selector
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import parse_policy
@@ -62,6 +65,8 @@ __all__ = [
 CONFIG_ARTIFACT = "config.json"  # each trial run's whole pipeline config, as JSON
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -87,24 +92,32 @@ class TrialResult:
         return asdict(self)
 
 
-def check_pipeline(config: PipelineConfig) -> None:
+def check_pipeline(config: PipelineConfig) -> Selector:
     """Check what the config loader cannot: registry names and selector parameters.
 
     Cheap (no data is loaded). Raises :class:`ConfigError` listing every problem.
+
+    Returns:
+        The selector ``config.selection`` describes, built by the check: a trial trains with
+        it rather than build another.
     """
-    errors = []
-    for check in (
-        lambda: check_data(config.data),
-        lambda: build_selector(config.selection, config.train),
-        lambda: check_model(config.model),
-        lambda: _check_final_stage(config),
-    ):
-        try:
-            check()
-        except ConfigError as err:
-            errors += err.errors
-    if errors:
+    errors: list[str] = []
+    _collect(errors, lambda: check_data(config.data))
+    selector = _collect(errors, lambda: build_selector(config.selection, config.train))
+    _collect(errors, lambda: check_model(config.model))
+    _collect(errors, lambda: _check_final_stage(config))
+    if errors or selector is None:
         raise ConfigError(errors)
+    return selector
+
+
+def _collect(errors: list[str], check: Callable[[], _T]) -> _T | None:
+    """``check()``, or None with its :class:`ConfigError`'s messages added to ``errors``."""
+    try:
+        return check()
+    except ConfigError as err:
+        errors += err.errors
+        return None
 
 
 def _check_final_stage(config: PipelineConfig) -> None:
@@ -191,86 +204,168 @@ def run_trial(
     Raises:
         ConfigError: bad input, detected before anything is written to the tracking store.
     """
-    check_pipeline(config)
-    try:  # e.g. train.device=cuda on a machine without one: bad input, nothing logged
-        resolve_device(config.train.device)
-    except TrialFailedError as err:
-        raise ConfigError(str(err)) from err
-    bundle = load_data(config.data, seed=config.train.seed)
-    seed_everything(config.train.seed)
-    model = build_model(
-        config.model, input_shape=bundle.input_shape, num_classes=bundle.num_classes
-    )
+    trial = _Trial.build(config)
     params = flatten_config(config)
-
     run = None
     if tracking:
-        run = RunLogger.start(
-            tracking_uri or config.tracking.uri,
-            config.tracking.experiment or config.name,
-            run_name=run_name or f"{config.selection.strategy}-{uuid.uuid4().hex[:8]}",
-            parent_run_id=parent_run_id,
-            tags={"strategy": config.selection.strategy, **(tags or {})},
+        run = _start_run(
+            config, params, uri=tracking_uri, parent=parent_run_id, name=run_name, tags=tags
         )
-        run.log_params(params)
-        run.log_dict(config_to_dict(config), CONFIG_ARTIFACT)  # what `retrain` rebuilds
     for hook in hooks:
         if isinstance(hook, TrialHooks):
             hook.on_trial_start(run.run_id if run is not None else None)
 
     set_up_process(config)
+    step = functools.partial(trial.train_and_test, ranking=ranking, evaluate_test=evaluate_test)
+    measured = _measure(config, step, run=run, hooks=hooks)
+    error = measured.error
+    if error is None:
+        error = _end_hooks(hooks, trial.model, trial.bundle, run)
+    return _record(run, params, measured, error)
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """A trial's parts, checked and built before anything is written to the tracking store."""
+
+    config: PipelineConfig
+    bundle: DataBundle
+    model: torch.nn.Module
+    selector: Selector  # what config.selection describes, built once (by check_pipeline)
+
+    @classmethod
+    def build(cls, config: PipelineConfig) -> _Trial:
+        """Check ``config``, load its data, seed, and build the model.
+
+        Raises:
+            ConfigError: anything :func:`check_pipeline` finds, or a device this machine lacks.
+        """
+        selector = check_pipeline(config)
+        try:  # e.g. train.device=cuda on a machine without one: bad input, nothing logged
+            resolve_device(config.train.device)
+        except TrialFailedError as err:
+            raise ConfigError(str(err)) from err
+        bundle = load_data(config.data, seed=config.train.seed)
+        seed_everything(config.train.seed)
+        model = build_model(
+            config.model, input_shape=bundle.input_shape, num_classes=bundle.num_classes
+        )
+        return cls(config, bundle, model, selector)
+
+    def train_and_test(
+        self,
+        hooks: Sequence[TrainHooks],
+        measured: _Measured,
+        *,
+        ranking: Ranking | None,
+        evaluate_test: bool,
+    ) -> None:
+        """Train (on the prefix of ``ranking`` with ``selection.scope=sweep``, ranking first
+        if there is none), then evaluate; results go into ``measured`` as they come."""
+        config, selector, ranking_s = self.config, self.selector, 0.0
+        if uses_ranking(config):
+            if ranking is None:  # no sweep ranked for us: our own proxy ranks, measured
+                ranking = proxy_ranking(config, self.bundle, ranker=selector)
+                ranking_s = ranking.stats.get("duration_s", 0.0)
+            selector = selector_for(config, ranking)
+        result = train(
+            self.model,
+            train_set=self.bundle.train,
+            val_set=self.bundle.val,
+            selection_set=self.bundle.train_eval,
+            config=config,
+            hooks=hooks,
+            selector=selector,
+        )
+        measured.metrics.update(result.metrics)
+        measured.metrics["selection_s"] = measured.metrics.get("selection_s", 0.0) + ranking_s
+        if result.stop_reason is not None:  # a hook ended training early
+            measured.tags.update(early_stopped="true", stop_reason=result.stop_reason)
+        if evaluate_test:
+            measured.metrics.update(_test_metrics(self.model, self.bundle, config))
+
+
+@dataclass
+class _Measured:
+    """What a trial's measured window produced (filled in as it goes)."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    error: str | None = None  # "<Type>: <message>" when training failed
+
+
+def _start_run(
+    config: PipelineConfig,
+    params: dict[str, Any],
+    *,
+    uri: str | None,
+    parent: str | None,
+    name: str | None,
+    tags: Mapping[str, str] | None,
+) -> RunLogger:
+    """Open the trial's MLflow run; log its params and config (what ``retrain`` rebuilds)."""
+    run = RunLogger.start(
+        uri or config.tracking.uri,
+        config.tracking.experiment or config.name,
+        run_name=name or f"{config.selection.strategy}-{uuid.uuid4().hex[:8]}",
+        parent_run_id=parent,
+        tags={"strategy": config.selection.strategy, **(tags or {})},
+    )
+    run.log_params(params)
+    run.log_dict(config_to_dict(config), CONFIG_ARTIFACT)
+    return run
+
+
+def _measure(
+    config: PipelineConfig,
+    step: Callable[[Sequence[TrainHooks], _Measured], None],
+    *,
+    run: RunLogger | None,
+    hooks: Sequence[TrainHooks],
+) -> _Measured:
+    """Run ``step`` (training) inside the emissions measurement, with the trial's own hooks
+    first; add the energy, CO2 and duration measured.
+
+    A failing trial is a result, never a crash of the sweep: ``step``'s exception becomes
+    ``error``. Ctrl-C or SystemExit ends the run ``KILLED`` (it is kept) and propagates.
+    """
+    measured = _Measured()
     start = time.perf_counter()
-    metrics: dict[str, float] = {}
-    run_tags: dict[str, str] = {}
-    error = None
     try:
         with measure_emissions(config.emissions, project_name=config.name) as energy:
             # logged before the caller's hooks run: a hook that fails still leaves the epoch
             all_hooks = [_EnergySoFar(energy), *([_LogToRun(run)] if run else []), *hooks]
             try:
-                ranking_s = 0.0
-                if uses_ranking(config) and ranking is None:  # no sweep ranked for us
-                    ranking = proxy_ranking(config, bundle)
-                    ranking_s = ranking.stats.get("duration_s", 0.0)
-                result = train(
-                    model,
-                    train_set=bundle.train,
-                    val_set=bundle.val,
-                    selection_set=bundle.train_eval,
-                    config=config,
-                    hooks=all_hooks,
-                    selector=selector_for(config, ranking),
-                )
-                metrics.update(result.metrics)
-                metrics["selection_s"] = metrics.get("selection_s", 0.0) + ranking_s
-                if result.stop_reason is not None:  # a hook ended training early
-                    run_tags.update(early_stopped="true", stop_reason=result.stop_reason)
-                if evaluate_test:
-                    metrics.update(_test_metrics(model, bundle, config))
-            except Exception as err:  # a failing trial is a result, never a crash of the sweep
-                error = f"{type(err).__name__}: {err}"
-                logger.warning("trial failed: %s", error)
+                step(all_hooks, measured)
+            except Exception as err:
+                measured.error = f"{type(err).__name__}: {err}"
+                logger.warning("trial failed: %s", measured.error)
                 logger.debug("%s", traceback.format_exc())
-    except BaseException:  # Ctrl-C or SystemExit: keep the run, marked KILLED, and re-raise
+    except BaseException:
         if run is not None:
             run.end("KILLED")
         raise
-    metrics.update(energy.result.metrics())
-    metrics["duration_s"] = time.perf_counter() - start
-    if error is None:
-        error = _end_hooks(hooks, model, bundle, run)
-    metrics = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
-
-    status = "FINISHED" if error is None else "FAILED"
+    measured.metrics.update(energy.result.metrics())
+    measured.metrics["duration_s"] = time.perf_counter() - start
     if energy.result.error is not None:
-        run_tags["emissions_error"] = energy.result.error
+        measured.tags["emissions_error"] = energy.result.error
+    return measured
+
+
+def _record(
+    run: RunLogger | None, params: dict[str, Any], measured: _Measured, error: str | None
+) -> TrialResult:
+    """The trial's result, also logged to its run (finite metrics, tags), which ends."""
+    metrics = {k: float(v) for k, v in measured.metrics.items() if math.isfinite(float(v))}
+    status = "FINISHED" if error is None else "FAILED"
+    tags = dict(measured.tags)
     if error is not None:
-        run_tags["error"] = error
+        tags["error"] = error
     if run is not None:
         run.log_metrics(metrics)
-        run.set_tags(run_tags)
+        run.set_tags(tags)
         run.end(status)
-    return TrialResult(run.run_id if run else None, status, params, metrics, error, run_tags)
+    return TrialResult(run.run_id if run else None, status, params, metrics, error, tags)
 
 
 def set_up_process(config: PipelineConfig) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,6 +104,33 @@ def test_without_tracking_a_trial_still_measures(tmp_path: Path) -> None:
     result = run_trial(config, tracking=False)
     assert result.run_id is None and result.status == "FINISHED"
     assert result.metrics["fraction_effective"] == pytest.approx((1 + 0.3) / 2, abs=0.01)
+
+
+def test_a_trial_builds_its_selector_once_and_trains_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import graft_hpo.selection as selection
+    import graft_hpo.training._loop as loop
+    import graft_hpo.trial as trial
+
+    built: list[selection.Selector] = []
+    trained_with: list[selection.Selector | None] = []
+
+    def build(*args: Any) -> selection.Selector:
+        built.append(selection.build_selector(*args))
+        return built[-1]
+
+    def train(*args: Any, selector: selection.Selector | None = None, **kwargs: Any) -> Any:
+        trained_with.append(selector)
+        return loop.train(*args, selector=selector, **kwargs)
+
+    monkeypatch.setattr(trial, "build_selector", build)
+    monkeypatch.setattr(loop, "build_selector", build)
+    monkeypatch.setattr(trial, "train", train)
+    config = load_pipeline("digits", [*FAST, "selection.strategy=infobatch"])
+    result = run_trial(config, tracking=False)
+    assert result.status == "FINISHED", result.error
+    assert len(built) == 1 and trained_with == built  # checked, then trained with: one object
 
 
 _TWO_TRIALS = """

@@ -213,19 +213,14 @@ class WeightedRandom(RandomSelector):
 def test_sampler_weights_follow_the_schedules_phase(digits: InMemory) -> None:
     # the loop's loss weights come from the sampler, which asks the schedule: none in a full
     # epoch (even with a weighted subset in hand), the subset's in a subset epoch
-    sampler = SubsetSampler(
-        WeightedRandom(fraction=0.1),
-        digits,
-        make_mlp(0),
-        schedule=SubsetSchedule(warm_start_epochs=1, select_every=2),
-        generator=torch.Generator().manual_seed(0),
-    )
+    schedule = SubsetSchedule(warm_start_epochs=1, select_every=2)
+    sampler = SubsetSampler(WeightedRandom(fraction=0.1), digits, make_mlp(0), schedule=schedule)
     assert sampler.current_weights() is None and sampler.phase == Phase("full", False)
     sampler.set_epoch(0)
     assert sampler.current_weights() is None
     for epoch in (1, 2):
         sampler.set_epoch(epoch)
-        assert sampler.phase == SubsetSchedule(1, 2).phase(epoch)
+        assert sampler.phase == schedule.phase(epoch)
         table = sampler.current_weights()
         assert sampler.selection is not None and sampler.selection.weights is not None
         assert table is not None and table.shape == (len(digits),)

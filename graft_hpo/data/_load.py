@@ -19,6 +19,7 @@ from graft_hpo.data import _digits  # noqa: F401
 from graft_hpo.data import _mnist  # noqa: F401
 from graft_hpo.data import _mnist5k  # noqa: F401
 from graft_hpo.data import _synthetic  # noqa: F401
+from graft_hpo.data import _synthetic_hard  # noqa: F401
 from graft_hpo.data._base import DATASETS
 from graft_hpo.data._base import Pool
 from graft_hpo.data._base import Source
@@ -57,8 +58,13 @@ def _normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.
     return x.sub_(mean.view(shape)).div_(std.view(shape))
 
 
-def _bundle(pool: Pool, *, name: str, cfg: DataConfig, seed: int) -> DataBundle:
-    """Split, normalise (statistics of the train split only) and wrap a pool."""
+def _split(
+    pool: Pool, cfg: DataConfig, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(train_idx, val_idx, test_x, test_y)``: the pool's stratified split with ``seed``.
+
+    The test split is the pool's official one, or else ``data.test_fraction`` of the pool.
+    """
     n = len(pool.y)
     val_fraction = check_float(cfg.val_fraction, "data.val_fraction", low=0.0, high=1.0)
     g = torch.Generator().manual_seed(seed)
@@ -85,6 +91,12 @@ def _bundle(pool: Pool, *, name: str, cfg: DataConfig, seed: int) -> DataBundle:
         raise ConfigError(
             f"data.val_fraction must leave training samples out of {n}; got {val_fraction!r}"
         )
+    return train_idx, val_idx, test_x, test_y
+
+
+def _bundle(pool: Pool, *, name: str, cfg: DataConfig, seed: int) -> DataBundle:
+    """Split, normalise (statistics of the train split only) and wrap a pool."""
+    train_idx, val_idx, test_x, test_y = _split(pool, cfg, seed)
 
     def floats(x: torch.Tensor) -> torch.Tensor:
         # Always a copy: normalisation runs in place and must not touch the builder's tensors.

@@ -15,7 +15,8 @@ from graft_hpo.data._base import Source
 from graft_hpo.exceptions import ConfigError
 
 
-def _shape(value: object) -> tuple[int, ...]:
+def parse_shape(value: object) -> tuple[int, ...]:
+    """``data.options.shape`` checked: ``[C, H, W]`` or ``[D]`` of positive integers."""
     message = f"data.options.shape must be [C, H, W] or [D] of positive integers; got {value!r}"
     if isinstance(value, str) or not isinstance(value, Sequence) or len(value) not in (1, 3):
         raise ConfigError(message)
@@ -23,6 +24,18 @@ def _shape(value: object) -> tuple[int, ...]:
         return tuple(check_int(v, "data.options.shape", minimum=1) for v in value)
     except ConfigError:
         raise ConfigError(message) from None
+
+
+def class_means(count: int, dims: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+    """``(count, *dims)`` unit-scale patterns: smooth images (a standard-normal 4x4 pattern per
+    channel, upsampled bilinearly) for ``[C, H, W]``, standard normal vectors for ``[D]``."""
+    if len(dims) == 3:
+        c, h, w = dims
+        coarse = torch.randn(count, c, 4, 4, generator=g)
+        means = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+        # Bilinear upsampling shrinks the variance; restore unit scale per pattern.
+        return means / means.flatten(1).std(dim=1).clamp_min(1e-6).view(-1, 1, 1, 1)
+    return torch.randn(count, *dims, generator=g)
 
 
 @DATASETS.register("synthetic")
@@ -55,19 +68,12 @@ def synthetic(
         A pool with ``x`` ``(n, *shape)`` float32.
     """
     n = check_int(n, "data.options.n", minimum=2)
-    dims = _shape(shape)
+    dims = parse_shape(shape)
     num_classes = check_int(num_classes, "data.options.num_classes", minimum=2)
     noise = check_float(noise, "data.options.noise", low=0.0)
     seed = check_int(seed, "data.options.seed")
     g = torch.Generator().manual_seed(seed)
-    if len(dims) == 3:
-        c, h, w = dims
-        coarse = torch.randn(num_classes, c, 4, 4, generator=g)
-        means = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
-        # Bilinear upsampling shrinks the variance; restore unit scale per class.
-        means = means / means.flatten(1).std(dim=1).clamp_min(1e-6).view(-1, 1, 1, 1)
-    else:
-        means = torch.randn(num_classes, *dims, generator=g)
+    means = class_means(num_classes, dims, g)
     y = torch.arange(n) % num_classes
     y = y[torch.randperm(n, generator=g)]
     x = means[y] + noise * torch.randn(n, *dims, generator=g)

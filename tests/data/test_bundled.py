@@ -34,6 +34,7 @@ def test_available_datasets_lists_every_builtin():
         "mnist",
         "mnist5k",
         "synthetic",
+        "synthetic_hard",
     ]
 
 
@@ -162,7 +163,7 @@ def test_unknown_name_lists_names_and_suggests(data_cfg):
         load_data(data_cfg("mnist5"), seed=0)
     assert str(err.value) == (
         "data.name must be one of cifar10, cifar100, digits, fashion_mnist, mnist, mnist5k, "
-        "synthetic, or 'module:attr'; got 'mnist5' (did you mean 'mnist5k'?)"
+        "synthetic, synthetic_hard, or 'module:attr'; got 'mnist5' (did you mean 'mnist5k'?)"
     )
 
 

@@ -6,9 +6,9 @@ import optuna
 import pytest
 
 from graft_hpo.config import load_pipeline
+from graft_hpo.sweep._search import _sampler
 from graft_hpo.sweep._space import define_by_run
 from graft_hpo.sweep._space import load_space
-from graft_hpo.sweep._search import _sampler
 
 
 @pytest.mark.parametrize("name", ["tpe", "nsga2", "gp", "random"])

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 __all__ = [
+    "EXPERIMENT_KIND_TRAINING",
     "METRICS",
     "TAG_EARLY_STOPPED",
+    "TAG_EXPERIMENT_KIND",
+    "TAG_NOTE",
     "TAG_OBJECTIVES",
     "TAG_PARENT_RUN_ID",
     "TAG_PARETO",
@@ -35,3 +38,9 @@ TAG_PARETO = "pareto"  # "true" on the winners of a sweep, "false" on its other 
 TAG_ROLE = "graft_hpo.role"  # "sweep" on a sweep's parent run, "trial" on its trial runs
 TAG_OBJECTIVES = "objectives"  # on a sweep's parent run: JSON [["val_acc", "max"], ...]
 TAG_PARENT_RUN_ID = "mlflow.parentRunId"  # nests a run under another, across processes
+TAG_NOTE = "mlflow.note.content"  # a run's description (markdown) in MLflow's UI
+
+# What an experiment is for (MLflow 3): model training, "Machine learning" in MLflow's UI (the
+# other main kind is "genai_development", traces of LLM apps).
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_TRAINING = "custom_model_development"

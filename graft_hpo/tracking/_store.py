@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from graft_hpo.exceptions import ConfigError
+from graft_hpo.tracking._names import EXPERIMENT_KIND_TRAINING
+from graft_hpo.tracking._names import TAG_EXPERIMENT_KIND
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -185,6 +187,11 @@ def ensure_experiment(uri: str, name: str) -> str:
     Call it once in the driver before trials start, so parallel trials never race the store's
     creation (about 2.4 s of sqlite migrations). Idempotent.
 
+    The experiment is marked as model training (``mlflow.experimentKind`` =
+    ``custom_model_development``, MLflow's own mark), also when it exists without a kind (made
+    by an older version); a kind someone chose is kept. MLflow 3.17's UI picks its start page
+    from the link instead: see :func:`graft_hpo.tracking._ui.ui_url`.
+
     Args:
         uri: a tracking URI (made absolute by :func:`resolve_tracking_uri`).
         name: the experiment name (one per pipeline).
@@ -202,15 +209,25 @@ def ensure_experiment(uri: str, name: str) -> str:
     client = open_client(uri, create=True)
     from mlflow.exceptions import MlflowException
 
+    kind = {TAG_EXPERIMENT_KIND: EXPERIMENT_KIND_TRAINING}
     try:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             try:
-                return client.create_experiment(name, artifact_location=default_artifact_root(uri))
+                root = default_artifact_root(uri)
+                return client.create_experiment(name, artifact_location=root, tags=kind)
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
                 experiment = client.get_experiment_by_name(name)  # created by a racing process
+        if (
+            experiment is not None
+            and experiment.lifecycle_stage == "active"
+            and TAG_EXPERIMENT_KIND not in experiment.tags  # made by an older version
+        ):
+            client.set_experiment_tag(
+                experiment.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND_TRAINING
+            )
     except Exception as exc:
         raise _cannot_open(uri, _reason(exc)) from exc
     if experiment is None or experiment.lifecycle_stage != "active":

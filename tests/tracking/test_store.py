@@ -84,6 +84,28 @@ def test_ensure_experiment_is_idempotent_and_uses_the_artifacts_folder(store_uri
 
 
 @pytest.mark.mlflow
+def test_experiments_are_marked_as_model_training(store_uri: str) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=store_uri)
+
+    def kind(experiment_id: str) -> str | None:
+        return client.get_experiment(experiment_id).tags.get("mlflow.experimentKind")
+
+    created = ensure_experiment(store_uri, "kind-new")
+    assert kind(created) == "custom_model_development"
+    # an experiment an older version made (no kind) is marked when a sweep next writes to it
+    older = client.create_experiment("kind-older")
+    assert kind(older) is None
+    assert ensure_experiment(store_uri, "kind-older") == older
+    assert kind(older) == "custom_model_development"
+    # a kind someone chose is kept
+    chosen = client.create_experiment("kind-chosen", tags={"mlflow.experimentKind": "automl"})
+    ensure_experiment(store_uri, "kind-chosen")
+    assert kind(chosen) == "automl"
+
+
+@pytest.mark.mlflow
 def test_deleted_experiment_and_empty_name_are_config_errors(store_uri: str) -> None:
     from mlflow import MlflowClient
 

@@ -15,12 +15,9 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import tempfile
-from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from collections.abc import Sized
@@ -43,6 +40,7 @@ from graft_hpo.exceptions import ConfigError
 from graft_hpo.tracking import TAG_ROLE
 from graft_hpo.tracking import TAG_SWEEP_ID
 from graft_hpo.tracking import resolve_tracking_uri
+from graft_hpo.tracking._global_uri import global_tracking_uri
 from graft_hpo.trial import CONFIG_ARTIFACT
 from graft_hpo.trial import TrialHooks
 from graft_hpo.trial import run_trial
@@ -200,7 +198,7 @@ class _LogModel(TrialHooks):
         signature = infer_signature(example, output)
         if run_id is None:
             raise ConfigError("retrain needs tracking: the model is logged into its run")
-        with _mlflow_at(self.uri):
+        with global_tracking_uri(self.uri):
             info = mlflow.pytorch.log_model(
                 model,
                 name=MODEL_ARTIFACT,
@@ -218,28 +216,6 @@ def _input_example(bundle: DataBundle) -> np.ndarray[Any, Any]:
     source = bundle.test if len(cast(Sized, bundle.test)) else bundle.val
     inputs, _ = gather_batch(source, torch.arange(min(_EXAMPLES, len(cast(Sized, source)))))
     return np.ascontiguousarray(inputs.to(torch.float32).cpu().numpy())
-
-
-@contextlib.contextmanager
-def _mlflow_at(uri: str) -> Iterator[None]:
-    """MLflow's flavour and registry functions use the global store: point them at ``uri``.
-
-    The registry follows the tracking URI unless ``$MLFLOW_REGISTRY_URI`` says otherwise.
-    """
-    import mlflow
-    from mlflow.tracking._tracking_service import utils
-
-    # set_tracking_uri also writes $MLFLOW_TRACKING_URI (for subprocesses): put both back
-    # exactly as they were, so the caller's process and its children see no change
-    saved_global = getattr(utils, "_tracking_uri", None)
-    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(saved_global)  # type: ignore[arg-type]  # None unsets it
-        if saved_env is not None:
-            os.environ["MLFLOW_TRACKING_URI"] = saved_env
 
 
 def _lineage(
@@ -278,7 +254,7 @@ def _lineage(
 def _register(uri: str, model_uri: str, name: str, lineage: Mapping[str, str], run_id: str) -> str:
     import mlflow
 
-    with _mlflow_at(uri):
+    with global_tracking_uri(uri):
         version = mlflow.register_model(model_uri, name, tags=dict(lineage))
     logger.info("registered %s version %s (run %s)", name, version.version, run_id)
     return str(version.version)

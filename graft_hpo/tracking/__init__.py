@@ -49,6 +49,8 @@ from graft_hpo.tracking._select import select_run
 from graft_hpo.tracking._store import default_artifact_root
 from graft_hpo.tracking._store import ensure_experiment
 from graft_hpo.tracking._store import resolve_tracking_uri
+from graft_hpo.tracking._ui import link_artifact
+from graft_hpo.tracking._ui import ui_url
 
 __all__ = [
     "DEFAULT_OBJECTIVES",
@@ -70,6 +72,7 @@ __all__ = [
     "ensure_experiment",
     "front_of",
     "hypervolume_2d",
+    "link_artifact",
     "metric_history",
     "normalize_objectives",
     "pareto_front",
@@ -84,4 +87,5 @@ __all__ = [
     "sweep_objectives",
     "sweep_runs",
     "tag_pareto",
+    "ui_url",
 ]

@@ -79,7 +79,9 @@ class SubsetSampler(Sampler[int]):
             self.model, self.selection_dataset, generator=self.generator, device=self.device
         )
         self.phase = phase  # only now: a subset phase always has a selection
-        logger.info(
+        whole = len(self.selection.indices) == len(self.dataset)  # type: ignore[arg-type]
+        logger.log(
+            logging.DEBUG if whole else logging.INFO,  # "all of them" is no news
             "epoch %d: selected %d of %d samples (%.1f%%) in %.2fs",
             epoch,
             len(self.selection.indices),

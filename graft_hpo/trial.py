@@ -32,6 +32,7 @@ from graft_hpo.data import DataBundle
 from graft_hpo.data import check_data
 from graft_hpo.data import load_data
 from graft_hpo.emissions import EmissionsMeasurement
+from graft_hpo.emissions import gpu_index
 from graft_hpo.emissions import measure_emissions
 from graft_hpo.emissions import warm_up
 from graft_hpo.exceptions import ConfigError
@@ -332,7 +333,11 @@ def _measure(
     measured = _Measured()
     start = time.perf_counter()
     try:
-        with measure_emissions(config.emissions, project_name=config.name) as energy:
+        # on a GPU other trials may share, the trial is charged its share of the device's energy
+        gpu = gpu_index(resolve_device(config.train.device))
+        with measure_emissions(
+            config.emissions, project_name=config.name, gpu_device=gpu
+        ) as energy:
             # logged before the caller's hooks run: a hook that fails still leaves the epoch
             all_hooks = [_EnergySoFar(energy), *([_LogToRun(run)] if run else []), *hooks]
             try:
@@ -349,6 +354,8 @@ def _measure(
     measured.metrics["duration_s"] = time.perf_counter() - start
     if energy.result.error is not None:
         measured.tags["emissions_error"] = energy.result.error
+    if energy.result.gpu_attribution is not None:  # docs/gpu/README.md: the method
+        measured.tags["gpu_energy_attributed"] = energy.result.gpu_attribution
     return measured
 
 

@@ -6,6 +6,7 @@ it runs.
 
 from __future__ import annotations
 
+from graft_hpo.emissions._attribution import gpu_index
 from graft_hpo.emissions._measure import EmissionsMeasurement
 from graft_hpo.emissions._measure import EmissionsResult
 from graft_hpo.emissions._measure import check_country
@@ -16,6 +17,7 @@ __all__ = [
     "EmissionsMeasurement",
     "EmissionsResult",
     "check_country",
+    "gpu_index",
     "measure_emissions",
     "warm_up",
 ]

@@ -26,6 +26,9 @@ from typing import Any
 if TYPE_CHECKING:
     from graft_hpo.config import EmissionsConfig
 
+from graft_hpo.emissions._attribution import NvmlSampler
+from graft_hpo.emissions._attribution import attribute_gpu_energy
+from graft_hpo.emissions._attribution import with_attributed_gpu
 from graft_hpo.exceptions import ConfigError
 
 __all__ = ["EmissionsMeasurement", "EmissionsResult", "check_country", "measure_emissions"]
@@ -39,6 +42,7 @@ _METRIC_FIELDS = {
     "gpu_energy_kwh": "gpu_energy_kwh",
     "ram_energy_kwh": "ram_energy_kwh",
     "co2_kg": "co2_kg",
+    "gpu_energy_share": "gpu_energy_share",
 }
 
 
@@ -59,6 +63,10 @@ class EmissionsResult:
         cpu_power_w: mean CPU power, W.
         gpu_power_w: mean GPU power, W.
         ram_power_w: mean RAM power, W.
+        gpu_energy_share: set when the GPU was shared with other processes: the share of the
+            device's energy charged to this block (``gpu_energy_kwh`` is then that share,
+            see :mod:`graft_hpo.emissions._attribution`); None otherwise.
+        gpu_attribution: the share rule used then (``utilisation``, ``memory``, ``equal``).
         error: ``None`` when measured; else ``"disabled"`` or ``"<ExceptionType>: <message>"``.
     """
 
@@ -71,6 +79,8 @@ class EmissionsResult:
     cpu_power_w: float | None = None
     gpu_power_w: float | None = None
     ram_power_w: float | None = None
+    gpu_energy_share: float | None = None
+    gpu_attribution: str | None = None
     error: str | None = None
 
     def metrics(self) -> dict[str, float]:
@@ -96,6 +106,7 @@ class EmissionsMeasurement:
         self._result: EmissionsResult | None = None
         self._tracker: Any = None
         self._latest: Any = None  # the EmissionsData codecarbon handed our output handler
+        self._gpu: NvmlSampler | None = None  # samples the shared GPU, for attribution
 
     def snapshot(self) -> EmissionsResult | None:
         """The energy and CO2 measured so far, while the ``with`` block runs.
@@ -112,7 +123,13 @@ class EmissionsMeasurement:
         except Exception as exc:
             _logger.debug("codecarbon flush failed: %s", _error_text(exc))
             return None
-        return None if self._latest is None else _result_from(self._latest)
+        return None if self._latest is None else self._attributed(_result_from(self._latest))
+
+    def _attributed(self, result: EmissionsResult) -> EmissionsResult:
+        """``result`` with this process's share of the GPU's energy, if others used it too."""
+        samples = self._gpu.samples() if self._gpu is not None else []
+        attribution = attribute_gpu_energy(samples, os.getpid())
+        return with_attributed_gpu(result, attribution) if attribution.shared else result
 
     @property
     def result(self) -> EmissionsResult:
@@ -255,6 +272,7 @@ def measure_emissions(
     project_name: str = "graft-hpo",
     output_dir: str | None = None,
     tracker_kwargs: Mapping[str, Any] | None = None,
+    gpu_device: int | None = None,
 ) -> Iterator[EmissionsMeasurement]:
     """Measure the energy and CO2 of the ``with`` block with codecarbon's offline tracker.
 
@@ -272,6 +290,9 @@ def measure_emissions(
         tracker_kwargs: extra keyword arguments for ``codecarbon.OfflineEmissionsTracker``,
             overriding the defaults (tests pass ``force_cpu_power``, ``force_ram_power`` in W,
             ``force_carbon_intensity_g_co2e_kwh``).
+        gpu_device: the CUDA device index the block runs on, if any: NVML samples it, and if
+            other processes use it too, the block is charged its share of the device's energy
+            instead of all of it (``result.gpu_energy_share``).
 
     Yields:
         A handle whose ``result`` (:class:`EmissionsResult`) is set when the block exits.
@@ -306,15 +327,19 @@ def measure_emissions(
         _logger.warning(
             "energy and CO2 are not measured: codecarbon failed to start (%s)", start_error
         )
+    if tracker is not None and gpu_device is not None:
+        handle._gpu = NvmlSampler(gpu_device, period_s=cfg.measure_power_secs).start()
     started_at = time.perf_counter()
     try:
         yield handle
     finally:
         handle._tracker = None
+        if handle._gpu is not None:
+            handle._gpu.stop()
         if tracker is None:
             handle._result = _fallback(start_error or "RuntimeError: no tracker")
         else:
-            handle._result = _stop_tracker(tracker, _fallback)
+            handle._result = handle._attributed(_stop_tracker(tracker, _fallback))
 
 
 @functools.cache

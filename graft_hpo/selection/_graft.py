@@ -44,39 +44,20 @@ from graft_hpo.selection._base import Selection
 from graft_hpo.selection._base import Selector
 from graft_hpo.selection._base import budget_of
 from graft_hpo.selection._base import check_knobs
+from graft_hpo.selection._batches import allocate_sizes
+from graft_hpo.selection._batches import partition
 from graft_hpo.selection._features import capture_embeddings
 from graft_hpo.selection._features import low_rank_basis
 from graft_hpo.selection._maxvol import fast_maxvol
 from graft_hpo.selection._rank import Ranking
 from graft_hpo.selection._rank import merge_by_alignment
 
-__all__ = ["GraftSelector", "allocate_sizes", "partition"]
+__all__ = ["GraftSelector"]
 
 _CHUNK = 64  # selection batches per batched linear-algebra call (bounds memory)
 # samples per scoring forward pass: on CPU a small CNN's eval pass over 3,000 MNIST images
 # takes 0.06 s in slices of 128-512 and 0.13 s in slices of 1,024 (cache); GPUs like them large
 _FORWARD_BATCH = {"cpu": 256, "cuda": 1024}
-
-
-def partition(
-    n: int,
-    batch_size: int,
-    *,
-    labels: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-) -> list[torch.Tensor]:
-    """A seeded partition of ``range(n)`` into ``ceil(n / batch_size)`` selection batches.
-
-    Batch sizes differ by at most one. With ``labels`` (``(n,)``), the random order is sorted
-    by label (stably, so the order within a class stays random): consecutive batches walk
-    through the classes, each batch holds one class or the boundary of two, and a class of
-    ``n_c`` samples fills ``n_c / batch_size`` batches, so it receives its share of a budget
-    spread evenly over batches.
-    """
-    perm = torch.randperm(n, generator=generator)
-    if labels is not None:
-        perm = perm[labels[perm].argsort(stable=True)]
-    return list(torch.tensor_split(perm, math.ceil(n / batch_size)))
 
 
 class GraftSelector(Selector):
@@ -358,40 +339,6 @@ def _greedy_order(V: torch.Tensor, n: int) -> torch.Tensor:
     last = torch.ones(V.shape[0], n, dtype=torch.bool, device=V.device)
     last.scatter_(1, head, False)
     return torch.cat([head, last.nonzero()[:, 1:]], dim=1)
-
-
-def allocate_sizes(
-    align: torch.Tensor, sizes: list[int], budget: int, threshold: float
-) -> torch.Tensor:
-    """Choose each batch's candidate size: grow unaligned batches, least aligned first.
-
-    Args:
-        align: ``(n_b, L)`` alignment of each batch's candidate of size ``sizes[j]``.
-        sizes: ascending candidate sizes.
-        budget: total samples allowed over all batches.
-        threshold: a batch stops growing once its alignment reaches this.
-
-    Returns:
-        ``(n_b,)`` int64 level per batch; -1 for a batch that gets no samples (only when the
-        budget is below one candidate per batch).
-    """
-    n_b = align.shape[0]
-    level = torch.zeros(n_b, dtype=torch.long)
-    if n_b * sizes[0] > budget:  # less than the smallest subset per batch: least aligned first
-        level.fill_(-1)
-        level[align[:, 0].argsort(stable=True)[: budget // sizes[0]]] = 0
-        return level
-    spent = n_b * sizes[0]
-    for j in range(len(sizes) - 1):
-        want = ((level == j) & (align[:, j] < threshold)).nonzero().squeeze(1)
-        step = sizes[j + 1] - sizes[j]
-        afford = (budget - spent) // step
-        if want.numel() == 0 or afford <= 0:
-            break
-        grow = want[align[want, j].argsort(stable=True)][:afford]
-        level[grow] = j + 1
-        spent += step * grow.numel()
-    return level
 
 
 def _matching_weights(kernel: torch.Tensor, local: torch.Tensor) -> torch.Tensor:

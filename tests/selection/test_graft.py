@@ -16,8 +16,8 @@ from graft_hpo.selection import GraftSelector
 from graft_hpo.selection import Selection
 from graft_hpo.selection._alignment import last_layer_gradients
 from graft_hpo.selection._base import budget_of
-from graft_hpo.selection._graft import allocate_sizes
-from graft_hpo.selection._graft import partition
+from graft_hpo.selection._batches import allocate_sizes
+from graft_hpo.selection._batches import partition
 
 from ._data import InMemory
 from ._data import ItemByItem

@@ -22,6 +22,7 @@ from graft_hpo.exceptions import ConfigError
 
 __all__ = [
     "classifier_layer",
+    "data_device",
     "declared_targets",
     "find_classifier",
     "gather_batch",
@@ -71,7 +72,7 @@ def gather_batch(
     """
     idx = torch.as_tensor(index, dtype=torch.long)
     if isinstance(dataset, Subset):
-        inner = torch.as_tensor(dataset.indices, dtype=torch.long)
+        inner = torch.as_tensor(dataset.indices, dtype=torch.long, device=idx.device)
         return gather_batch(dataset.dataset, inner[idx], generator=generator)
     own = getattr(dataset, "gather_batch", None)
     if own is not None:
@@ -117,14 +118,38 @@ def labels_of(dataset: Dataset[Any], *, chunk: int = 4096) -> torch.Tensor:
     return torch.cat(parts).long().cpu() if parts else torch.zeros(0, dtype=torch.long)
 
 
-def memory_format_for(device: torch.device | str) -> torch.memory_format:
-    """The layout of images and conv weights on ``device``.
+def data_device(dataset: Dataset[Any]) -> torch.device | None:
+    """Where an in-memory data set's tensors live, or None when it is not held as tensors.
 
-    ``channels_last`` on the CPU, where oneDNN's convolutions run faster in it: the bundled
-    CNN's training step 1.5x, its scoring forward pass 2x, ResNet-18's step 1.06x (2 cores,
-    one thread; ``benchmarks/layout_bench.py``). Torch's default elsewhere: the CUDA path is
-    unmeasured in that layout.
+    ``Subset`` chains are unwrapped; a data set with a ``device`` attribute
+    (:class:`graft_hpo.data.InMemoryDataset`, :class:`graft_hpo.data.CropFlipDataset`) says so
+    itself; one with ``tensors == (x, y)`` is where ``x`` is.
     """
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    device = getattr(dataset, "device", None)
+    if isinstance(device, torch.device):
+        return device
+    tensors = getattr(dataset, "tensors", None)
+    if isinstance(tensors, tuple) and tensors and isinstance(tensors[0], torch.Tensor):
+        return tensors[0].device
+    return None
+
+
+_LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+
+
+def memory_format_for(device: torch.device | str, choice: str = "auto") -> torch.memory_format:
+    """The layout of images and conv weights on ``device`` (``train.memory_format``).
+
+    ``auto`` is ``channels_last`` on the CPU, where oneDNN's convolutions run faster in it: the
+    bundled CNN's training step 1.5x, its scoring forward pass 2x, ResNet-18's step 1.06x (2
+    cores, one thread; ``benchmarks/layout_bench.py``), and torch's default elsewhere, until
+    ``benchmarks/gpu_check.py --all`` has measured channels_last on CUDA. ``channels_last`` and
+    ``contiguous`` force one layout.
+    """
+    if choice != "auto":
+        return _LAYOUTS[choice]
     return torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
 
 
@@ -164,8 +189,12 @@ def iter_batches(
         num_workers: DataLoader workers for data sets that are not in memory.
     """
     if _batchable(dataset):
-        for chunk in order.split(batch_size):
-            x, y = gather_batch(dataset, chunk)
+        # data held on an accelerator is gathered with indices already there: one copy of the
+        # order per call instead of one per batch; ``index`` stays on the host for the caller
+        where = data_device(dataset)
+        on_data = order.to(where) if where is not None and where.type != "cpu" else order
+        for chunk, local in zip(order.split(batch_size), on_data.split(batch_size), strict=True):
+            x, y = gather_batch(dataset, local)
             yield x, y, chunk
         return
     batch_sampler = [chunk.tolist() for chunk in order.split(batch_size)]

@@ -42,6 +42,13 @@ class TrainConfig:
     seed: int = 0  # seeds torch, numpy and python in the trial, and every selector
     device: str = "auto"  # auto (cuda if present, else cpu) | cpu | cuda | cuda:N
     eval_every: int = 1  # validate every N epochs and after the last, in [1, 100000]
+    # CUDA: the train and validation data live on the device when they take at most this share
+    # of its free memory (augmentation and subset gathering run there; no batch crosses the
+    # bus); 0 keeps them on the host. In [0, 1]; no effect on the CPU.
+    data_on_device: float = 0.25
+    # auto (channels_last on the CPU, contiguous on CUDA) | channels_last | contiguous
+    memory_format: str = "auto"
+    compile: bool = False  # torch.compile the training forward pass (benchmarks/gpu_check.py)
 
 
 @dataclass(frozen=True)

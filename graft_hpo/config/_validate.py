@@ -129,6 +129,8 @@ RULES: dict[type, dict[str, Check]] = {
         "seed": at_least(0),  # numpy refuses negative seeds
         "device": matches(r"auto|cpu|cuda|cuda:[0-9]+", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
         "eval_every": interval(1, MAX_EPOCHS, "[]"),
+        "data_on_device": interval(0, 1, "[]"),
+        "memory_format": one_of("auto", "channels_last", "contiguous"),
     },
     SelectionConfig: {
         "strategy": one_of("graft", "random", "full", "infobatch"),

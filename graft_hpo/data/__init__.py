@@ -17,6 +17,8 @@ from graft_hpo.data._datasets import CropFlipDataset
 from graft_hpo.data._datasets import DataBundle
 from graft_hpo.data._datasets import InMemoryDataset
 from graft_hpo.data._datasets import gather
+from graft_hpo.data._device import device_budget_bytes
+from graft_hpo.data._device import place_on_device
 from graft_hpo.data._load import available_datasets
 from graft_hpo.data._load import check_data
 from graft_hpo.data._load import load_data
@@ -27,6 +29,8 @@ __all__ = [
     "InMemoryDataset",
     "available_datasets",
     "check_data",
+    "device_budget_bytes",
     "gather",
     "load_data",
+    "place_on_device",
 ]

@@ -37,6 +37,11 @@ class InMemoryDataset(Dataset[tuple[torch.Tensor, int]]):
         """``(n,)`` int64 labels (torchvision's attribute name)."""
         return self.y
 
+    @property
+    def device(self) -> torch.device:
+        """Where the samples are held."""
+        return self.x.device
+
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
@@ -62,8 +67,9 @@ def crop_flip(
         x: ``(b, c, h, w)`` images.
         padding: pixels of padding on every side before cropping back to ``(h, w)``.
         fill: ``(c,)`` padding value per channel (the normalised value of black).
-        generator: source of randomness; None uses torch's default generator (which a
-            DataLoader seeds per worker from its own generator).
+        generator: source of randomness; None uses torch's default generator of ``x``'s
+            device (which a DataLoader seeds per worker from its own generator), so batches
+            held on a GPU are augmented there without a host round trip.
 
     Returns:
         ``(b, c, h, w)`` augmented images (a new tensor).
@@ -71,7 +77,7 @@ def crop_flip(
     b, c, h, w = x.shape
     padded = fill.to(x).view(1, c, 1, 1).expand(b, c, h + 2 * padding, w + 2 * padding).clone()
     padded[:, :, padding : padding + h, padding : padding + w] = x
-    dev = generator.device if generator is not None else torch.device("cpu")
+    dev = generator.device if generator is not None else x.device
     top = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev).to(x.device)
     left = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev).to(x.device)
     flip = (torch.rand(b, generator=generator, device=dev) < 0.5).to(x.device)
@@ -101,6 +107,11 @@ class CropFlipDataset(Dataset[tuple[torch.Tensor, int]]):
     def targets(self) -> torch.Tensor:
         """``(n,)`` int64 labels."""
         return self.base.y
+
+    @property
+    def device(self) -> torch.device:
+        """Where the samples are held (and augmented)."""
+        return self.base.device
 
     def augment(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment a ``(b, c, h, w)`` batch."""

@@ -25,6 +25,8 @@ from graft_hpo._torch import memory_format_for
 from graft_hpo._torch import to_device
 from graft_hpo.config import PipelineConfig
 from graft_hpo.config import TrainConfig
+from graft_hpo.data import device_budget_bytes
+from graft_hpo.data import place_on_device
 from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.selection import Selection
 from graft_hpo.selection import Selector
@@ -117,15 +119,21 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, dataset: Dataset[Any], *, batch_size: int, device: torch.device
+    model: nn.Module,
+    dataset: Dataset[Any],
+    *,
+    batch_size: int,
+    device: torch.device,
+    memory_format: torch.memory_format | None = None,
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``dataset``."""
+    """Mean cross-entropy and accuracy of ``model`` on ``dataset`` (image batches in
+    ``memory_format``, default :func:`memory_format_for` ``device``)."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.long)
     n = len(dataset)  # type: ignore[arg-type]
-    layout = memory_format_for(device)
+    layout = memory_format or memory_format_for(device)
     for x, y, _ in iter_batches(dataset, torch.arange(n), batch_size):
         x, y = to_device(x, device, layout), y.to(device, non_blocking=True)
         with _autocast(device):
@@ -176,9 +184,17 @@ def train(
     """
     cfg = config.train
     device = device or resolve_device(cfg.device)
-    layout = memory_format_for(device)
+    layout = memory_format_for(device, cfg.memory_format)
     model.to(device)
     model.to(memory_format=layout)
+    # compiled for the training step only: selection and validation run the eager model
+    forward = torch.compile(model) if cfg.compile else model
+    # the data on the GPU when it fits (train.data_on_device): no batch is copied per step
+    train_set, val_set, selection_set = place_on_device(
+        [train_set, val_set, train_set if selection_set is None else selection_set],
+        device,
+        max_bytes=device_budget_bytes(device, cfg.data_on_device),
+    )
     generator = torch.Generator().manual_seed(cfg.seed)
     selector = selector or build_selector(config.selection, cfg)
     configured = SubsetSchedule(config.selection.warm_start_epochs, config.selection.select_every)
@@ -221,7 +237,7 @@ def train(
                     group["lr"] = lr
             x, y = to_device(x, device, layout), y.to(device, non_blocking=True)
             with _autocast(device):
-                logits = model(x)
+                logits = forward(x)
             losses = F.cross_entropy(logits.float(), y, reduction="none")
             selector.record_losses(index, losses.detach())  # infobatch; no host sync
             loss = (
@@ -253,7 +269,9 @@ def train(
         }
         done = epoch + 1
         if done % cfg.eval_every == 0 or done == cfg.epochs or done in state.eval_at:
-            val_loss, val_acc = evaluate(model, val_set, batch_size=cfg.batch_size, device=device)
+            val_loss, val_acc = evaluate(
+                model, val_set, batch_size=cfg.batch_size, device=device, memory_format=layout
+            )
             metrics.update(val_loss=val_loss, val_acc=val_acc)
         metrics["epoch_s"] = time.perf_counter() - t0
         state.history.append(metrics)
@@ -264,7 +282,9 @@ def train(
             break
 
     if state.history and "val_acc" not in state.history[-1]:  # stopped between validations
-        val_loss, val_acc = evaluate(model, val_set, batch_size=cfg.batch_size, device=device)
+        val_loss, val_acc = evaluate(
+            model, val_set, batch_size=cfg.batch_size, device=device, memory_format=layout
+        )
         state.history[-1].update(val_loss=val_loss, val_acc=val_acc)
     for hook in hooks:
         hook.on_train_end(state)

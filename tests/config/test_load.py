@@ -54,6 +54,9 @@ def test_mnist_matches_the_documented_demo() -> None:
         0,
         "auto",
         5,
+        0.25,  # data_on_device
+        "auto",  # memory_format
+        False,  # compile
     )
     sel = cfg.selection
     assert (sel.strategy, sel.fraction, sel.select_every, sel.warm_start_epochs) == (

@@ -47,3 +47,24 @@ def test_models_train_a_step_on_cuda(name):
     loss = torch.nn.functional.cross_entropy(model(x), y)
     loss.backward()
     assert torch.isfinite(loss) and seen["o"].shape == (64, 10)
+
+
+def test_placed_augmented_data_is_gathered_and_augmented_on_the_device():
+    from graft_hpo._torch import iter_batches
+    from graft_hpo.data import device_budget_bytes
+    from graft_hpo.data import place_on_device
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 3, 8, 8, generator=g), torch.arange(64) % 4
+    base = InMemoryDataset(x, y)
+    aug = CropFlipDataset(base, padding=2, fill=torch.zeros(3))
+    cuda = torch.device("cuda")
+    m_aug, m_base = place_on_device([aug, base], cuda, max_bytes=device_budget_bytes(cuda, 0.25))
+    assert m_aug.base is m_base and m_base.x.is_cuda and m_aug.fill.is_cuda
+    order = torch.randperm(64, generator=g)
+    torch.cuda.manual_seed(3)  # no generator given: the device's own draws the crops
+    (bx, by, index), *_ = iter_batches(m_aug, order, 16)
+    torch.cuda.manual_seed(3)
+    ref = crop_flip(x[order[:16]].cuda(), padding=2, fill=torch.zeros(3))
+    assert bx.is_cuda and torch.equal(bx, ref)
+    assert torch.equal(by.cpu(), y[order[:16]]) and index.device.type == "cpu"

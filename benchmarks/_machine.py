@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import math
 import os
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+
+Json = dict[str, Any]
 
 
 def repo_relative(value: Any) -> Any:
@@ -33,6 +36,11 @@ def repo_relative(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [repo_relative(v) for v in value]
     return value
+
+
+def say(line: str) -> None:
+    """One progress line on stderr (stdout holds the report only)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def cpu_model() -> str:
@@ -99,15 +107,6 @@ def run_report(
     return report
 
 
-def save_figure(fig: Any, path: Path) -> None:
-    """Write a matplotlib figure as a PNG (folders created) and free it."""
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def json_safe(value: Any) -> Any:
     """NaN and inf become null: the JSON line must parse with any strict reader."""
     if isinstance(value, float):
@@ -119,3 +118,36 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def json_line(report: Json) -> str:
+    """The report as one line of strict JSON, naming no folder of the machine."""
+    return json.dumps(repo_relative(json_safe(report)), separators=(",", ":"), default=str)
+
+
+def write_json(path: Path, report: Json) -> None:
+    """The report, indented, in ``path`` (folders created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+
+
+def print_report(
+    args: argparse.Namespace,
+    report: Json,
+    markdown: Callable[[Json], str],
+    plot: Callable[[Json, Path], None] | None = None,
+) -> int:
+    """stdout: the Markdown report, then, with ``--json``, the report as its last line
+    (:func:`json_line`); with ``--plot FILE``, ``plot`` draws the figure there. Returns 0."""
+    print(markdown(report))
+    if plot is not None and args.plot:
+        plot(report, args.plot)
+    if args.json:
+        print(json_line(report))
+    return 0
+
+
+def interpreter() -> str:
+    """The Python that runs, as a reader would type it: relative to the repository if inside."""
+    exe = Path(sys.executable)
+    return str(exe.relative_to(ROOT)) if exe.is_relative_to(ROOT) else exe.name

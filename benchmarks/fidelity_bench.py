@@ -29,7 +29,6 @@ prints one JSON object as the last stdout line.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -51,9 +50,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._machine import json_safe  # noqa: E402
-from benchmarks._machine import repo_relative  # noqa: E402
+from benchmarks._cli import add_epochs  # noqa: E402
+from benchmarks._cli import add_json_line  # noqa: E402
+from benchmarks._cli import add_overrides  # noqa: E402
+from benchmarks._machine import interpreter  # noqa: E402
+from benchmarks._machine import print_report  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
+from benchmarks._machine import say  # noqa: E402
+from benchmarks._tables import head  # noqa: E402
+from benchmarks._tables import num  # noqa: E402
 
 Json = dict[str, Any]
 
@@ -230,7 +235,7 @@ def shared_ranking(extra: list[str], arms: list[str]) -> tuple[Any, Json]:
     start = time.perf_counter()
     ranking = proxy_ranking(load_pipeline(PIPELINE, overrides=overrides))
     wall = time.perf_counter() - start
-    print(f"shared ranking: {len(ranking)} samples in {wall:.1f} s", file=sys.stderr)
+    say(f"shared ranking: {len(ranking)} samples in {wall:.1f} s")
     summary = {"arms": arms, "overrides": overrides, "wall_s": wall, "stats": ranking.stats}
     return ranking, summary
 
@@ -276,10 +281,7 @@ def run_all(args: argparse.Namespace) -> Json:
             runs.append(run)
             accs[key][i] = run["val_acc"]
             acc = "failed" if run["val_acc"] is None else f"{100 * run['val_acc']:.1f}%"
-            print(
-                f"[{done}/{len(jobs)}] {key} config {i}: {acc} in {run['wall_s']:.1f} s",
-                file=sys.stderr,
-            )
+            say(f"[{done}/{len(jobs)}] {key} config {i}: {acc} in {run['wall_s']:.1f} s")
     failed = [r for r in runs if r["status"] != "FINISHED"]
     out = assemble(params, accs, args.budgets, args.arms)
     return {**out, "ranking": summary, "failed": failed, "git": git}
@@ -289,8 +291,9 @@ def run_all(args: argparse.Namespace) -> Json:
 # report
 
 
-def _fmt(x: float, spec: str = "+.3f") -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+def _na(x: Any, fmt: str, scale: float = 1.0) -> str:
+    """A number cell; "n/a" where it is undefined (a constant column has no rank correlation)."""
+    return num(x, fmt, scale, missing="n/a")
 
 
 def markdown(report: Json) -> str:
@@ -300,7 +303,7 @@ def markdown(report: Json) -> str:
         "# Rank fidelity: do subset trials rank configurations as full-data trials do?",
         "",
         f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, torch {m['torch']}, "
-        f"Python {m['python']}, 1-min load at start {_fmt(m['load_avg_1min_at_start'], '.2f')}.",
+        f"Python {m['python']}, 1-min load at start {_na(m['load_avg_1min_at_start'], '.2f')}.",
         f"Command: `{report['command']}`; wall time {report['wall_s']:.0f} s "
         f"({a['workers']} workers, 1 torch thread each); library at "
         f"{report['git']['head'][:10] or '?'}"
@@ -310,15 +313,16 @@ def markdown(report: Json) -> str:
         f"{100 * min(full):.1f}–{100 * max(full):.1f}% (spread "
         f"{100 * (max(full) - min(full)):.1f} pts).",
         "",
-        "| budget | arm | Kendall tau | Spearman rho | top-1 regret (pts) | mean subset acc (%) |",
-        "|---|---|---|---|---|---|",
+        *head(
+            "budget | arm | Kendall tau | Spearman rho | top-1 regret (pts) | mean subset acc (%)"
+        ),
     ]
     for b, row in report["budgets"].items():
         for arm, r in row.items():
             lines.append(
-                f"| {b} | {arm} | {_fmt(r['kendall'])} | {_fmt(r['spearman'])} "
-                f"| {_fmt(r.get('regret_pts', math.nan), '.1f')} "
-                f"| {_fmt(100 * r.get('subset_mean_acc', math.nan), '.1f')} |"
+                f"| {b} | {arm} | {_na(r['kendall'], '+.3f')} | {_na(r['spearman'], '+.3f')} "
+                f"| {_na(r.get('regret_pts'), '.1f')} "
+                f"| {_na(r.get('subset_mean_acc'), '.1f', 100)} |"
             )
     lines.append("")
     words = {True: "yes", False: "no", None: "undefined"}
@@ -343,12 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seeds the configurations")
     parser.add_argument("--budgets", type=float, nargs="+", default=None, help="0.05 0.1 0.2")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
-    parser.add_argument("--epochs", type=int, default=None, help="default: the pipeline's")
+    add_epochs(parser)
     parser.add_argument("--workers", type=int, default=2, help="trainings at once")
     parser.add_argument("--emissions", action="store_true", help="keep codecarbon on")
-    parser.add_argument("--set", action="append", default=[], help="KEY=VALUE, every run")
+    add_overrides(parser, "every run")
     parser.add_argument("--quick", action="store_true", help="4 configs, 3 epochs, budget 0.1")
-    parser.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    add_json_line(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.configs, args.epochs = args.configs or 4, args.epochs or 3
@@ -356,15 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     args.configs, args.budgets = args.configs or 16, args.budgets or list(BUDGETS)
     if args.configs < 2 or args.workers < 1:
         parser.error("--configs must be >= 2 and --workers >= 1")
-    exe = Path(sys.executable)
-    python = str(exe.relative_to(ROOT)) if exe.is_relative_to(ROOT) else exe.name
     report = run_report(args, run_all)
     given = sys.argv[1:] if argv is None else argv
-    report["command"] = shlex.join([python, "benchmarks/fidelity_bench.py", *given])
-    print(markdown(report))
-    if args.json:
-        print(json.dumps(repo_relative(json_safe(report)), separators=(",", ":")))
-    return 0
+    report["command"] = shlex.join([interpreter(), "benchmarks/fidelity_bench.py", *given])
+    return print_report(args, report, markdown)
 
 
 if __name__ == "__main__":

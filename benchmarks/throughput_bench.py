@@ -29,10 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +37,21 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray binds 127.0.0.1
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local Ray on loopback: no token
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
-
-from benchmarks._machine import load_avg  # noqa: E402
-from benchmarks._machine import repo_relative  # noqa: E402
+from benchmarks._cli import add_json_line  # noqa: E402
+from benchmarks._cli import add_overrides  # noqa: E402
+from benchmarks._machine import print_report  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
+from benchmarks._machine import say  # noqa: E402
+from benchmarks._stats import mean  # noqa: E402
+from benchmarks._stats import ratio  # noqa: E402
+from benchmarks._sweeps import open_store  # noqa: E402  (sets Ray/MLflow/codecarbon env)
+from benchmarks._sweeps import stop_ray  # noqa: E402
+from benchmarks._sweeps import timed_sweep  # noqa: E402
+from benchmarks._sweeps import warm_up  # noqa: E402
+from benchmarks._tables import head  # noqa: E402
+from benchmarks._tables import num  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
 from graft_hpo.sweep import load_space  # noqa: E402
-from graft_hpo.sweep import run_sweep  # noqa: E402
-from graft_hpo.tracking import ensure_experiment  # noqa: E402
 
 Json = dict[str, Any]
 
@@ -107,10 +106,6 @@ def read_trials(uri: str, experiment: str, sweep_id: str) -> list[Json]:
     ]
 
 
-def _mean(values: list[float]) -> float | None:
-    return statistics.fmean(values) if values else None
-
-
 def summarise(concurrency: int, cpu: float, wall_s: float, trials: list[Json]) -> Json:
     """One row of the table from a sweep's wall time and its trial runs."""
     finished = [t for t in trials if t["status"] == "FINISHED"]
@@ -126,8 +121,10 @@ def summarise(concurrency: int, cpu: float, wall_s: float, trials: list[Json]) -
         "trials": len(trials),
         "finished": len(finished),
         "trials_per_min": 60 * len(finished) / wall_s if wall_s > 0 else None,
-        "mean_trial_run_s": _mean(spans),
-        "mean_train_s": _mean([t["duration_s"] for t in finished if t["duration_s"] is not None]),
+        "mean_trial_run_s": mean(spans, None),
+        "mean_train_s": mean(
+            [t["duration_s"] for t in finished if t["duration_s"] is not None], None
+        ),
         "energy_kwh": sum(t["energy_kwh"] or 0.0 for t in trials),
         "co2_kg": sum(t["co2_kg"] or 0.0 for t in trials),
     }
@@ -138,7 +135,7 @@ def add_speedups(rows: list[Json]) -> None:
     base = min(rows, key=lambda r: r["concurrency"])
     for row in rows:
         row["speedup_vs"] = base["concurrency"]
-        row["speedup"] = base["wall_s"] / row["wall_s"] if row["wall_s"] > 0 else None
+        row["speedup"] = ratio(base["wall_s"], row["wall_s"])
 
 
 def same_work(trials_by_c: dict[int, list[Json]], searched: tuple[str, ...]) -> bool:
@@ -154,72 +151,36 @@ def same_work(trials_by_c: dict[int, list[Json]], searched: tuple[str, ...]) -> 
     return all(k == keys[0] for k in keys)
 
 
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def one_sweep(args: argparse.Namespace, concurrency: int, uri: str, stamp: str) -> Json:
     overrides = sweep_overrides(args, concurrency)
     config = load_pipeline(args.pipeline, overrides=overrides)  # bad input: fail before timing
-    load_start = load_avg()
-    start = time.perf_counter()
-    result = run_sweep(
-        args.pipeline,
-        trials=args.trials,
-        overrides=overrides,
-        tracking_uri=uri,
-        sweep_dir=args.out / "sweeps" / f"c{concurrency}-{stamp}",
-        printer=lambda line: _say(f"[c={concurrency}] {line}"),
-    )
-    wall = time.perf_counter() - start
+    folder, tag = f"c{concurrency}-{stamp}", f"c={concurrency}"
+    sweep = timed_sweep(args, overrides, uri=uri, folder=folder, tag=tag)
+    result = sweep.result
     trials = read_trials(uri, result.experiment, result.sweep_id)
-    row = summarise(concurrency, config.resources.cpu, wall, trials)
+    row = summarise(concurrency, config.resources.cpu, sweep.wall_s, trials)
     row.update(
         sweep_id=result.sweep_id,
         experiment=result.experiment,
-        load_avg_1min=[load_start, load_avg()],
+        load_avg_1min=sweep.load_avg_1min,
         trial_runs=trials,
     )
     return row
 
 
-def warm_up(args: argparse.Namespace, uri: str, stamp: str) -> None:
-    _say("[warm-up] a discarded 1-trial, 1-epoch sweep")
-    overrides = [
-        *sweep_overrides(args, 1),
-        "train.epochs=1",
-        "tracking.experiment=throughput-warmup",
-    ]
-    run_sweep(
-        args.pipeline,
-        trials=1,
-        overrides=overrides,
-        tracking_uri=uri,
-        sweep_dir=args.out / "sweeps" / f"warmup-{stamp}",
-        printer=lambda line: _say(f"[warm-up] {line}"),
-    )
-
-
 def run_all(args: argparse.Namespace) -> Json:
-    from graft_hpo.sweep import init_ray  # the sweeps' own Ray settings
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{(args.out / 'mlruns' / 'mlflow.db').resolve()}"
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    _say(f"starting Ray with {args.cpus:g} CPUs; MLflow store {uri}")
-    init_ray(None, num_cpus=int(args.cpus))
-    for c in args.concurrency:  # the store's migrations and experiments outside the clock
-        ensure_experiment(uri, f"throughput-c{c}")
+    # the store's migrations and experiments outside the clock
+    experiments = [f"throughput-c{c}" for c in args.concurrency]
+    uri, stamp = open_store(args.out, experiments, num_cpus=int(args.cpus))
     if args.warmup:
-        warm_up(args, uri, stamp)
+        overrides = sweep_overrides(args, 1)
+        warm_up(args, uri, stamp, overrides=overrides, experiment="throughput-warmup")
     rows = []
     for c in args.concurrency:
         rows.append(one_sweep(args, c, uri, stamp))
         r = rows[-1]
-        _say(f"[c={c}] {r['finished']}/{r['trials']} trials in {r['wall_s']:.1f}s")
-    import ray
-
-    ray.shutdown()
+        say(f"[c={c}] {r['finished']}/{r['trials']} trials in {r['wall_s']:.1f}s")
+    stop_ray()
     add_speedups(rows)
     space = load_pipeline(args.pipeline, overrides=sweep_overrides(args, 1)).search.space
     searched = load_space(space).names if space is not None else ()
@@ -234,28 +195,29 @@ def run_all(args: argparse.Namespace) -> Json:
     }
 
 
-def _fmt(value: Any, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
 def markdown(report: Json) -> str:
     m = report["machine"]
     a = report["args"]
+    load = num(m["load_avg_1min_at_start"], ".2f", missing="n/a")
     lines = [
         f"Throughput of `{a['pipeline']}` sweeps: {a['trials']} trials x {a['epochs']} epochs, "
         f"seed {a['seed']}, on {m['cpu']} ({m['logical_cpus']} logical CPUs, Ray given "
-        f"{a['cpus']:g}); load average at start {_fmt(m['load_avg_1min_at_start'], '.2f')}.",
+        f"{a['cpus']:g}); load average at start {load}.",
         "",
-        "| concurrent trials | CPU per trial | wall s | trials/min | mean trial run s "
-        "| mean train s | energy Wh | speed-up vs 1 |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *head(
+            "concurrent trials | CPU per trial | wall s | trials/min | mean trial run s "
+            "| mean train s | energy Wh | speed-up vs 1",
+            rule="---:",
+        ),
     ]
+    formats = {"trials_per_min": ".2f", "mean_trial_run_s": ".1f", "mean_train_s": ".1f"}
+    formats["speedup"] = ".2f"
     for r in report["rows"]:
+        cell = {k: num(r[k], f, missing="n/a") for k, f in formats.items()}
         lines.append(
             f"| {r['concurrency']} | {r['cpu_per_trial']:g} | {r['wall_s']:.1f} "
-            f"| {_fmt(r['trials_per_min'], '.2f')} | {_fmt(r['mean_trial_run_s'], '.1f')} "
-            f"| {_fmt(r['mean_train_s'], '.1f')} | {1000 * r['energy_kwh']:.3f} "
-            f"| {_fmt(r['speedup'], '.2f')} |"
+            f"| {cell['trials_per_min']} | {cell['mean_trial_run_s']} | {cell['mean_train_s']} "
+            f"| {1000 * r['energy_kwh']:.3f} | {cell['speedup']} |"
         )
     unfinished = [r for r in report["rows"] if r["finished"] != r["trials"]]
     lines.append("")
@@ -282,27 +244,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cpus", type=float, default=float(os.cpu_count() or 1), help="CPUs Ray may use"
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra dotted override for every sweep (repeatable)",
-    )
+    add_overrides(parser, "every sweep")
     parser.add_argument(
         "--no-warmup", dest="warmup", action="store_false", help="skip the warm-up sweep"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "_out" / "throughput")
-    parser.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    add_json_line(parser)
     args = parser.parse_args(argv)
     if args.trials < 1 or args.epochs < 1 or min(args.concurrency) < 1 or args.cpus <= 0:
         parser.error("--trials, --epochs, --concurrency and --cpus must be positive")
     args.out = args.out.resolve()
-    report = run_report(args, run_all)
-    print(markdown(report))
-    if args.json:
-        print(json.dumps(repo_relative(report), separators=(",", ":"), default=str))
-    return 0
+    return print_report(args, run_report(args, run_all), markdown)
 
 
 if __name__ == "__main__":

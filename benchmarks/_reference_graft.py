@@ -18,16 +18,33 @@ same order, in float32 numpy, so that its pivots match the package's bit for bit
 difference: the reference eliminates in place on a *view* of its input, so it overwrites the
 caller's ``Vt`` (and a second call with another rank sees the modified matrix); we work on a copy.
 
+The package itself is never a dependency: :func:`load_graft_pytorch` imports it from a
+throwaway folder (see benchmarks/README.md), and :func:`select_per_batch` calls its
+``index_sel`` per batch as its ``sample_selection`` does.
+
 Not part of ``graft_hpo``: the package uses :func:`graft_hpo.selection.fast_maxvol` instead.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
+import warnings
+from collections.abc import Callable
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
-__all__ = ["reference_index_sel", "reference_select", "unique_rows"]
+__all__ = [
+    "load_graft_pytorch",
+    "reference_index_sel",
+    "reference_select",
+    "select_per_batch",
+    "unique_rows",
+]
 
 
 def reference_index_sel(vt: np.ndarray, rank: int) -> list[np.ndarray]:
@@ -71,4 +88,41 @@ def reference_select(vts: Sequence[np.ndarray], rank: int) -> list[np.ndarray]:
     Returns:
         Per batch, the distinct selected rows (at most ``rank``).
     """
-    return [unique_rows(reference_index_sel(vt, min(rank, vt.shape[1]))) for vt in vts]
+    return select_per_batch(reference_index_sel, vts, rank)
+
+
+def select_per_batch(
+    index_sel: Callable[..., Any], vts: Sequence[Any], rank: int
+) -> list[np.ndarray]:
+    """``index_sel(Vt, rank)`` per batch, as graft-pytorch's sample_selection calls it, then
+    the caller's set() dedupe: per batch, the distinct rows (works for the package's
+    ``index_sel`` on numpy or torch ``Vt`` and for :func:`reference_index_sel`)."""
+    return [unique_rows(index_sel(vt, min(rank, vt.shape[1]))) for vt in vts]
+
+
+def load_graft_pytorch(path: str | None) -> tuple[dict[str, ModuleType] | None, str]:
+    """Import graft-pytorch's ``graft`` package from ``path`` only; returns (modules, note)."""
+    if not path:
+        return None, "no path given (--graft-pytorch PATH or GRAFT_PYTORCH_PATH)"
+    folder = Path(path).resolve()
+    if not (folder / "graft" / "decompositions.py").is_file():
+        return None, f"{folder} holds no graft/decompositions.py"
+    sys.path.insert(0, str(folder))
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            graft = importlib.import_module("graft")
+            mods = {
+                "graft": graft,
+                "decompositions": importlib.import_module("graft.decompositions"),
+                "genindices": importlib.import_module("graft.genindices"),
+            }
+    except Exception as exc:  # any import failure means "unavailable", with the reason
+        return None, f"import failed: {type(exc).__name__}: {exc}"
+    finally:
+        sys.path.remove(str(folder))
+    if not str(Path(graft.__file__ or "").resolve()).startswith(str(folder)):
+        return None, f"'graft' resolved to {graft.__file__}, not under {folder}"
+    notes = [f"graft-pytorch {getattr(graft, '__version__', '?')} from {folder}"]
+    notes += [f"import warning: {w.message}" for w in caught]
+    return mods, "; ".join(notes)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import shlex
 import statistics
 import sys
@@ -37,8 +36,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._machine import interpreter  # noqa: E402
 from benchmarks._machine import load_avg  # noqa: E402
-from benchmarks._machine import new_report  # noqa: E402
+from benchmarks._machine import run_report  # noqa: E402
+from benchmarks._machine import say  # noqa: E402
+from benchmarks._machine import write_json  # noqa: E402
+from benchmarks._tables import head  # noqa: E402
+from benchmarks._timing import sgd_epoch  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
 from graft_hpo.models import build_model  # noqa: E402
 
@@ -89,11 +93,10 @@ def verdict(speedup: float) -> str:
 
 def markdown_table(rows: list[Json]) -> list[str]:
     """The results table, one row per model, then one verdict line per model."""
-    lines = [
-        "| model | samples / batch | train epoch NCHW (s) | channels_last (s) | speed-up "
-        "| eval forward NCHW (s) | channels_last (s) | speed-up | logits |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = head(
+        "model | samples / batch | train epoch NCHW (s) | channels_last (s) | speed-up "
+        "| eval forward NCHW (s) | channels_last (s) | speed-up | logits"
+    )
     for r in rows:
         t, e = r["summary"]["train"], r["summary"]["eval"]
         lines.append(
@@ -126,14 +129,8 @@ def train_epoch(
     fmt: torch.memory_format,
 ) -> float:
     """Seconds for one epoch of SGD steps over ``x`` (n, C, H, W) in order."""
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    start = time.perf_counter()
-    for xb, yb in zip(x.split(batch), y.split(batch), strict=True):
-        opt.zero_grad(set_to_none=True)
-        loss_fn(model(xb.contiguous(memory_format=fmt)), yb).backward()
-        opt.step()
-    return time.perf_counter() - start
+    batches = zip(x.split(batch), y.split(batch), strict=True)
+    return sgd_epoch(model, opt, ((xb.contiguous(memory_format=fmt), yb) for xb, yb in batches))
 
 
 def eval_forward(model: nn.Module, x: torch.Tensor, fmt: torch.memory_format) -> float:
@@ -189,7 +186,7 @@ def bench_model(spec: Spec, repeats: int, seed: int) -> Json:
                 times["train"][name].append(t)
                 times["eval"][name].append(e)
             tag = "warm-up" if rnd == 0 else f"{rnd}/{repeats}"
-            print(f"[{spec.label} {tag}] {name}: train {t:.3f}s eval {e:.3f}s", file=sys.stderr)
+            say(f"[{spec.label} {tag}] {name}: train {t:.3f}s eval {e:.3f}s")
     return {
         "label": spec.label,
         "pipeline": spec.pipeline,
@@ -219,12 +216,6 @@ def specs(args: argparse.Namespace) -> list[Spec]:
     return out
 
 
-def _python() -> str:
-    """The interpreter as the reader would type it: relative to the repository when inside."""
-    exe = Path(sys.executable)
-    return str(exe.relative_to(ROOT)) if exe.is_relative_to(ROOT) else exe.name
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
@@ -248,11 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats, --samples and --resnet-samples must be >= 1")
     torch.set_num_threads(args.threads)
 
-    report = new_report(args)
-    report["command"] = shlex.join([_python(), *sys.argv])
-    start = time.perf_counter()
-    report["models"] = [bench_model(s, args.repeats, args.seed) for s in specs(args)]
-    report["wall_s"] = time.perf_counter() - start
+    report = run_report(
+        args,
+        lambda args: {"models": [bench_model(s, args.repeats, args.seed) for s in specs(args)]},
+    )
+    report["command"] = shlex.join([interpreter(), *sys.argv])
     m = report["machine"]
     lines = [
         "# Layout benchmark: NCHW vs channels_last on the CPU",
@@ -268,8 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print("\n".join(lines))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
+        write_json(args.json, report)
     return 0
 
 

@@ -21,7 +21,6 @@ Last stdout line with ``--json``: ``epoch_s``, ``rounds`` (label -> seconds and 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -34,7 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._cli import add_json_line  # noqa: E402
+from benchmarks._local_trials import one_trial  # noqa: E402
+from benchmarks._machine import print_report  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
+from benchmarks._machine import say  # noqa: E402
+from benchmarks._tables import head  # noqa: E402
+from benchmarks._timing import sgd_epoch  # noqa: E402
 from graft_hpo._torch import iter_batches  # noqa: E402
 from graft_hpo._torch import memory_format_for  # noqa: E402
 from graft_hpo._torch import seed_everything  # noqa: E402
@@ -43,7 +48,6 @@ from graft_hpo.config import load_pipeline  # noqa: E402
 from graft_hpo.data import load_data  # noqa: E402
 from graft_hpo.models import build_model  # noqa: E402
 from graft_hpo.selection import build_selector  # noqa: E402
-from graft_hpo.trial import run_trial  # noqa: E402
 
 Json = dict[str, Any]
 FRACTIONS = (0.1, 0.2, 0.3)
@@ -62,14 +66,8 @@ def _epoch_s(model: torch.nn.Module, bundle: Any, batch_size: int) -> float:
     layout = memory_format_for(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     order = torch.randperm(len(bundle.train))
-    start = time.perf_counter()
-    model.train()
-    for x, y, _ in iter_batches(bundle.train, order, batch_size):
-        loss = torch.nn.functional.cross_entropy(model(to_device(x, device, layout)), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return time.perf_counter() - start
+    batches = iter_batches(bundle.train, order, batch_size)
+    return sgd_epoch(model, optimizer, ((to_device(x, device, layout), y) for x, y, _ in batches))
 
 
 def measure_rounds(args: argparse.Namespace) -> Json:
@@ -93,7 +91,7 @@ def measure_rounds(args: argparse.Namespace) -> Json:
             times.append(time.perf_counter() - start)
         seconds = statistics.median(times)
         rounds[label] = {"seconds": seconds, "epochs": seconds / epoch}
-        print(f"{label}: {seconds:.4f} s = {seconds / epoch:.3f} epoch", file=sys.stderr)
+        say(f"{label}: {seconds:.4f} s = {seconds / epoch:.3f} epoch")
 
     for fraction in FRACTIONS:
         for pool in POOLS:
@@ -117,7 +115,7 @@ def measure_accuracy(args: argparse.Namespace) -> Json:
     for seed in args.seeds:
         for lr in (0.03, 0.1):
             for arm, overrides in ACCURACY_ARMS.items():
-                config = load_pipeline(
+                run = one_trial(
                     args.pipeline,
                     [
                         *overrides,
@@ -128,9 +126,8 @@ def measure_accuracy(args: argparse.Namespace) -> Json:
                         f"train.lr={lr}",
                     ],
                 )
-                result = run_trial(config, tracking=False)
-                results[arm].append(result.metrics["val_acc"])
-                print(f"seed {seed} lr {lr} {arm}: {results[arm][-1]:.3f}", file=sys.stderr)
+                results[arm].append(run["metrics"]["val_acc"])
+                say(f"seed {seed} lr {lr} {arm}: {results[arm][-1]:.3f}")
     return {arm: statistics.mean(v) for arm, v in results.items()}
 
 
@@ -150,8 +147,7 @@ def markdown(report: Json) -> str:
         f"`{a['pipeline']}`; a full-data training epoch takes {report['epoch_s']:.3f} s "
         f"(median of {a['repeats']}). Medians of {a['repeats']} rounds.",
         "",
-        "| what | seconds | training epochs |",
-        "|---|---|---|",
+        *head("what | seconds | training epochs"),
     ]
     for label, r in report["rounds"].items():
         lines.append(f"| {label} | {r['seconds']:.4f} | {r['epochs']:.3f} |")
@@ -160,8 +156,7 @@ def markdown(report: Json) -> str:
             "",
             f"Validation accuracy at budget 0.2, 20 epochs, seeds {a['seeds']} x lr 0.03, 0.1:",
             "",
-            "| arm | mean val acc (%) |",
-            "|---|---|",
+            *head("arm | mean val acc (%)"),
         ]
         lines += [f"| {k} | {100 * v:.2f} |" for k, v in report["accuracy"].items()]
     return "\n".join(lines)
@@ -172,13 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline", default="mnist")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
-    parser.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    add_json_line(parser)
     args = parser.parse_args(argv)
-    report = run_report(args, run_all)
-    print(markdown(report))
-    if args.json:
-        print(json.dumps(report, separators=(",", ":"), default=str))
-    return 0
+    return print_report(args, run_report(args, run_all), markdown)
 
 
 if __name__ == "__main__":

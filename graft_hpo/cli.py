@@ -198,8 +198,6 @@ def _sweep_text(result: dict[str, Any]) -> str:
     ]
     objectives = [tuple(o) for o in result["objectives"]]
     counts = ", ".join(f"{v} {k}" for k, v in result["trials"].items() if v)
-    uri = result["tracking_uri"]
-    store = uri.removeprefix("sqlite:///")
     totals = result.get("totals", {})
     shared = "sweep_shared_selection_duration_s" in totals
     lines = [f"sweep {result['sweep_id']}: {counts}"]
@@ -231,15 +229,30 @@ def _sweep_text(result: dict[str, Any]) -> str:
         got = model["metrics"]
         scores = "  ".join(f"{k}={got[k]:.4g}" for k in ("test_acc", "co2_kg") if k in got)
         lines.append(f"model: {model['model_uri'] or model['error']}  {scores}".rstrip())
+    return "\n".join([*lines, "", *_commands_text(result)])
+
+
+def _commands_text(result: dict[str, Any]) -> list[str]:
+    """The commands that open the sweep's store, its study and continue it."""
+    from graft_hpo.tracking import ui_url
+
+    uri = result["tracking_uri"]
+    store = uri.removeprefix("sqlite:///")
+    experiment_id = result.get("experiment_id")
+    lines = []
+    if store != uri:  # a local sqlite store: `mlflow ui` serves it, on port 5000
+        lines.append(f"MLflow UI:         mlflow ui --backend-store-uri {uri} --host 127.0.0.1")
+        if experiment_id:  # MLflow 3.17 opens on its GenAI view without this link's query
+            lines.append(
+                f"                   then open {ui_url('http://127.0.0.1:5000', experiment_id)}"
+            )
+    elif uri.startswith(("http://", "https://")) and experiment_id:
+        lines.append(f"MLflow runs:       {ui_url(uri, experiment_id)}")
     lines += [
-        "",
-        f"MLflow UI:         mlflow ui --backend-store-uri {uri} --host 127.0.0.1",
         f"optuna-dashboard:  optuna-dashboard {result['optuna_storage']} --host 127.0.0.1",
         f"resume/extend:     graft-hpo resume {result['sweep_dir']}",
     ]
-    if store == uri:
-        lines.pop(-3)
-    return "\n".join(lines)
+    return lines
 
 
 def _progress(line: str) -> None:

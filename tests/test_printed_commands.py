@@ -30,7 +30,7 @@ BIN = Path(sys.executable).parent  # the venv `make demo` made
 def _printed(tmp_path: Path) -> dict[str, list[str]]:
     store = tmp_path / "mlruns" / "mlflow.db"
     store.parent.mkdir()
-    ensure_experiment(f"sqlite:///{store}", "printed")
+    experiment_id = ensure_experiment(f"sqlite:///{store}", "printed")
     study_db = tmp_path / "optuna.db"
     study = optuna.create_study(study_name="s1", storage=f"sqlite:///{study_db}")
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
@@ -44,7 +44,14 @@ def _printed(tmp_path: Path) -> dict[str, list[str]]:
             "tracking_uri": f"sqlite:///{store}",
             "optuna_storage": f"sqlite:///{study_db}",
             "sweep_dir": str(tmp_path / "sweeps" / "s1"),
+            "experiment_id": experiment_id,
         }
+    )
+    (link,) = [line.split("then open ")[1] for line in text.splitlines() if "then open " in line]
+    # the link `mlflow ui` serves: the sweep's runs, in the UI's model-training view
+    assert (
+        link
+        == f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
     )
     commands = {}
     for line in text.splitlines():

@@ -31,6 +31,7 @@ from graft_hpo.tracking import ParetoPoint
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import RunRecord
 from graft_hpo.tracking import front_of
+from graft_hpo.tracking import link_artifact
 from graft_hpo.tracking import plot_front
 from graft_hpo.tracking import redact
 from graft_hpo.tracking import sweep_runs
@@ -133,6 +134,7 @@ def finish_sweep(plan: SweepPlan, *, stop_reason: str | None = None) -> SweepRes
     return SweepResult(
         sweep_id=plan.sweep_id,
         experiment=plan.experiment,
+        experiment_id=parent.experiment_id(),
         parent_run_id=plan.parent_run_id,
         tracking_uri=plan.tracking_uri,
         sweep_dir=plan.sweep_dir,
@@ -172,11 +174,14 @@ def _log_front(
         )
     parent.log_text(buffer.getvalue(), "pareto/front.csv")
     logged = ["pareto/front.json", "pareto/front.csv"]
+    title = "Pareto front"
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = str(Path(tmp) / "front.png")
             plot_front(runs, plan.objectives[:2], path, front=front)
             parent.log_artifact(str(path), "pareto")
+            # one click from the parent's page: a link (and the plot) in its description
+            link_artifact(plan.tracking_uri, plan.parent_run_id, "pareto/front.png", title)
             logged.append("pareto/front.png")
         except (ValueError, ConfigError) as err:  # e.g. no finished trial to plot
             logger.warning("no Pareto plot: %s", err)

@@ -17,6 +17,7 @@ class SweepResult:
     Attributes:
         sweep_id: identifies the sweep (MLflow tag ``sweep_id``, Optuna study name).
         experiment: the MLflow experiment holding the sweep.
+        experiment_id: its id (MLflow's UI addresses experiments by id).
         parent_run_id: the sweep's parent MLflow run.
         tracking_uri: the MLflow store.
         sweep_dir: the folder holding Ray's experiment state, the Optuna study (sqlite) and
@@ -53,6 +54,7 @@ class SweepResult:
     artifacts: list[str] = field(default_factory=list)
     stop_reason: str | None = None
     totals: dict[str, float] = field(default_factory=dict)
+    experiment_id: str = ""
     selected: dict[str, Any] | None = None
     model: dict[str, Any] | None = None
 

@@ -227,10 +227,13 @@ class RunLogger:
         self._client.update_run(self.run_id, status="RUNNING")
         self._ended = False
 
+    def experiment_id(self) -> str:
+        """The id of the experiment holding the run."""
+        return str(self._client.get_run(self.run_id).info.experiment_id)
+
     def experiment_name(self) -> str:
         """The name of the experiment holding the run."""
-        run = self._client.get_run(self.run_id)
-        return str(self._client.get_experiment(run.info.experiment_id).name)
+        return str(self._client.get_experiment(self.experiment_id()).name)
 
     def __enter__(self) -> RunLogger:
         return self

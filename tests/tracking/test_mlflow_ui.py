@@ -178,9 +178,6 @@ def test_the_parent_run_lists_its_trials_and_shows_the_front(seen: Seen) -> None
         page.resize(1400, 760)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="graft_hpo/sweep/_finish.py does not call tracking.link_artifact yet"
-)
 def test_the_front_is_one_click_from_the_parent(seen: Seen) -> None:
     from graft_hpo.tracking import ui_url
 

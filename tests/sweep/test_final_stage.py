@@ -87,10 +87,11 @@ def test_a_pipeline_goes_from_data_to_a_registered_model(
     # the registered model predicts on inputs it never saw
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    from graft_hpo.tracking._global_uri import global_tracking_uri
 
     assert "MLFLOW_TRACKING_URI" not in os.environ  # the retraining left no global state
-    with _use_tracking_uri(uri):
+    with global_tracking_uri(uri):
         model = mlflow.pyfunc.load_model("models:/digits-best/1")
     images = np.random.default_rng(0).standard_normal((5, 1, 8, 8)).astype(np.float32)
     scores = model.predict(images)

@@ -47,6 +47,7 @@ from graft_hpo._torch import to_device  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
 from graft_hpo.data import load_data  # noqa: E402
 from graft_hpo.models import build_model  # noqa: E402
+from graft_hpo.selection import GraftSelector  # noqa: E402
 from graft_hpo.selection import build_selector  # noqa: E402
 
 Json = dict[str, Any]
@@ -103,6 +104,7 @@ def measure_rounds(args: argparse.Namespace) -> Json:
             label = f"round f={fraction} " + ("all data" if pool is None else f"pool {pool:g}x")
             timed(label, lambda g, s=selector: s.select(model, bundle.train_eval, generator=g))
     ranker = build_selector(config.selection, config.train)
+    assert isinstance(ranker, GraftSelector), "the sweep's ranking is GRAFT's"
     timed(
         "sweep ranking (once)",
         lambda g: ranker.rank_dataset(model, bundle.train_eval, generator=g),

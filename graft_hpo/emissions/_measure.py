@@ -8,13 +8,10 @@ body still runs and the result says why nothing was measured.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
-import inspect
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -29,7 +26,9 @@ if TYPE_CHECKING:
 from graft_hpo.emissions._attribution import NvmlSampler
 from graft_hpo.emissions._attribution import attribute_gpu_energy
 from graft_hpo.emissions._attribution import with_attributed_gpu
-from graft_hpo.exceptions import ConfigError
+from graft_hpo.emissions._codecarbon import check_country
+from graft_hpo.emissions._codecarbon import start_tracker
+from graft_hpo.emissions._codecarbon import stop_tracker
 
 __all__ = ["EmissionsMeasurement", "EmissionsResult", "check_country", "measure_emissions"]
 
@@ -108,6 +107,10 @@ class EmissionsMeasurement:
         self._latest: Any = None  # the EmissionsData codecarbon handed our output handler
         self._gpu: NvmlSampler | None = None  # samples the shared GPU, for attribution
 
+    def flushed(self, totals: Any) -> None:
+        """codecarbon's running totals at a ``flush()``, kept for :meth:`snapshot`."""
+        self._latest = totals
+
     def snapshot(self) -> EmissionsResult | None:
         """The energy and CO2 measured so far, while the ``with`` block runs.
 
@@ -143,101 +146,8 @@ class EmissionsMeasurement:
         return self._result
 
 
-def check_country(country_iso_code: str) -> None:
-    """Check that codecarbon knows the grid of a country.
-
-    codecarbon itself only logs an unknown code and then uses the world's average carbon
-    intensity, which would make every CO2 figure quietly wrong. Imports codecarbon.
-
-    Args:
-        country_iso_code: ISO 3166-1 alpha-3 code, upper case (``USA``, ``FRA``, ``DEU``).
-
-    Raises:
-        ConfigError: an unknown code (with the closest known code, if any).
-    """
-    from codecarbon.input import DataSource
-
-    known = DataSource().get_global_energy_mix_data()
-    if country_iso_code in known:
-        return
-    close = difflib.get_close_matches(str(country_iso_code).upper(), list(known), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ConfigError(
-        "emissions.country_iso_code must be an ISO 3166-1 alpha-3 code known to codecarbon, "
-        f"such as USA, FRA or DEU{hint}; got {country_iso_code!r}"
-    )
-
-
 def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-def _unsuppressed(method: Callable[..., Any]) -> Callable[..., Any]:
-    # codecarbon wraps __init__, start and stop in a decorator that logs and swallows every
-    # exception, which would hide why nothing was measured; call the undecorated function.
-    return getattr(method, "__wrapped__", method)
-
-
-def _tracker_kwargs(
-    cfg: EmissionsConfig,
-    tracker_cls: type,
-    project_name: str,
-    output_dir: str,
-    extra: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {
-        "country_iso_code": cfg.country_iso_code,
-        "tracking_mode": "process",
-        "log_level": "error",
-        "measure_power_secs": cfg.measure_power_secs,
-        "project_name": project_name,
-        # Nothing is written there (no output method); codecarbon only requires it to exist.
-        "output_dir": output_dir,
-        # The lock file (/tmp/.codecarbon.lock) and its SIGINT/SIGTERM handlers are only used
-        # when multiple runs are disallowed; parallel trials each run a tracker.
-        "allow_multiple_runs": True,
-        # Explicit values beat ~/.codecarbon.config, ./.codecarbon.config and CODECARBON_*
-        # variables, which could otherwise switch on HTTP outputs or the Electricity Maps API.
-        "emissions_endpoint": None,
-        "electricitymaps_api_token": "",
-    }
-    # OfflineEmissionsTracker.__init__ forwards **kwargs to its base: look at every __init__
-    accepted: set[str] = set()
-    for klass in inspect.getmro(tracker_cls):
-        init = klass.__dict__.get("__init__")
-        if init is not None:
-            with contextlib.suppress(TypeError, ValueError):
-                accepted.update(inspect.signature(init).parameters)
-    if "output_methods" in accepted:
-        kwargs["output_methods"] = []  # save_to_* flags are deprecated in codecarbon 3.x
-    else:
-        kwargs["save_to_file"] = False
-    ram_w = _process_ram_power_w()
-    if ram_w is not None and "force_ram_power" in accepted:
-        kwargs["force_ram_power"] = ram_w
-    kwargs.update(extra or {})
-    return kwargs
-
-
-def _process_ram_power_w() -> float | None:
-    """This process's share of the machine's RAM power, by resident memory.
-
-    codecarbon's process mode charges every process at least two DIMMs (10 W on x86) whatever
-    its size, so concurrent trials together would claim more RAM power than the machine has.
-    Charging each its share of the machine's estimate (share = the process's RSS / total
-    memory, taken when measuring starts; a trial starts no child processes) keeps the sum
-    within the machine's.
-    """
-    try:
-        import psutil
-        from codecarbon.external.ram import RAM
-
-        machine_w = float(RAM(tracking_mode="machine").total_power().W)
-        rss = psutil.Process().memory_info().rss
-        return machine_w * min(1.0, rss / psutil.virtual_memory().total)
-    except Exception as err:  # an estimate only: codecarbon's own then applies
-        _logger.debug("no process RAM share (%s); codecarbon estimates RAM power", err)
-        return None
 
 
 def _to_float(value: Any) -> float | None:
@@ -320,7 +230,7 @@ def measure_emissions(
     tracker: Any = None
     start_error: str | None = None
     try:
-        tracker = _start_tracker(cfg, project_name, output_dir, tracker_kwargs, handle)
+        tracker = start_tracker(cfg, project_name, output_dir, tracker_kwargs, handle.flushed)
         handle._tracker = tracker
     except Exception as exc:  # measurement must never kill training
         start_error = _error_text(exc)
@@ -355,62 +265,16 @@ def warm_up(cfg: EmissionsConfig) -> None:
     if not cfg.enabled:
         return
     try:
-        tracker = _start_tracker(cfg, "graft-hpo-warm-up", None, None)
+        tracker = start_tracker(cfg, "graft-hpo-warm-up", None, None)
     except Exception:  # reported by the measurement that follows
         return
     with contextlib.suppress(Exception):
         tracker.stop()
 
 
-def _start_tracker(
-    cfg: EmissionsConfig,
-    project_name: str,
-    output_dir: str | None,
-    extra: Mapping[str, Any] | None,
-    handle: EmissionsMeasurement | None = None,
-) -> Any:
-    from codecarbon import OfflineEmissionsTracker
-    from codecarbon.output_methods.base_output import BaseOutput
-
-    class _Latest(BaseOutput):
-        """Keeps the running totals codecarbon reports on flush(), for snapshot()."""
-
-        def __init__(self, target: EmissionsMeasurement) -> None:
-            self.target = target
-
-        def out(self, total: Any, delta: Any) -> None:
-            self.target._latest = total
-
-    check_country(cfg.country_iso_code)
-    folder = os.path.abspath(output_dir) if output_dir is not None else tempfile.gettempdir()
-    os.makedirs(folder, exist_ok=True)
-    kwargs = _tracker_kwargs(cfg, OfflineEmissionsTracker, project_name, folder, extra)
-    level = kwargs.get("log_level")
-    numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
-    if isinstance(numeric, int):
-        # codecarbon applies log_level only late in __init__; warnings logged before it
-        # (e.g. "multiple instances allowed") would otherwise leak through.
-        logging.getLogger("codecarbon").setLevel(numeric)
-    if handle is not None:
-        kwargs["output_handlers"] = [*kwargs.get("output_handlers", []), _Latest(handle)]
-    tracker = OfflineEmissionsTracker.__new__(OfflineEmissionsTracker)
-    _unsuppressed(OfflineEmissionsTracker.__init__)(tracker, **kwargs)
-    try:
-        _unsuppressed(type(tracker).start)(tracker)
-    except Exception:
-        # start may have launched codecarbon's timer threads before failing: stop them
-        with contextlib.suppress(Exception):
-            tracker.stop()
-        raise
-    return tracker
-
-
 def _stop_tracker(tracker: Any, fallback: Callable[[str], EmissionsResult]) -> EmissionsResult:
     try:
-        _unsuppressed(type(tracker).stop)(tracker)
-        data = getattr(tracker, "final_emissions_data", None)
-        if data is None:
-            raise RuntimeError("codecarbon returned no emissions data")
+        data = stop_tracker(tracker)
         result = _result_from(data)
         if result.energy_kwh is None or result.co2_kg is None:
             raise RuntimeError(

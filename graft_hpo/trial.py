@@ -25,13 +25,16 @@ from typing import TypeVar
 import torch
 
 from graft_hpo._torch import seed_everything
+from graft_hpo._trial_hooks import EnergySoFar
+from graft_hpo._trial_hooks import LogToRun
+from graft_hpo._trial_hooks import TrialHooks
+from graft_hpo._trial_hooks import end_hooks
 from graft_hpo.config import PipelineConfig
 from graft_hpo.config import config_to_dict
 from graft_hpo.config import flatten_config
 from graft_hpo.data import DataBundle
 from graft_hpo.data import check_data
 from graft_hpo.data import load_data
-from graft_hpo.emissions import EmissionsMeasurement
 from graft_hpo.emissions import gpu_index
 from graft_hpo.emissions import measure_emissions
 from graft_hpo.emissions import warm_up
@@ -48,7 +51,6 @@ from graft_hpo.selection import build_selector
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import parse_policy
 from graft_hpo.training import TrainHooks
-from graft_hpo.training import TrainState
 from graft_hpo.training import evaluate
 from graft_hpo.training import resolve_device
 from graft_hpo.training import train
@@ -131,45 +133,6 @@ def _check_final_stage(config: PipelineConfig) -> None:
         )
 
 
-class TrialHooks(TrainHooks):
-    """Training hooks that also see the trial's MLflow run and its trained model."""
-
-    def on_trial_start(self, run_id: str | None) -> None:
-        """Before training; ``run_id`` is None when tracking is off."""
-
-    def on_trial_end(self, model: torch.nn.Module, bundle: DataBundle, run_id: str | None) -> None:
-        """After a successful training, before the run ends (e.g. log the model to it).
-
-        An exception here fails the trial.
-        """
-
-
-class _EnergySoFar(TrainHooks):
-    """Adds the energy and CO2 measured so far to every epoch's metrics.
-
-    Runs before the other hooks, so MLflow's per-epoch history and Ray's reports (which ASHA
-    and carbon budgets read) carry cumulative ``energy_kwh`` and ``co2_kg``.
-    """
-
-    def __init__(self, measurement: EmissionsMeasurement) -> None:
-        self.measurement = measurement
-
-    def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
-        so_far = self.measurement.snapshot()
-        if so_far is not None:
-            metrics.update(so_far.metrics())
-
-
-class _LogToRun(TrainHooks):
-    """Per-epoch metrics into the trial's MLflow run."""
-
-    def __init__(self, run: RunLogger) -> None:
-        self.run = run
-
-    def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
-        self.run.log_metrics(metrics, step=state.epoch)
-
-
 def run_trial(
     config: PipelineConfig,
     *,
@@ -221,7 +184,7 @@ def run_trial(
     measured = _measure(config, step, run=run, hooks=hooks)
     error = measured.error
     if error is None:
-        error = _end_hooks(hooks, trial.model, trial.bundle, run)
+        error = end_hooks(hooks, trial.model, trial.bundle, run)
     return _record(run, params, measured, error)
 
 
@@ -339,7 +302,7 @@ def _measure(
             config.emissions, project_name=config.name, gpu_device=gpu
         ) as energy:
             # logged before the caller's hooks run: a hook that fails still leaves the epoch
-            all_hooks = [_EnergySoFar(energy), *([_LogToRun(run)] if run else []), *hooks]
+            all_hooks = [EnergySoFar(energy), *([LogToRun(run)] if run else []), *hooks]
             try:
                 step(all_hooks, measured)
             except Exception as err:
@@ -390,20 +353,6 @@ def set_up_process(config: PipelineConfig) -> None:
 @functools.cache
 def _build_first_optimizer() -> None:
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-
-
-def _end_hooks(
-    hooks: Sequence[TrainHooks], model: torch.nn.Module, bundle: DataBundle, run: RunLogger | None
-) -> str | None:
-    """Call every ``on_trial_end``; the first failure, as ``"<Type>: <message>"``."""
-    for hook in hooks:
-        if isinstance(hook, TrialHooks):
-            try:
-                hook.on_trial_end(model, bundle, run.run_id if run is not None else None)
-            except Exception as err:
-                logger.warning("trial failed after training: %s: %s", type(err).__name__, err)
-                return f"{type(err).__name__}: {err}"
-    return None
 
 
 def _test_metrics(

@@ -1,0 +1,72 @@
+"""The hooks a trial adds to the training loop: energy so far, the MLflow run, and the hook
+type the sweep's trainable subclasses to see the trial's run and model."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+
+from graft_hpo.data import DataBundle
+from graft_hpo.emissions import EmissionsMeasurement
+from graft_hpo.tracking import RunLogger
+from graft_hpo.training import TrainHooks
+from graft_hpo.training import TrainState
+
+__all__ = ["EnergySoFar", "LogToRun", "TrialHooks", "end_hooks"]
+
+logger = logging.getLogger(__name__)
+
+
+class TrialHooks(TrainHooks):
+    """Training hooks that also see the trial's MLflow run and its trained model."""
+
+    def on_trial_start(self, run_id: str | None) -> None:
+        """Before training; ``run_id`` is None when tracking is off."""
+
+    def on_trial_end(self, model: torch.nn.Module, bundle: DataBundle, run_id: str | None) -> None:
+        """After a successful training, before the run ends (e.g. log the model to it).
+
+        An exception here fails the trial.
+        """
+
+
+class EnergySoFar(TrainHooks):
+    """Adds the energy and CO2 measured so far to every epoch's metrics.
+
+    Runs before the other hooks, so MLflow's per-epoch history and Ray's reports (which ASHA
+    and carbon budgets read) carry cumulative ``energy_kwh`` and ``co2_kg``.
+    """
+
+    def __init__(self, measurement: EmissionsMeasurement) -> None:
+        self.measurement = measurement
+
+    def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
+        so_far = self.measurement.snapshot()
+        if so_far is not None:
+            metrics.update(so_far.metrics())
+
+
+class LogToRun(TrainHooks):
+    """Per-epoch metrics into the trial's MLflow run."""
+
+    def __init__(self, run: RunLogger) -> None:
+        self.run = run
+
+    def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
+        self.run.log_metrics(metrics, step=state.epoch)
+
+
+def end_hooks(
+    hooks: Sequence[TrainHooks], model: torch.nn.Module, bundle: DataBundle, run: RunLogger | None
+) -> str | None:
+    """Call every ``on_trial_end``; the first failure, as ``"<Type>: <message>"``."""
+    for hook in hooks:
+        if isinstance(hook, TrialHooks):
+            try:
+                hook.on_trial_end(model, bundle, run.run_id if run is not None else None)
+            except Exception as err:
+                logger.warning("trial failed after training: %s: %s", type(err).__name__, err)
+                return f"{type(err).__name__}: {err}"
+    return None

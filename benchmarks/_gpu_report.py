@@ -57,7 +57,7 @@ def goals(report: Json) -> list[Json]:
         ),
         (
             "4 cnn trials on one device: >= 2.5x the trials per minute of one",
-            pack[0]["speedup_vs_one"] if pack else None,
+            pack[0].get("speedup_vs_one") if pack else None,
             lambda v: v >= 2.5,
         ),
         (
@@ -142,7 +142,7 @@ def markdown(report: Json) -> str:
     for r in report.get("concurrency", []):
         lines.append(
             f"| {r['model']} | {r['trials']} | {r['resources_gpu']:.2f} | {r['wall_s']:.1f} | "
-            f"{r['trials_per_min']:.1f} | {_f(r['speedup_vs_one'])}x | "
+            f"{r['trials_per_min']:.1f} | {_f(r.get('speedup_vs_one'))}x | "
             f"{_f(r['attributed_sum_j'], '.0f')} | {_f(r['device_j'], '.0f')} | "
             f"{_f(r['attributed_over_device'], '.3f')} | "
             f"{', '.join(sorted({str(t) for t in r['gpu_energy_attributed']}))} |"

@@ -199,13 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     report["machine"] = machine_info()
     add_time_vs_full(report.get("trials", []))
     report["goals"] = goals(report)
-    text = markdown(report)
-    print(text)
     default = "docs/gpu/gpu_check.json" if args.device.startswith("cuda") else None
     out = args.out or (ROOT / default if default else None)
-    if out is not None:
+    if out is not None:  # the numbers first: they survive a failure of the tables
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(json_safe(report), indent=2) + "\n")
+    text = markdown(report)
+    print(text)
+    if out is not None:
         out.with_suffix(".md").write_text(text)
     return 0
 

@@ -108,7 +108,7 @@ def sizes(args: argparse.Namespace) -> Json:
         "concurrency": {"models": {"cnn": 10, "resnet18": 6}, "ks": [1, 2, 4], "n": 16000},
     }
     if args.quick:
-        size.update(model="cnn", n=600, epochs=3, select_every=1, batch_size=64, ceiling_s=0.5)
+        size.update(model="cnn", n=600, epochs=3, select_every=1, batch_size=64, ceiling_s=1.0)
         size.update(ceiling_models=["cnn"], variant_epochs=2, bundled=[("digits", 3)])
         size.update(hard={"n": 800, "epochs": 3})
         size.update(concurrency={"models": {"cnn": 2}, "ks": [1, 2], "n": 600})

@@ -124,7 +124,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--all", action="store_true", help="every part (the issue 12 check)")
     parser.add_argument("--parts", nargs="+", choices=PARTS, help="default: ceiling trials")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run anywhere")
-    parser.add_argument("--budget-s", type=float, default=None, help="default 450 (quick 900)")
+    parser.add_argument("--budget-s", type=float, default=None, help="default 420 (quick 900)")
     parser.add_argument("--model", default=None, help="trials' model (resnet18; quick: cnn)")
     parser.add_argument("--n", type=int, default=None, help="synthetic images (train+val+test)")
     parser.add_argument("--epochs", type=int, default=None)
@@ -143,7 +143,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="JSON path (default docs/gpu/gpu_check.json on CUDA); .md beside",
     )
     args = parser.parse_args(argv)
-    args.budget_s = args.budget_s or (900.0 if args.quick else 450.0)
+    args.budget_s = args.budget_s or (900.0 if args.quick else 420.0)
     return args
 
 

@@ -39,8 +39,9 @@ from graft_hpo.data import DataBundle
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.tracking import TAG_ROLE
 from graft_hpo.tracking import TAG_SWEEP_ID
+from graft_hpo.tracking import global_tracking_uri
+from graft_hpo.tracking import open_client
 from graft_hpo.tracking import resolve_tracking_uri
-from graft_hpo.tracking._global_uri import global_tracking_uri
 from graft_hpo.trial import CONFIG_ARTIFACT
 from graft_hpo.trial import TrialHooks
 from graft_hpo.trial import run_trial
@@ -91,7 +92,7 @@ def config_of_run(run_id: str, *, tracking_uri: str | None = None) -> PipelineCo
         ConfigError: the run does not exist or logged no config (not a graft-hpo trial run).
     """
     uri = resolve_tracking_uri(tracking_uri)
-    client = _client(uri)
+    client = open_client(uri)
     _get_run(client, run_id, uri)
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -130,7 +131,7 @@ def retrain(
         ConfigError: unknown run, a run without a config, bad overrides or ``epochs``.
     """
     uri = resolve_tracking_uri(tracking_uri)
-    client = _client(uri)
+    client = open_client(uri)
     source = _get_run(client, run_id, uri)
     config = config_of_run(run_id, tracking_uri=uri)
     changes = parse_overrides(overrides)
@@ -258,12 +259,6 @@ def _register(uri: str, model_uri: str, name: str, lineage: Mapping[str, str], r
         version = mlflow.register_model(model_uri, name, tags=dict(lineage))
     logger.info("registered %s version %s (run %s)", name, version.version, run_id)
     return str(version.version)
-
-
-def _client(uri: str) -> Any:
-    from graft_hpo.tracking._store import open_client
-
-    return open_client(uri)
 
 
 def _get_run(client: Any, run_id: str, uri: str) -> Any:

@@ -25,6 +25,7 @@ from graft_hpo.tracking._front import pareto_table
 from graft_hpo.tracking._front import sweep_objectives
 from graft_hpo.tracking._front import sweep_runs
 from graft_hpo.tracking._front import tag_pareto
+from graft_hpo.tracking._global_uri import global_tracking_uri
 from graft_hpo.tracking._names import METRICS
 from graft_hpo.tracking._names import TAG_EARLY_STOPPED
 from graft_hpo.tracking._names import TAG_OBJECTIVES
@@ -48,6 +49,7 @@ from graft_hpo.tracking._select import parse_policy
 from graft_hpo.tracking._select import select_run
 from graft_hpo.tracking._store import default_artifact_root
 from graft_hpo.tracking._store import ensure_experiment
+from graft_hpo.tracking._store import open_client
 from graft_hpo.tracking._store import resolve_tracking_uri
 from graft_hpo.tracking._ui import link_artifact
 from graft_hpo.tracking._ui import ui_url
@@ -71,10 +73,12 @@ __all__ = [
     "default_artifact_root",
     "ensure_experiment",
     "front_of",
+    "global_tracking_uri",
     "hypervolume_2d",
     "link_artifact",
     "metric_history",
     "normalize_objectives",
+    "open_client",
     "pareto_front",
     "pareto_mask",
     "pareto_table",

@@ -180,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("gpu_check: CUDA is not available here (try --device cpu --quick)", file=sys.stderr)
         return 2
+    if args.out is not None and args.out.is_dir():  # refused before minutes of measuring
+        print(f"gpu_check: --out must be a JSON file; got the folder {args.out}", file=sys.stderr)
+        return 2
     parts = list(PARTS) if args.all else (args.parts or ["ceiling", "trials"])
     command = " ".join(
         ["python benchmarks/gpu_check.py", *(sys.argv[1:] if argv is None else argv)]

@@ -23,6 +23,7 @@ from graft_hpo.exceptions import GraftHPOError
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+VERBOSE_HELP = "also show Ray's and MLflow's own output and every log line, timestamped"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -303,16 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="graft-hpo", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"graft-hpo {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="also show Ray's and MLflow's own output and every log line, timestamped",
-    )
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in _COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         cmd.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        # also after the verb (`graft-hpo sweep mnist -v`); SUPPRESS keeps the main flag's value
+        cmd.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+        )
         if name in ("validate", "train", "sweep"):
             _add_pipeline_args(cmd)
         if name in ("train", "sweep", "pareto", "select", "retrain"):

@@ -90,3 +90,19 @@ def test_train_json_prints_exactly_one_object(tmp_path: Path) -> None:
     assert result["status"] == "FINISHED"
     assert result["params"]["data.name"] == "digits"
     assert (tmp_path / "mlruns" / "mlflow.db").exists()  # default store in the working dir
+
+
+@pytest.mark.parametrize(
+    ("argv", "verbose"),
+    [
+        (["sweep", "mnist"], False),
+        (["-v", "sweep", "mnist"], True),
+        (["sweep", "mnist", "-v"], True),
+        (["--verbose", "pareto"], True),
+        (["pareto", "--verbose"], True),
+    ],
+)
+def test_verbose_goes_before_or_after_the_command(argv: list[str], verbose: bool) -> None:
+    from graft_hpo.cli import build_parser
+
+    assert build_parser().parse_args(argv).verbose is verbose

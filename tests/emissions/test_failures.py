@@ -78,8 +78,10 @@ def test_codecarbon_failing_to_stop(store: str, monkeypatch: pytest.MonkeyPatch)
     assert record.tags["emissions_error"] == "OSError: emissions lost (simulated)"
     # The total is unknown; what stays logged is the cumulative energy measured up to the last
     # epoch's end (codecarbon's flush): a lower bound, which the tag qualifies.
+    # (Equal when both epochs ended within 50 ms of one measurement: codecarbon's flush
+    # measures again only when its last sample is older, and digits' epochs can be that short.)
     history = [value for _, value in metric_history(store, record.run_id, "energy_kwh")]
-    assert len(history) >= 2 and history[0] < history[1]
+    assert len(history) >= 2 and 0 < history[0] <= history[1]
     assert record.metrics["energy_kwh"] == pytest.approx(history[1])
 
 

@@ -60,9 +60,11 @@ def test_a_trial_is_logged_with_params_metrics_and_emissions(store: str) -> None
     assert record.metrics["val_acc"] == pytest.approx(metrics["val_acc"])
     history = metric_history(store, result.run_id, "val_acc")
     assert [step for step, _ in history][:2] == [0, 1]
-    # cumulative energy is logged every epoch and grows up to the final measurement
+    # cumulative energy is logged every epoch and never falls up to the final measurement
+    # (two values may be equal: codecarbon measures again only after 50 ms, and an epoch of
+    # digits can be shorter)
     energy = [value for _, value in metric_history(store, result.run_id, "energy_kwh")]
-    assert len(energy) >= 3 and energy[0] < energy[1] <= energy[-1]
+    assert len(energy) >= 3 and 0 < energy[0] <= energy[1] <= energy[-1]
     assert energy[-1] == pytest.approx(metrics["energy_kwh"])
 
 

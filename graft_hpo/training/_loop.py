@@ -296,4 +296,3 @@ def train(
         train_s=time.perf_counter() - start,
     )
     return TrainResult(final, state.history, state.stop_reason)
-

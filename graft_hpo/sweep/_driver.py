@@ -48,6 +48,7 @@ def execute(
     """Run (or continue) the sweep's trials on Ray.
 
     Args:
+        console: told of every trial's start, reports and end; the caller closes it.
         verbose: let Ray print to the console too (its experiment box, its warnings).
 
     Returns:
@@ -63,15 +64,12 @@ def execute(
         # The console's lines say what happened, with a failed trial's error; Ray's own
         # tracebacks and "trials did not complete" tables would bury them.
         logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
-    # stdout is for --json's one object: Ray's prints go to stderr, or nowhere
-    sink = sys.stderr if verbose else open(os.devnull, "w")  # noqa: SIM115
-    try:
-        with contextlib.redirect_stdout(sink), watch_interruption() as watch:
-            grid = tuner.fit()
-    finally:
-        console.close()
-        if sink is not sys.stderr:
-            sink.close()
+    with contextlib.ExitStack() as stack:
+        # stdout is for --json's one object: Ray's prints go to stderr, or nowhere
+        sink = sys.stderr if verbose else stack.enter_context(open(os.devnull, "w"))
+        stack.enter_context(contextlib.redirect_stdout(sink))
+        watch = stack.enter_context(watch_interruption())
+        grid = tuner.fit()
     logger.debug("sweep %s: trials ran for %.1fs", plan.sweep_id, time.perf_counter() - start)
     if watch.hooked:  # Tune caught SIGINT, stopped the trials and saved its state
         return not watch.happened()

@@ -1,8 +1,9 @@
 """The sweep's shared GRAFT ranking: computed once, before any trial, and measured.
 
 ``selection.scope: sweep`` (see :mod:`graft_hpo.proxy`): before any trial starts, the driver
-trains the proxy model, ranks the training set, and writes ``ranking.pt`` (the ranking) and
-``ranking.json`` (what it cost: energy, CO2, seconds) into the sweep folder. Trials receive the
+trains the proxy model and ranks the training set; preparing the sweep then stores the ranking
+and what it cost (energy, CO2, seconds) in the sweep folder (:mod:`graft_hpo.sweep._folder`:
+``ranking.pt``, ``ranking.json``). Trials receive the
 ranking through Ray's object store, so trials on other nodes need no shared folder; a resumed
 sweep reads it back instead of ranking again. Its energy and CO2 count in the sweep's totals
 and budgets, and are logged on the parent run on their own (``shared_selection_*``).

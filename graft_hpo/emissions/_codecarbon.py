@@ -9,6 +9,16 @@ fails loudly when an upgrade moves either:
   ``__new__``, since calling the class runs the decorated ``__init__``).
 - ``codecarbon.external.ram.RAM``: the machine's RAM power estimate, to charge a process only
   its share of it.
+- ``_measure_power_and_energy``, which its timer thread and ``flush``/``stop`` call unlocked:
+  each integrates power since the last sample, so two that overlap count the same interval
+  twice. An instance attribute set before ``__init__`` (which hands it to the timer) makes
+  them take turns (:func:`_serialise_sampling`).
+- The tracker's ``_hardware`` (its ``RAM``'s ``total_power()``; on its ``CPU`` in load mode,
+  ``_mode``, ``_tracking_mode``, ``_tdp`` and ``_cpu_count``) and ``_pue``: the power behind
+  a block's floor
+  (:func:`floor_powers`, :mod:`graft_hpo.emissions._floor`); its ``_emissions`` and ``_geo``
+  for the grid's carbon intensity before anything was charged. Where one is missing, the floor
+  falls back on the mean powers codecarbon reports.
 
 The rest is codecarbon's public surface: ``OfflineEmissionsTracker``'s keyword arguments
 (checked against its signature), ``BaseOutput.out``, ``EmissionsData``'s fields and the
@@ -23,17 +33,20 @@ import inspect
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
 
+from graft_hpo.emissions._floor import PowerFloor
 from graft_hpo.exceptions import ConfigError
 
 if TYPE_CHECKING:
     from graft_hpo.config import EmissionsConfig
+    from graft_hpo.emissions._measure import EmissionsResult
 
-__all__ = ["check_country", "start_tracker", "stop_tracker"]
+__all__ = ["check_country", "floor_powers", "process_cpu_s", "start_tracker", "stop_tracker"]
 
 _logger = logging.getLogger(__name__)
 
@@ -167,6 +180,7 @@ def start_tracker(
     if on_flush is not None:
         kwargs["output_handlers"] = [*kwargs.get("output_handlers", []), _Latest()]
     tracker = OfflineEmissionsTracker.__new__(OfflineEmissionsTracker)
+    _serialise_sampling(tracker)
     _unsuppressed(OfflineEmissionsTracker.__init__)(tracker, **kwargs)
     try:
         _unsuppressed(type(tracker).start)(tracker)
@@ -178,6 +192,27 @@ def start_tracker(
     return tracker
 
 
+def _serialise_sampling(tracker: Any) -> None:
+    """Make codecarbon's samples of ``tracker`` take turns (see the module docstring).
+
+    Each sample charges the power times the time since the previous one; the timer thread's
+    and a ``flush()``'s, overlapping, both charged it (seen: 1.9x the energy of a 1 s busy
+    block sampled every 1 s; a 3 s one, 17 J of RAM for 15 J forced). Under one lock, the
+    second starts after the first has moved the last sample's time.
+    """
+    sample = getattr(type(tracker), "_measure_power_and_energy", None)
+    if sample is None:
+        _logger.debug("codecarbon has no _measure_power_and_energy; samples may overlap")
+        return
+    lock = threading.Lock()
+
+    def one_at_a_time() -> None:
+        with lock:
+            sample(tracker)
+
+    tracker._measure_power_and_energy = one_at_a_time
+
+
 def stop_tracker(tracker: Any) -> Any:
     """Stop a tracker; its final ``EmissionsData``. Raises what codecarbon raised."""
     _unsuppressed(type(tracker).stop)(tracker)
@@ -185,3 +220,82 @@ def stop_tracker(tracker: Any) -> Any:
     if data is None:
         raise RuntimeError("codecarbon returned no emissions data")
     return data
+
+
+def process_cpu_s() -> float | None:
+    """CPU seconds (user + system) of this process and its live children, counted as
+    codecarbon's process mode counts them; None if psutil cannot read them."""
+    try:
+        import psutil
+
+        me = psutil.Process()
+        total = 0.0
+        for proc in [me, *me.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+    except Exception as err:
+        _logger.debug("no process CPU time (%s); the CPU floor uses codecarbon's power", err)
+        return None
+
+
+def floor_powers(
+    tracker: Any, result: EmissionsResult, *, duration_s: float, cpu_s: float | None
+) -> PowerFloor:
+    """The powers ``tracker`` charged over a block, for its floor (module ``_floor``).
+
+    CPU: in codecarbon's load mode with process tracking, its power is the CPU's power (TDP or
+    ``force_cpu_power``) times the process's CPU seconds over wall seconds over the CPU count,
+    times the PUE: that over the block's ``cpu_s`` and ``duration_s``. Otherwise (RAPL, machine
+    tracking), the mean CPU power codecarbon reports. RAM: its RAM's power now (constant when
+    forced, as :func:`start_tracker` does), times the PUE; the mean it reports is not used where
+    the RAM's own is known, as codecarbon's racing timer threads can inflate it (seen: 7.5 W
+    reported for 5 W forced). GPU: the mean power in ``result`` (the attributed share where
+    shared). Carbon intensity: ``result``'s CO2 over its energy, else the tracker's own lookup
+    for its grid.
+
+    Args:
+        tracker: a started or stopped ``OfflineEmissionsTracker``.
+        result: what it measured so far.
+        duration_s: the block's wall-clock seconds so far.
+        cpu_s: the CPU seconds of this process and its children over them, or None.
+    """
+    cpu_w, ram_w = result.cpu_power_w, result.ram_power_w
+    hardware = {type(h).__name__: h for h in getattr(tracker, "_hardware", [])}
+    cpu, ram = hardware.get("CPU"), hardware.get("RAM")
+    try:
+        pue = float(getattr(tracker, "_pue", 1.0) or 1.0)
+        if ram is not None:
+            ram_w = float(ram.total_power().W) * pue
+        load_mode = (getattr(cpu, "_mode", None), getattr(cpu, "_tracking_mode", None))
+        if (
+            cpu is not None
+            and load_mode == ("cpu_load", "process")
+            and cpu_s is not None
+            and duration_s > 0
+        ):
+            per_cpu_w = float(cpu._tdp) / int(cpu._cpu_count)
+            cpu_w = per_cpu_w * pue * max(cpu_s, 0.0) / duration_s
+    except Exception as err:  # a floor only: codecarbon's mean powers then apply
+        _logger.debug("codecarbon's power model moved (%s); using its mean powers", err)
+    energy, co2 = result.energy_kwh, result.co2_kg
+    if energy is not None and co2 is not None and energy > 0 and co2 > 0:
+        intensity: float | None = co2 / energy
+    else:
+        intensity = _grid_intensity(tracker)
+    return PowerFloor(duration_s, cpu_w, result.gpu_power_w, ram_w, intensity)
+
+
+def _grid_intensity(tracker: Any) -> float | None:
+    """kg CO2eq per kWh of the tracker's grid (or its forced intensity), or None."""
+    try:
+        from codecarbon.core.units import Energy
+
+        tracker._ensure_geo_metadata()
+        tracker._ensure_emissions_engine()
+        one_kwh = Energy.from_energy(kWh=1.0)
+        return float(tracker._emissions.get_private_infra_emissions(one_kwh, tracker._geo))
+    except Exception as err:
+        _logger.debug("no carbon intensity from codecarbon (%s); CO2 is not floored", err)
+        return None

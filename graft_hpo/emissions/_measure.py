@@ -2,7 +2,8 @@
 
 codecarbon is imported only inside :func:`measure_emissions`, so importing this module is cheap.
 Measurement never kills training: if codecarbon cannot be imported, started or stopped, the
-body still runs and the result says why nothing was measured.
+body still runs and the result says why nothing was measured. No figure falls below the block's
+duration at its measured power, however short the block (:mod:`graft_hpo.emissions._floor`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ from graft_hpo.emissions._attribution import NvmlSampler
 from graft_hpo.emissions._attribution import attribute_gpu_energy
 from graft_hpo.emissions._attribution import with_attributed_gpu
 from graft_hpo.emissions._codecarbon import check_country
+from graft_hpo.emissions._codecarbon import floor_powers
+from graft_hpo.emissions._codecarbon import process_cpu_s
 from graft_hpo.emissions._codecarbon import start_tracker
 from graft_hpo.emissions._codecarbon import stop_tracker
+from graft_hpo.emissions._floor import apply_floor
+from graft_hpo.emissions._floor import no_decrease
 
 __all__ = ["EmissionsMeasurement", "EmissionsResult", "check_country", "measure_emissions"]
 
@@ -66,6 +71,10 @@ class EmissionsResult:
             device's energy charged to this block (``gpu_energy_kwh`` is then that share,
             see :mod:`graft_hpo.emissions._attribution`); None otherwise.
         gpu_attribution: the share rule used then (``utilisation``, ``memory``, ``equal``).
+        estimated: the parts (``cpu``, ``gpu``, ``ram``, comma-separated) whose codecarbon
+            figure fell below the block's duration times the part's power and was raised to
+            it: an estimate, not a measurement (:mod:`graft_hpo.emissions._floor`); None when
+            every part is codecarbon's own figure.
         error: ``None`` when measured; else ``"disabled"`` or ``"<ExceptionType>: <message>"``.
     """
 
@@ -80,6 +89,7 @@ class EmissionsResult:
     ram_power_w: float | None = None
     gpu_energy_share: float | None = None
     gpu_attribution: str | None = None
+    estimated: str | None = None
     error: str | None = None
 
     def metrics(self) -> dict[str, float]:
@@ -106,6 +116,9 @@ class EmissionsMeasurement:
         self._tracker: Any = None
         self._latest: Any = None  # the EmissionsData codecarbon handed our output handler
         self._gpu: NvmlSampler | None = None  # samples the shared GPU, for attribution
+        self._started = time.perf_counter()  # the block's start, and its CPU seconds then
+        self._cpu_s0: float | None = None
+        self._last: EmissionsResult | None = None  # the last figure handed out
 
     def flushed(self, totals: Any) -> None:
         """codecarbon's running totals at a ``flush()``, kept for :meth:`snapshot`."""
@@ -121,12 +134,43 @@ class EmissionsMeasurement:
         """
         if self._tracker is None:
             return None
+        reading = self._reading()
         try:
             self._tracker.flush()
         except Exception as exc:
             _logger.debug("codecarbon flush failed: %s", _error_text(exc))
             return None
-        return None if self._latest is None else self._attributed(_result_from(self._latest))
+        if self._latest is None:
+            return None
+        return self._floored(self._tracker, self._attributed(_result_from(self._latest)), reading)
+
+    def _begin(self) -> None:
+        """The measurement starts now (its duration and CPU seconds count from here)."""
+        self._started, self._cpu_s0 = time.perf_counter(), process_cpu_s()
+
+    def _reading(self) -> tuple[float, float | None]:
+        """Seconds since :meth:`_begin`, and this process's CPU seconds over them."""
+        cpu_s = process_cpu_s()
+        used = None if cpu_s is None or self._cpu_s0 is None else cpu_s - self._cpu_s0
+        return time.perf_counter() - self._started, used
+
+    def _floored(
+        self, tracker: Any, result: EmissionsResult, reading: tuple[float, float | None]
+    ) -> EmissionsResult:
+        """``result`` raised to the block's floor and to the last figure handed out.
+
+        The floor's duration is the longer of the measurement's so far (from before the
+        tracker started) and codecarbon's; its CPU seconds are the measurement's.
+        """
+        try:
+            block_s, cpu_s = reading
+            duration_s = max(block_s, result.duration_s or 0.0)
+            floor = floor_powers(tracker, result, duration_s=duration_s, cpu_s=cpu_s)
+            result = apply_floor(result, floor)
+        except Exception as exc:  # a floor is a safeguard: never a failed measurement
+            _logger.warning("energy floor not applied (%s)", _error_text(exc))
+        self._last = result = no_decrease(self._last, result)
+        return result
 
     def _attributed(self, result: EmissionsResult) -> EmissionsResult:
         """``result`` with this process's share of the GPU's energy, if others used it too."""
@@ -229,6 +273,7 @@ def measure_emissions(
 
     tracker: Any = None
     start_error: str | None = None
+    handle._begin()  # the floor covers the whole measurement, the tracker's start and stop too
     try:
         tracker = start_tracker(cfg, project_name, output_dir, tracker_kwargs, handle.flushed)
         handle._tracker = tracker
@@ -249,7 +294,8 @@ def measure_emissions(
         if tracker is None:
             handle._result = _fallback(start_error or "RuntimeError: no tracker")
         else:
-            handle._result = handle._attributed(_stop_tracker(tracker, _fallback))
+            measured = handle._attributed(_stop_tracker(tracker, _fallback))
+            handle._result = handle._floored(tracker, measured, handle._reading())
 
 
 @functools.cache

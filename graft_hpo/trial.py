@@ -319,6 +319,10 @@ def _measure(
         measured.tags["emissions_error"] = energy.result.error
     if energy.result.gpu_attribution is not None:  # docs/gpu/README.md: the method
         measured.tags["gpu_energy_attributed"] = energy.result.gpu_attribution
+    if energy.result.estimated is not None:  # parts raised to duration x power (emissions/)
+        measured.tags.update(
+            emissions_estimated="true", emissions_estimated_parts=energy.result.estimated
+        )
     return measured
 
 

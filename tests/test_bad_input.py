@@ -116,6 +116,9 @@ FILES: dict[str, str] = {
     ),
     "space_fixed_section.yaml": "params:\n  resources.gpu: {type: int, low: 0, high: 1}\n",
     "space_tab.yaml": "params:\n\ttrain.lr: {type: float, low: 0.01, high: 0.1}\n",
+    "space_threshold.yaml": (
+        "params:\n  selection.alignment_threshold: {type: float, low: 0.8, high: 1.0}\n"
+    ),
     # sweep folders and tracking stores that are not
     "nosweep/README": "a folder without sweep.json\n",
     "corrupt_sweep/sweep.json": "{not json",
@@ -206,6 +209,27 @@ CASES: list[Case] = [
         validate("search.scheduler.type=hyperband"),
         2,
         ("search.scheduler.type must be one of 'asha'", "'hyperband'"),
+    ),
+    Case(
+        "moasha-objective-not-per-epoch",
+        validate(
+            "search.scheduler={type: moasha}",
+            "search.objectives=[{metric: val_acc, mode: max}, {metric: duration_s, mode: min}]",
+        ),
+        2,
+        ("search.scheduler.type 'moasha'", "per-epoch metric", "got 'duration_s'"),
+    ),
+    Case(
+        "stopped-report-unknown",
+        validate("search.stopped_report=truncated"),
+        2,
+        ("search.stopped_report must be one of 'projected', 'complete', 'pruned'", "'truncated'"),
+    ),
+    Case(
+        "threshold-searched-over-a-shared-ranking",
+        validate("selection.scope=sweep", "search.space={tmp}/space_threshold.yaml"),
+        2,
+        ("space_threshold.yaml", "alignment_threshold cannot be searched", "scope 'sweep'"),
     ),
     Case(
         "scheduler-grace-past-the-last-epoch",

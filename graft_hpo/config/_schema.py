@@ -99,9 +99,10 @@ class ObjectiveConfig:
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    type: str = "asha"  # asha
-    metric: str = "val_acc"  # the one metric ASHA compares at each rung
-    mode: str = "max"  # max | min
+    # asha: Ray's ASHA on `metric` | moasha: multi-objective ASHA on search.objectives
+    type: str = "asha"
+    metric: str = "val_acc"  # the one metric ASHA compares at each rung (not read by moasha)
+    mode: str = "max"  # max | min (asha only)
     grace_period: int = 1  # epochs before a trial can be stopped, in [1, 100000]
     reduction_factor: float = 3.0  # > 1
 
@@ -119,6 +120,9 @@ class SearchConfig:
     seed: int = 0  # seeds the sampler
     max_concurrent: int = 2  # trials running at once, in [1, 10000]
     scheduler: SchedulerConfig | None = None  # None: every trial runs all its epochs
+    # what Optuna is told of a trial the scheduler stopped: projected (cost objectives scaled to
+    # train.epochs, accuracy as reached) | complete (truncated values) | pruned (no values)
+    stopped_report: str = "projected"
     storage: str | None = None  # Optuna RDB URL all nodes reach; None -> sqlite in the sweep dir
     fail_fast: bool = False  # at the first failed trial start no new ones (running ones finish)
     # Stop scheduling new trials once the finished trials' measured total reaches a budget;

@@ -155,7 +155,7 @@ RULES: dict[type, dict[str, Check]] = {
     TrackingConfig: {"uri": NON_EMPTY, "experiment": NON_EMPTY},
     ObjectiveConfig: {"metric": NON_EMPTY, "mode": MODE},
     SchedulerConfig: {
-        "type": one_of("asha"),
+        "type": one_of("asha", "moasha"),
         "metric": NON_EMPTY,
         "mode": MODE,
         "grace_period": interval(1, MAX_EPOCHS, "[]"),
@@ -168,6 +168,7 @@ RULES: dict[type, dict[str, Check]] = {
         "trials": interval(1, MAX_TRIALS, "[]"),
         "seed": at_least(0),
         "max_concurrent": interval(1, MAX_CONCURRENT, "[]"),
+        "stopped_report": one_of("projected", "complete", "pruned"),
         "storage": matches(r"[a-z][a-z0-9+]*://.*", "an SQLAlchemy URL such as 'sqlite:///...'"),
         "co2_budget_kg": above(0),
         "energy_budget_kwh": above(0),

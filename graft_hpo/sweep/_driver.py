@@ -26,9 +26,9 @@ from graft_hpo.sweep._plan import plan_to_dict
 from graft_hpo.sweep._ray import check_resources
 from graft_hpo.sweep._ray import init_ray
 from graft_hpo.sweep._ray_compat import watch_interruption
+from graft_hpo.sweep._search import DONE_KEY
 from graft_hpo.sweep._search import scheduler
 from graft_hpo.sweep._search import searcher
-from graft_hpo.sweep._trainable import DONE_KEY
 from graft_hpo.sweep._trainable import trainable
 from graft_hpo.tracking import METRICS
 from graft_hpo.tracking import TAG_EARLY_STOPPED
@@ -101,7 +101,7 @@ def _tuner(plan: SweepPlan, *, resume: bool, console: SweepConsole) -> Any:
         runnable,
         tune_config=tune.TuneConfig(
             search_alg=searcher(plan),
-            scheduler=scheduler(plan.config),
+            scheduler=scheduler(plan.config, plan.sweep_dir),
             num_samples=plan.trials,
             max_concurrent_trials=plan.config.search.max_concurrent,
             # one worker process serves trial after trial: torch, MLflow and codecarbon load

@@ -7,7 +7,9 @@ Every file is written atomically, so a killed driver never leaves half of one:
   so a time budget counts running time only, not an interrupted sweep's pause;
 - ``stop.json``: why the sweep stopped before its trial count (a budget, fail-fast);
 - ``ranking.pt`` and ``ranking.json``: the shared GRAFT ranking (``selection.scope: sweep``)
-  and what it cost (energy, CO2, seconds).
+  and what it cost (energy, CO2, seconds);
+- ``rungs.json``: what the multi-objective ASHA recorded at each rung (a resumed sweep keeps
+  it: Tune checkpoints its searcher, not its scheduler).
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ __all__ = [
     "default_sweeps_dir",
     "ranking_cost",
     "read_ranking",
+    "read_rungs",
     "read_stop",
     "session_ended",
     "session_started",
     "sweep_wall_s",
     "write_json",
     "write_ranking",
+    "write_rungs",
     "write_stop",
 ]
 
@@ -37,6 +41,7 @@ STOP_FILE = "stop.json"
 SESSIONS_FILE = "sessions.json"
 RANKING_FILE = "ranking.pt"
 RANKING_COST_FILE = "ranking.json"
+RUNGS_FILE = "rungs.json"
 
 
 def default_sweeps_dir() -> Path:
@@ -135,3 +140,17 @@ def ranking_cost(sweep_dir: str) -> dict[str, float]:
     if not isinstance(data, dict):
         return {}
     return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float))}
+
+
+# ---- the multi-objective scheduler's rungs
+
+
+def write_rungs(sweep_dir: str, rungs: dict[int, dict[str, list[float]]]) -> None:
+    """Record, per rung (epochs), each trial's objective values there."""
+    write_json(Path(sweep_dir) / RUNGS_FILE, {str(m): r for m, r in rungs.items()})
+
+
+def read_rungs(sweep_dir: str) -> dict[int, dict[str, list[float]]]:
+    """What :func:`write_rungs` recorded; empty before the first record."""
+    saved = _read_json(Path(sweep_dir) / RUNGS_FILE) or {}
+    return {int(m): dict(r) for m, r in saved.items()}

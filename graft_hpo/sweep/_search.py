@@ -11,21 +11,74 @@ from graft_hpo.exceptions import ConfigError
 from graft_hpo.sweep._budget import Budgets
 from graft_hpo.sweep._budget import budget_gate
 from graft_hpo.sweep._folder import ranking_cost
+from graft_hpo.sweep._moasha import make_moasha
 from graft_hpo.sweep._plan import SweepPlan
 from graft_hpo.sweep._plan import optuna_storage
 from graft_hpo.sweep._space import define_by_run
 from graft_hpo.tracking import redact
 
-__all__ = ["EPOCHS_DONE", "open_storage", "scheduler", "scheduler_rungs", "searcher"]
+__all__ = [
+    "DONE_KEY",
+    "EPOCHS_DONE",
+    "open_storage",
+    "scheduler",
+    "scheduler_rungs",
+    "searcher",
+    "told_optuna",
+]
 
 EPOCHS_DONE = "epochs_done"  # on every epoch's report: the scheduler's clock (not the final one)
+DONE_KEY = "trial_done"  # set on a trial's final report only: its absence means stopped early
+# objectives that grow with the epochs trained: what `stopped_report: projected` scales
+COST_METRICS = frozenset(
+    {"co2_kg", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "selection_s"}
+)
+
+
+def told_optuna(
+    result: dict[str, Any] | None, *, policy: str, epochs: int
+) -> dict[str, Any] | None:
+    """What Optuna is told for a trial's last ``result`` (``search.stopped_report``).
+
+    A trial that trained to the end (its final report carries ``DONE_KEY``) is told as it is.
+    A trial a scheduler stopped is told, by ``policy``:
+
+    - ``complete``: its last report, truncated values as if final (Ray's default);
+    - ``pruned``: nothing, so Optuna records it PRUNED (its values are not modelled);
+    - ``projected``: COMPLETE, with every cost objective (:data:`COST_METRICS`) scaled from
+      the epochs it trained to ``epochs``, and its accuracy as reached.
+
+    Example:
+        >>> told_optuna({"val_acc": 0.9, "co2_kg": 1.0, EPOCHS_DONE: 2}, policy="projected",
+        ...             epochs=20)
+        {'val_acc': 0.9, 'co2_kg': 10.0, 'epochs_done': 2}
+    """
+    if result is None or result.get(DONE_KEY) or EPOCHS_DONE not in result:
+        return result
+    if policy == "pruned":
+        return None
+    if policy == "projected":
+        scale = epochs / result[EPOCHS_DONE]
+        return {k: v * scale if k in COST_METRICS else v for k, v in result.items()}
+    return result
 
 
 def searcher(plan: SweepPlan) -> Any:
     """Optuna's sampler behind Tune's searcher, gated by the sweep's budgets and concurrency."""
     from ray.tune.search.optuna import OptunaSearch
 
-    search = OptunaSearch(
+    policy, epochs = plan.config.search.stopped_report, plan.config.train.epochs
+
+    class StoppedReport(OptunaSearch):
+        """Ray's OptunaSearch, told a stopped trial's values as ``search.stopped_report`` says."""
+
+        def on_trial_complete(
+            self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+        ) -> None:
+            told = result if error else told_optuna(result, policy=policy, epochs=epochs)
+            super().on_trial_complete(trial_id, told, error)
+
+    search = StoppedReport(
         space=define_by_run(plan.space),
         metric=[m for m, _ in plan.objectives],
         mode=[mode for _, mode in plan.objectives],
@@ -76,13 +129,23 @@ def open_storage(url: str) -> Any:
         optuna.logging.disable_default_handler()
 
 
-def scheduler(config: PipelineConfig) -> Any:
+def scheduler(config: PipelineConfig, sweep_dir: str | None = None) -> Any:
+    """The trial scheduler ``search.scheduler`` names: none (FIFO), Ray's ASHA on one metric,
+    or MO-ASHA on the objectives (its rung records kept in ``sweep_dir``)."""
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.schedulers import FIFOScheduler
 
     sched = config.search.scheduler
     if sched is None:
         return FIFOScheduler()
+    if sched.type == "moasha":
+        return make_moasha(
+            time_attr=EPOCHS_DONE,
+            objectives=[(o.metric, o.mode) for o in config.search.objectives],
+            milestones=sorted(scheduler_rungs(config)),
+            reduction_factor=sched.reduction_factor,
+            sweep_dir=sweep_dir,
+        )
     return ASHAScheduler(
         # epochs, not reports: a trial validates, and so reports, only at some epochs
         time_attr=EPOCHS_DONE,

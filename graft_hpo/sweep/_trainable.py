@@ -16,6 +16,7 @@ from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.selection import Ranking
 from graft_hpo.sweep._plan import SweepPlan
 from graft_hpo.sweep._plan import plan_from_dict
+from graft_hpo.sweep._search import DONE_KEY
 from graft_hpo.sweep._search import EPOCHS_DONE
 from graft_hpo.sweep._search import scheduler_rungs
 from graft_hpo.tracking import TAG_EARLY_STOPPED
@@ -27,11 +28,10 @@ from graft_hpo.trial import TrialHooks
 from graft_hpo.trial import TrialResult
 from graft_hpo.trial import run_trial
 
-__all__ = ["DONE_KEY", "TAG_RAY_TRIAL", "check_measured", "trainable"]
+__all__ = ["TAG_RAY_TRIAL", "check_measured", "trainable"]
 
 TAG_RAY_TRIAL = "ray_trial_id"
 TAG_NODE = "node"
-DONE_KEY = "trial_done"  # set on a trial's final report only: its absence means stopped early
 _STOPPED_TRIAL_CLOSE_S = 120  # see trainable
 
 
@@ -86,8 +86,9 @@ def trainable(
         tune.report({**finished.metrics, "mlflow_run_id": finished.run_id, DONE_KEY: 1})
         return
     needed = [m for m, _ in plan.objectives]
-    if plan.config.search.scheduler is not None:
-        needed.append(plan.config.search.scheduler.metric)
+    sched = plan.config.search.scheduler
+    if sched is not None and sched.type == "asha":  # MO-ASHA ranks on the objectives
+        needed.append(sched.metric)
     reporter = _ReportToRay(needed, scheduler_rungs(plan.config))
     result = _train(plan, params, trial_id, reporter, ranking)
     if result.status != "FINISHED":

@@ -14,6 +14,7 @@ import yaml
 
 from graft_hpo.config import PipelineConfig
 from graft_hpo.config import bundled_names
+from graft_hpo.sweep._prepare import check_sweep
 from graft_hpo.config import load_pipeline
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.sweep._conditions import Comparison
@@ -514,10 +515,18 @@ def test_bundled_spaces_validate_against_their_pipelines(name: str) -> None:
     assert pipeline.search.space == name
     space = load_space(pipeline.search.space)
     validate_space(space, pipeline)
+    check_sweep(pipeline)  # and the sweep-level rules (e.g. no threshold over a shared ranking)
     assert "selection.strategy" in space.names and "train.lr" in space.names
+    # GRAFT's alignment threshold shrinks a subset below its budget (to 23-50% at 0.8-0.95 per
+    # trial, 4-39% over a shared ranking): a searched threshold compares emptied subsets
+    assert "selection.alignment_threshold" not in space.names
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for _ in range(20):  # every sampled point is a valid override of the pipeline
-        load_pipeline(name, overrides=space.sample(study.ask()))
+    strategies = set()
+    for _ in range(40):  # every sampled point is a valid override of the pipeline
+        sampled = space.sample(study.ask())
+        strategies.add(sampled["selection.strategy"])
+        load_pipeline(name, overrides=sampled)
+    assert strategies == {"graft", "random", "full", "infobatch"}  # none left out by construction
 
 
 def test_every_bundled_pipeline_has_a_bundled_space() -> None:

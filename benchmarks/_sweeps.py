@@ -56,6 +56,7 @@ QUICK_OVERRIDES = (
 )
 TRIAL_METRICS = (
     "val_acc",
+    "test_acc",  # trials trained to the end only
     "co2_kg",
     "energy_kwh",
     "duration_s",

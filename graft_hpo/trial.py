@@ -157,7 +157,8 @@ def run_trial(
             names would repeat for every trial of one seed).
         tags: extra run tags (``sweep_id``, ...).
         hooks: extra training hooks (Ray reporting, budgets).
-        evaluate_test: also evaluate on the held-out test split (``test_acc``, ``test_loss``).
+        evaluate_test: also evaluate on the held-out test split (``test_acc``, ``test_loss``)
+            once training ends, unless a hook stopped it early.
         ranking: the sweep's ranking for ``selection.scope=sweep`` (the trial trains on its
             budget's prefix); without one such a trial ranks the data itself first, with a
             proxy model, inside its own measurement.
@@ -245,7 +246,9 @@ class _Trial:
         measured.metrics["selection_s"] = measured.metrics.get("selection_s", 0.0) + ranking_s
         if result.stop_reason is not None:  # a hook ended training early
             measured.tags.update(early_stopped="true", stop_reason=result.stop_reason)
-        if evaluate_test:
+        # a model trained to the end is scored once on the test split, inside the trial's
+        # measured energy; a stopped one is not (it is on no front)
+        if evaluate_test and result.stop_reason is None and len(self.bundle.test):  # type: ignore[arg-type]
             measured.metrics.update(_test_metrics(self.model, self.bundle, config))
 
 

@@ -133,6 +133,7 @@ def _train(
             "node_id": ray.get_runtime_context().get_node_id(),
         },
         hooks=[reporter],
+        evaluate_test=True,  # test_acc of the trials trained to the end: a front to score
         ranking=ranking,
     )
 

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -186,10 +187,13 @@ def _finished(db: Path) -> int:
         return 0
 
 
-def _start_sweep_subprocess(home: Path, tmp_path: Path, **popen: object) -> subprocess.Popen:
-    """`graft-hpo sweep digits --trials 4` (sequential trials) in its own process group,
-    returned once exactly one trial has finished: every later trial waits at a gate
-    (``tests.plugins.gated``) until :func:`_open_gate`, so an interruption never races them."""
+def _start_sweep_subprocess(
+    home: Path, tmp_path: Path, extra: Sequence[str] = (), **popen: object
+) -> subprocess.Popen:
+    """`graft-hpo sweep digits --trials 4` (sequential trials, then ``extra`` arguments) in
+    its own process group, returned once exactly one trial has finished: every later trial
+    waits at a gate (``tests.plugins.gated``) until :func:`_open_gate`, so an interruption
+    never races them."""
     gate = tmp_path / "gate"
     gate.touch()
     args = [
@@ -199,6 +203,7 @@ def _start_sweep_subprocess(home: Path, tmp_path: Path, **popen: object) -> subp
         "--set", "tracking.experiment=sweep-resume", "--set", "search.max_concurrent=1",
         *[a for q in QUICK for a in ("--set", q)],
         "--set", "data.name=tests.plugins.gated:digits", "--set", f"data.options.gate={gate}",
+        *extra,
     ]  # fmt: skip
     repo = str(Path(__file__).resolve().parents[2])  # `tests.plugins` for the driver and workers
     env = {**os.environ, "HOME": str(home), "PYTHONPATH": repo}

@@ -241,7 +241,12 @@ def process_cpu_s() -> float | None:
 
 
 def floor_powers(
-    tracker: Any, result: EmissionsResult, *, duration_s: float, cpu_s: float | None
+    tracker: Any,
+    result: EmissionsResult,
+    *,
+    duration_s: float,
+    cpu_s: float | None,
+    gpu_w: float | None = None,
 ) -> PowerFloor:
     """The powers ``tracker`` charged over a block, for its floor (module ``_floor``).
 
@@ -250,18 +255,20 @@ def floor_powers(
     times the PUE: that over the block's ``cpu_s`` and ``duration_s``. Otherwise (RAPL, machine
     tracking), the mean CPU power codecarbon reports. RAM: its RAM's power now (constant when
     forced, as :func:`start_tracker` does), times the PUE; the mean it reports is not used where
-    the RAM's own is known, as codecarbon's racing timer threads can inflate it (seen: 7.5 W
-    reported for 5 W forced). GPU: the mean power in ``result`` (the attributed share where
-    shared). Carbon intensity: ``result``'s CO2 over its energy, else the tracker's own lookup
-    for its grid.
+    the RAM's own is known (samples that overlapped inflated it: 7.5 W reported for 5 W
+    forced). GPU: ``gpu_w`` times the PUE; codecarbon's mean GPU power is not used, as its
+    first sample divides an energy-counter step by a few milliseconds. Carbon intensity:
+    ``result``'s CO2 over its energy, else the tracker's own lookup for its grid.
 
     Args:
         tracker: a started or stopped ``OfflineEmissionsTracker``.
         result: what it measured so far.
         duration_s: the block's wall-clock seconds so far.
         cpu_s: the CPU seconds of this process and its children over them, or None.
+        gpu_w: the GPU power charged to the block (NVML's readings of its device, times its
+            share), W before PUE; None: no GPU floor.
     """
-    cpu_w, ram_w = result.cpu_power_w, result.ram_power_w
+    cpu_w, ram_w, pue = result.cpu_power_w, result.ram_power_w, 1.0
     hardware = {type(h).__name__: h for h in getattr(tracker, "_hardware", [])}
     cpu, ram = hardware.get("CPU"), hardware.get("RAM")
     try:
@@ -284,7 +291,8 @@ def floor_powers(
         intensity: float | None = co2 / energy
     else:
         intensity = _grid_intensity(tracker)
-    return PowerFloor(duration_s, cpu_w, result.gpu_power_w, ram_w, intensity)
+    gpu_w = None if gpu_w is None else gpu_w * pue
+    return PowerFloor(duration_s, cpu_w, gpu_w, ram_w, intensity)
 
 
 def _grid_intensity(tracker: Any) -> float | None:

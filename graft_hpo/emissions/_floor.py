@@ -16,7 +16,10 @@ and the parts so raised are named in :attr:`EmissionsResult.estimated`: their fi
 estimate (duration x power), not codecarbon's integration. The powers are the tracker's, times
 its PUE (see :func:`graft_hpo.emissions._codecarbon.floor_powers`): for the CPU in codecarbon's
 load mode, its per-CPU power times this process's CPU seconds over the block's duration; for
-RAM and GPU, the mean power codecarbon reports. The arithmetic here is pure.
+RAM, its RAM's power; for the GPU, the mean of NVML's power readings of the trial's device
+(times its share where shared), and no GPU floor without them (codecarbon's mean GPU power
+includes a sample over the first milliseconds, an energy-counter step over almost no time).
+The arithmetic here is pure.
 """
 
 from __future__ import annotations

@@ -165,12 +165,22 @@ class EmissionsMeasurement:
         try:
             block_s, cpu_s = reading
             duration_s = max(block_s, result.duration_s or 0.0)
-            floor = floor_powers(tracker, result, duration_s=duration_s, cpu_s=cpu_s)
+            gpu_w = self._gpu_power_w(result)
+            floor = floor_powers(tracker, result, duration_s=duration_s, cpu_s=cpu_s, gpu_w=gpu_w)
             result = apply_floor(result, floor)
         except Exception as exc:  # a floor is a safeguard: never a failed measurement
             _logger.warning("energy floor not applied (%s)", _error_text(exc))
         self._last = result = no_decrease(self._last, result)
         return result
+
+    def _gpu_power_w(self, result: EmissionsResult) -> float | None:
+        """Mean NVML power of the block's GPU, times its share where shared; W or None."""
+        samples = self._gpu.samples() if self._gpu is not None else []
+        powers = [s.power_w for s in samples if s.power_w is not None]
+        if not powers:
+            return None
+        share = 1.0 if result.gpu_energy_share is None else result.gpu_energy_share
+        return sum(powers) / len(powers) * share
 
     def _attributed(self, result: EmissionsResult) -> EmissionsResult:
         """``result`` with this process's share of the GPU's energy, if others used it too."""

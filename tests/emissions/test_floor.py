@@ -6,6 +6,7 @@ Unit tests of the arithmetic against hand-computed values, then real codecarbon 
 
 from __future__ import annotations
 
+import os
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -15,13 +16,16 @@ import pytest
 
 from graft_hpo.config import EmissionsConfig
 from graft_hpo.emissions import EmissionsResult
+from graft_hpo.emissions import _measure
 from graft_hpo.emissions import measure_emissions
 from graft_hpo.emissions import warm_up
+from graft_hpo.emissions._attribution import GpuSample
 from graft_hpo.emissions._codecarbon import floor_powers
 from graft_hpo.emissions._codecarbon import process_cpu_s
 from graft_hpo.emissions._floor import PowerFloor
 from graft_hpo.emissions._floor import apply_floor
 from graft_hpo.emissions._floor import no_decrease
+from tests.emissions.test_attribution import _FakeSampler
 
 J_PER_KWH = 3.6e6
 
@@ -117,13 +121,14 @@ def test_floor_powers_follow_codecarbons_process_load_model() -> None:
     measured = EmissionsResult(
         energy_kwh=2.0, co2_kg=0.8, cpu_power_w=99.0, gpu_power_w=7.0, ram_power_w=99.0
     )
-    floor = floor_powers(tracker, measured, duration_s=2.0, cpu_s=3.0)
-    # 40 W / 8 CPUs x 1.5 PUE x 3 CPU s / 2 s; RAM 3 W x 1.5; GPU and intensity as measured
-    assert (floor.duration_s, floor.cpu_w, floor.gpu_w, floor.ram_w) == (2.0, 11.25, 7.0, 4.5)
+    floor = floor_powers(tracker, measured, duration_s=2.0, cpu_s=3.0, gpu_w=60.0)
+    # 40 W / 8 CPUs x 1.5 PUE x 3 CPU s / 2 s; RAM 3 W x 1.5; GPU 60 W x 1.5; intensity 0.8/2
+    assert (floor.duration_s, floor.cpu_w, floor.gpu_w, floor.ram_w) == (2.0, 11.25, 90.0, 4.5)
     assert floor.kg_per_kwh == pytest.approx(0.4)
-    # no hardware to read: codecarbon's mean powers
+    # no hardware to read: codecarbon's mean CPU and RAM powers; no GPU power: no GPU floor
+    # (its mean GPU power starts with a counter step over a few milliseconds)
     bare = floor_powers(SimpleNamespace(), measured, duration_s=2.0, cpu_s=None)
-    assert (bare.cpu_w, bare.gpu_w, bare.ram_w) == (99.0, 7.0, 99.0)
+    assert (bare.cpu_w, bare.gpu_w, bare.ram_w) == (99.0, None, 99.0)
 
 
 # ---- real measurements
@@ -259,3 +264,38 @@ def _once() -> Any:
             real(self)
 
     return sample
+
+
+# ---- the GPU: NVML's power readings of the trial's device, times its share
+
+
+class _SharedGpu(_FakeSampler):
+    """A 400 W device, this process 1/4 of its utilisation, and an energy counter that moved
+    3.6 J only (as over a few ms of a short trial)."""
+
+    def __init__(self, device: int, *, period_s: float = 1.0) -> None:
+        super().__init__(device, period_s=period_s)
+        me = os.getpid()
+        self._samples = [
+            GpuSample(0.0, energy_mj=0.0, power_w=400.0),
+            GpuSample(0.01, energy_mj=3_600.0, power_w=400.0, util={me: 25.0, me + 1: 75.0}),
+        ]
+
+
+def test_a_short_block_on_a_shared_gpu_is_charged_its_share_of_the_power(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_measure, "NvmlSampler", _SharedGpu)
+    warm_up(SAMPLED)
+    start = time.perf_counter()
+    with measure_emissions(SAMPLED, tracker_kwargs=FORCED, gpu_device=0) as m:
+        t0 = time.perf_counter()
+        _busy(0.05)
+        body_s = time.perf_counter() - t0
+    outer_s = time.perf_counter() - start
+    r = m.result
+    assert r.gpu_energy_share == pytest.approx(0.25) and r.gpu_attribution == "utilisation"
+    assert r.gpu_energy_kwh is not None and r.estimated is not None
+    # a quarter of 400 W over the measurement: not the counter's 0.9 J, not the device's 400 W
+    assert 100.0 * body_s <= r.gpu_energy_kwh * J_PER_KWH <= 100.0 * outer_s
+    assert "gpu" in r.estimated.split(",")

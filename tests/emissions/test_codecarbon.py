@@ -53,3 +53,26 @@ def test_the_ram_estimate_and_the_output_hook_are_where_they_were() -> None:
 
     assert float(RAM(tracking_mode="machine").total_power().W) > 0
     assert list(inspect.signature(BaseOutput.out).parameters) == ["self", "total", "delta"]
+
+
+def test_the_tracker_internals_behind_the_energy_floor_are_where_they_were() -> None:
+    from graft_hpo.config import EmissionsConfig
+    from graft_hpo.emissions._codecarbon import _grid_intensity
+    from graft_hpo.emissions._codecarbon import start_tracker
+    from graft_hpo.emissions._codecarbon import stop_tracker
+
+    cfg = EmissionsConfig(country_iso_code="USA", measure_power_secs=30.0)
+    tracker = start_tracker(cfg, "corners", None, {"force_cpu_power": 10.0})
+    try:
+        # our serialised sampler replaced codecarbon's, and its timer calls ours
+        assert callable(getattr(type(tracker), "_measure_power_and_energy", None))
+        assert "_measure_power_and_energy" in vars(tracker)
+        assert tracker._scheduler.function is tracker._measure_power_and_energy
+        hardware = {type(h).__name__: h for h in tracker._hardware}
+        cpu, ram = hardware["CPU"], hardware["RAM"]
+        assert (cpu._mode, cpu._tracking_mode) == ("cpu_load", "process")
+        assert float(cpu._tdp) == 10.0 and int(cpu._cpu_count) >= 1
+        assert float(ram.total_power().W) > 0 and float(tracker._pue) == 1.0
+        assert 0.2 < (_grid_intensity(tracker) or 0.0) < 0.6  # US grid, kg CO2eq/kWh
+    finally:
+        stop_tracker(tracker)

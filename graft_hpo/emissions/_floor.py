@@ -67,7 +67,7 @@ class PowerFloor:
         """``duration_s x power`` of ``part`` (``cpu``, ``gpu``, ``ram``), kWh; 0 if unknown.
 
         Example:
-            >>> PowerFloor(duration_s=0.5, cpu_w=7.2).part_kwh("cpu") * J_PER_KWH
+            >>> round(PowerFloor(duration_s=0.5, cpu_w=7.2).part_kwh("cpu") * J_PER_KWH, 9)
             3.6
         """
         watts = getattr(self, f"{part}_w")

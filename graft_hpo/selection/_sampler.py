@@ -42,6 +42,7 @@ class SubsetSampler(Sampler[int]):
     Example:
         >>> sampler = SubsetSampler(get_selector("graft", fraction=0.3), train_set, model,
         ...                         schedule=SubsetSchedule(warm_start_epochs=1, select_every=2))
+        ... # doctest: +SKIP
         >>> loader = DataLoader(train_set, batch_size=128, sampler=sampler)  # doctest: +SKIP
         >>> for epoch in range(10):  # doctest: +SKIP
         ...     sampler.set_epoch(epoch)

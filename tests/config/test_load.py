@@ -80,7 +80,9 @@ def test_mnist_matches_the_documented_demo() -> None:
     ]
     assert (cfg.search.sampler, cfg.search.trials, cfg.search.seed) == ("tpe", 24, 0)
     assert cfg.search.max_concurrent == 2
-    assert cfg.search.scheduler == SchedulerConfig("asha", "val_acc", "max", 2, 3.0)
+    # multi-objective ASHA on the objectives (metric and mode are ASHA's, unused)
+    assert cfg.search.scheduler == SchedulerConfig("moasha", "val_acc", "max", 2, 3.0)
+    assert cfg.search.stopped_report == "projected"
     assert (cfg.resources.cpu, cfg.resources.gpu) == (1.0, 0.0)
     assert isinstance(cfg.resources.cpu, float)  # an int in YAML, a float in the config
 
@@ -136,7 +138,8 @@ def test_null_override_and_whole_section_override() -> None:
 
 
 def test_override_inside_a_null_section_creates_it_with_defaults() -> None:
-    cfg = load_pipeline("mnist", overrides=["search.scheduler.grace_period=2"])
+    assert load_pipeline("digits").search.scheduler is None
+    cfg = load_pipeline("digits", overrides=["search.scheduler.grace_period=2"])
     assert cfg.search.scheduler == SchedulerConfig(grace_period=2)
 
 

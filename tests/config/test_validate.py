@@ -110,7 +110,7 @@ def test_bad_value_names_key_constraint_and_value(key: str, value: Any, constrai
 @pytest.mark.parametrize(
     ("scheduler", "key", "constraint"),
     [
-        ({"type": "hyperband"}, "search.scheduler.type", "must be one of 'asha'"),
+        ({"type": "hyperband"}, "search.scheduler.type", "must be one of 'asha', 'moasha'"),
         ({"mode": "maximize"}, "search.scheduler.mode", "must be one of 'max', 'min'"),
         ({"grace_period": 0}, "search.scheduler.grace_period", "must be in [1, 100000]"),
         ({"reduction_factor": 1}, "search.scheduler.reduction_factor", "must be > 1"),

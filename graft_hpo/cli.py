@@ -53,14 +53,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from graft_hpo.config import config_to_dict
     from graft_hpo.config import load_pipeline
     from graft_hpo.trial import check_pipeline
+    from graft_hpo.trial import check_plugins
 
     config = load_pipeline(args.pipeline, args.overrides)
     if config.search.space is not None:
-        from graft_hpo.sweep import check_sweep  # the search space too, without Ray
+        from graft_hpo.sweep import check_sweep  # the search space and plug-ins too, no Ray
 
         check_sweep(config)
     else:
         check_pipeline(config)
+        check_plugins(config)
     _emit(config_to_dict(config), as_json=args.json, text=_yaml_dump)
     return EXIT_OK
 

@@ -18,6 +18,7 @@ from graft_hpo.config import load_pipeline
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.sweep._folder import default_sweeps_dir
 from graft_hpo.sweep._folder import write_ranking
+from graft_hpo.sweep._options import check_option_params
 from graft_hpo.sweep._plan import SweepPlan
 from graft_hpo.sweep._plan import write_plan
 from graft_hpo.sweep._ranking import COST_PREFIX
@@ -37,6 +38,7 @@ from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import ensure_experiment
 from graft_hpo.tracking import resolve_tracking_uri
 from graft_hpo.trial import check_pipeline
+from graft_hpo.trial import check_plugins
 
 __all__ = ["check_sweep", "find_sweep_dir", "prepare_sweep"]
 
@@ -107,7 +109,9 @@ def check_sweep(config: PipelineConfig) -> SearchSpace:
     assert config.search.space is not None  # checked above
     space = load_space(config.search.space)
     validate_space(space, config)
+    check_option_params(space, config)
     _check_threshold_searched(space, config)
+    check_plugins(config)  # last: it runs the user's data function and model factory
     return space
 
 

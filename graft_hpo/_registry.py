@@ -132,9 +132,9 @@ def add_plugin_path(folders: Iterable[str]) -> None:
     (which receives the config, absolute paths included). Missing folders are skipped: on a
     cluster node the code comes with Ray's runtime environment instead.
     """
-    for folder in reversed(list(folders)):
-        if folder not in _PLUGIN_FOLDERS:
-            _PLUGIN_FOLDERS.append(folder)
+    folders = list(folders)
+    _PLUGIN_FOLDERS.extend(f for f in folders if f not in _PLUGIN_FOLDERS)
+    for folder in reversed(folders):
         if os.path.isdir(folder) and folder not in sys.path:
             sys.path.insert(0, folder)
 

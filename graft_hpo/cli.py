@@ -92,8 +92,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         verbose=args.verbose,
     )
-    _emit(result.to_dict(), as_json=args.json, text=_sweep_text)
-    return EXIT_OK if result.trials.get("FINISHED", 0) > 0 else EXIT_FAILURE
+    return _sweep_exit(result.to_dict(), args)
+
+
+def _sweep_exit(result: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print a sweep's result; one without a finished trial is an error line and exit 1."""
+    if result["trials"].get("FINISHED", 0) > 0 or args.json:
+        _emit(result, as_json=args.json, text=_sweep_text)
+    if result["trials"].get("FINISHED", 0) > 0:
+        return EXIT_OK
+    counts = ", ".join(f"{v} {k}" for k, v in result["trials"].items() if v) or "no trials"
+    first = result["failed"][0]["error"] if result["failed"] else "none recorded"
+    message = f"sweep {result['sweep_id']} has no finished trial ({counts}), so no front"
+    print(f"graft-hpo {args.command}: error: {message}; first error: {first}", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -102,23 +114,30 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     result = resume_sweep(
         args.sweep, printer=_progress, progress=sys.stderr.isatty(), verbose=args.verbose
     )
-    _emit(result.to_dict(), as_json=args.json, text=_sweep_text)
-    return EXIT_OK if result.trials.get("FINISHED", 0) > 0 else EXIT_FAILURE
+    return _sweep_exit(result.to_dict(), args)
 
 
 def _cmd_pareto(args: argparse.Namespace) -> int:
     from graft_hpo.tracking import pareto_front
     from graft_hpo.tracking import pareto_table
+    from graft_hpo.tracking import sweep_objectives
 
-    front = pareto_front(
-        experiment=args.experiment, sweep_id=args.sweep_id, tracking_uri=args.tracking_uri
-    )
-    if args.plot:
-        _plot(args)
+    where = {"experiment": args.experiment, "tracking_uri": args.tracking_uri}
+    objectives, sweep_id = sweep_objectives(sweep_id=args.sweep_id, **where)
+    front = pareto_front(sweep_id=sweep_id, **where)
+    if args.plot:  # the same sweep's trials
+        from graft_hpo.tracking import plot_front
+        from graft_hpo.tracking import sweep_runs
+
+        runs = sweep_runs(sweep_id=sweep_id, **where)
+        plot_front(runs, None, args.plot)
+        print(f"plot of {len(runs)} trials written to {args.plot}", file=sys.stderr)
     if args.json:
-        print(json.dumps([p.to_dict() for p in front], default=str))
+        points = {"points": [p.to_dict() for p in front]}
+        print(json.dumps({"sweep_id": sweep_id, "objectives": objectives, **points}, default=str))
     else:
-        print(pareto_table(front))
+        shown = " vs ".join(f"{m} {mode}" for m, mode in objectives)
+        print(f"sweep {sweep_id}: Pareto front ({shown})\n{pareto_table(front, objectives)}")
     return EXIT_OK
 
 
@@ -156,7 +175,7 @@ def _selected_text(data: dict[str, Any]) -> str:
     config = "  ".join(f"{k}={params[k]}" for k in _SHOWN_PARAMS if k in params)
     return "\n".join(
         [
-            f"run {data['run_id']} ({data['policy']})",
+            f"run {data['run_id']} ({data['policy']}) of sweep {data['tags'].get('sweep_id')}",
             f"  {metrics}",
             f"  {config}  (--json: every param)",
             f"retrain: graft-hpo retrain {data['run_id']} --register NAME",
@@ -177,19 +196,11 @@ def _retrain_text(data: dict[str, Any]) -> str:
     lines += [f"  {k:<20} {metrics[k]:.6g}" for k in keys if k in metrics]
     if data.get("model_uri"):
         lines.append(f"model: {data['model_uri']}")
-        lines.append(f"  load: mlflow.pyfunc.load_model({data['model_uri']!r})")
+        lines.append(
+            f"  load: graft_hpo.load_model({data['model_uri']!r}, "
+            f"tracking_uri={data.get('tracking_uri')!r})  (predict: logits)"
+        )
     return "\n".join(lines)
-
-
-def _plot(args: argparse.Namespace) -> None:
-    from graft_hpo.tracking import plot_front
-    from graft_hpo.tracking import sweep_runs
-
-    runs = sweep_runs(
-        experiment=args.experiment, sweep_id=args.sweep_id, tracking_uri=args.tracking_uri
-    )
-    plot_front(runs, None, args.plot)
-    print(f"plot of {len(runs)} trials written to {args.plot}", file=sys.stderr)
 
 
 def _sweep_text(result: dict[str, Any]) -> str:

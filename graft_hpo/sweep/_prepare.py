@@ -146,8 +146,10 @@ def prepare_sweep(
     """Validate a sweep and create its parent run and folder; raise ConfigError before that."""
     config = _resolve(config, overrides, trials)
     space = check_sweep(config)
-    init_ray(address, quiet=not verbose)  # an unreachable --address or impossible resources:
-    check_resources(config)  # refused here, before anything is written to the tracking store
+    # on a cluster the plug-ins' folder travels with the job (Ray's runtime_env working_dir)
+    code = config.plugin_path[0] if config.plugin_path and address is not None else None
+    init_ray(address, quiet=not verbose, working_dir=code)  # unreachable --address, impossible
+    check_resources(config)  # resources: refused here, before anything reaches the store
     if config.search.storage is not None:
         open_storage(config.search.storage)  # the study's RDB must be reachable too
     # the shared selection runs before anything is written: if it fails, nothing is left

@@ -26,6 +26,7 @@ from graft_hpo.tracking._front import sweep_objectives
 from graft_hpo.tracking._front import sweep_runs
 from graft_hpo.tracking._front import tag_pareto
 from graft_hpo.tracking._global_uri import global_tracking_uri
+from graft_hpo.tracking._model import load_model
 from graft_hpo.tracking._names import METRICS
 from graft_hpo.tracking._names import TAG_EARLY_STOPPED
 from graft_hpo.tracking._names import TAG_OBJECTIVES
@@ -76,6 +77,7 @@ __all__ = [
     "global_tracking_uri",
     "hypervolume_2d",
     "link_artifact",
+    "load_model",
     "metric_history",
     "normalize_objectives",
     "open_client",

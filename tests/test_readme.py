@@ -141,15 +141,29 @@ def test_own_data_example_sweeps_with_its_plugins_in_rays_workers(
     so the workers import ``cancer`` through the pipeline's plug-in folder."""
     from graft_hpo import run_sweep
 
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     result = run_sweep(
         own_project / "cancer.yaml",
         trials=2,
         overrides=["train.epochs=2", "emissions.measure_power_secs=1"],
-        tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+        tracking_uri=uri,
         sweep_dir=tmp_path / "sweep",
         printer=None,
     )
     assert result.trials["FINISHED"] == 2, result.failed
+    # each Optuna trial names its MLflow run, and each run its Optuna trial
+    import optuna
+
+    from graft_hpo.tracking import sweep_runs
+
+    study = optuna.load_study(
+        study_name=result.sweep_id, storage=f"sqlite:///{result.sweep_dir}/optuna.db"
+    )
+    runs = {r.run_id: r for r in sweep_runs(sweep_id=result.sweep_id, tracking_uri=uri)}
+    assert len(study.trials) == 2
+    for trial in study.trials:
+        run = runs[trial.user_attrs["mlflow_run_id"]]
+        assert run.tags["optuna_trial_number"] == str(trial.number)
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from graft_hpo.exceptions import GraftHPOError
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+PIPELINE_HELP = "a pipeline YAML (plug-ins 'module:attr' beside it) or a bundled name (mnist)"
 VERBOSE_HELP = "also show Ray's and MLflow's own output and every log line, timestamped"
 
 
@@ -34,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_pipeline_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pipeline", help="path to a pipeline YAML, or a bundled name (mnist)")
+    parser.add_argument("pipeline", help=PIPELINE_HELP)
     _add_set(parser)
 
 
@@ -52,13 +53,12 @@ def _add_set(parser: argparse.ArgumentParser, example: str = "train.epochs=3") -
 def _cmd_validate(args: argparse.Namespace) -> int:
     from graft_hpo.config import config_to_dict
     from graft_hpo.config import load_pipeline
+    from graft_hpo.sweep import check_sweep
     from graft_hpo.trial import check_pipeline
     from graft_hpo.trial import check_plugins
 
     config = load_pipeline(args.pipeline, args.overrides)
-    if config.search.space is not None:
-        from graft_hpo.sweep import check_sweep  # the search space and plug-ins too, no Ray
-
+    if config.search.space is not None:  # the search space too (no Ray), the plug-ins last
         check_sweep(config)
     else:
         check_pipeline(config)
@@ -303,7 +303,7 @@ def _emit(data: Any, *, as_json: bool, text: Callable[[Any], str]) -> None:
 
 
 _COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
-    "validate": (_cmd_validate, "check a pipeline and print the resolved config"),
+    "validate": (_cmd_validate, "check a pipeline (and its plug-ins); print the resolved config"),
     "train": (_cmd_train, "run one trial locally (no Ray) and log it to MLflow"),
     "sweep": (_cmd_sweep, "run an HPO sweep on Ray Tune + Optuna; print the Pareto front"),
     "resume": (_cmd_resume, "continue an interrupted sweep"),

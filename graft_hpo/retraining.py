@@ -160,16 +160,8 @@ def retrain(
         evaluate_test=evaluate_test,
     )
     if result.status != "FINISHED" or result.run_id is None:
-        return RetrainResult(
-            result.run_id,
-            result.status,
-            run_id,
-            None,
-            None,
-            result.metrics,
-            error=result.error,
-            tracking_uri=uri,
-        )
+        failed = (result.run_id, result.status, run_id, None, None, result.metrics)
+        return RetrainResult(*failed, error=result.error, tracking_uri=uri)
 
     lineage = _lineage(client, source, config, result.metrics, sweep_id)
     client.set_tag(result.run_id, "lineage", json.dumps(lineage, sort_keys=True))

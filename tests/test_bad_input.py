@@ -527,6 +527,12 @@ CASES: list[Case] = [
         ),
     ),
     Case(
+        "train-refuses-a-plugin-mistake",
+        train(f"data.name={CONTRACT}:labels_from_one", "model.name=tests.plugins.toy:mlp"),
+        2,
+        ("labels_from_one'", "class 0 never in train"),
+    ),
+    Case(
         "sweep-refuses-a-plugin-mistake",
         sweep(f"model.name={CONTRACT}:softmax_head"),
         2,

@@ -84,7 +84,12 @@ CONTRACT = "tests.plugins.contract"
 
 def plug_data(function: str) -> tuple[str, ...]:
     """``validate digits`` with the data plug-in ``tests.plugins.contract:FUNCTION``."""
-    return validate(f"data.name={CONTRACT}:{function}", "model.name=tests.plugins.toy:mlp")
+    return plug(f"data.name={CONTRACT}:{function}", "model.name=tests.plugins.toy:mlp")
+
+
+def plug(*overrides: str) -> tuple[str, ...]:
+    """``validate digits`` without its search space (which chooses model.name itself)."""
+    return validate("search.space=null", *overrides)
 
 
 FILES: dict[str, str] = {
@@ -489,19 +494,19 @@ CASES: list[Case] = [
     ),
     Case(
         "model-plugin-softmax-head",
-        validate(f"model.name={CONTRACT}:softmax_head"),
+        plug(f"model.name={CONTRACT}:softmax_head"),
         2,
         ("softmax_head' must return raw logits", "already a softmax", "remove the final Softmax"),
     ),
     Case(
         "model-plugin-log-softmax-head",
-        validate(f"model.name={CONTRACT}:log_softmax_head"),
+        plug(f"model.name={CONTRACT}:log_softmax_head"),
         2,
         ("log_softmax_head' must return raw logits", "remove the final LogSoftmax"),
     ),
     Case(
         "model-plugin-own-argument-names",
-        validate(f"model.name={CONTRACT}:own_names"),
+        plug(f"model.name={CONTRACT}:own_names"),
         2,
         (
             f"model.name '{CONTRACT}:own_names' raised TypeError",
@@ -511,7 +516,7 @@ CASES: list[Case] = [
     ),
     Case(
         "model-plugin-output-shape",
-        validate(f"model.name={CONTRACT}:one_output"),
+        plug(f"model.name={CONTRACT}:one_output"),
         2,
         ("one_output' must return logits of shape (N, num_classes) = (8, 10)", "got (8,)"),
     ),
@@ -534,9 +539,15 @@ CASES: list[Case] = [
     ),
     Case(
         "sweep-refuses-a-plugin-mistake",
-        sweep(f"model.name={CONTRACT}:softmax_head"),
+        sweep(f"data.name={CONTRACT}:labels_from_one"),
         2,
-        ("softmax_head' must return raw logits",),
+        ("labels_from_one'", "class 0 never in train"),
+    ),
+    Case(
+        "sweep-space-offers-a-model-the-plugin-data-cannot-feed",
+        sweep("data.name=tests.plugins.toy:blobs"),
+        2,
+        ("model.name 'cnn'", "(5,)"),
     ),
     # ---- data files ----
     Case(

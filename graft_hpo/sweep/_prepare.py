@@ -111,8 +111,19 @@ def check_sweep(config: PipelineConfig) -> SearchSpace:
     validate_space(space, config)
     check_option_params(space, config)
     _check_threshold_searched(space, config)
-    check_plugins(config)  # last: it runs the user's data function and model factory
+    for name in _models_tried(space, config):  # last: it runs the user's code
+        check_plugins(replace(config, model=replace(config.model, name=name)))
     return space
+
+
+def _models_tried(space: SearchSpace, config: PipelineConfig) -> list[str]:
+    """The ``model.name`` values trials may build: the space's choices (and the pipeline's,
+    when a condition may leave it), or the pipeline's alone."""
+    for spec in space.params:
+        if spec.name == "model.name" and spec.choices:
+            names = [str(c) for c in spec.choices]
+            return list(dict.fromkeys([*names, *([config.model.name] if spec.when else [])]))
+    return [config.model.name]
 
 
 def _check_threshold_searched(space: SearchSpace, config: PipelineConfig) -> None:

@@ -96,15 +96,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _sweep_exit(result: dict[str, Any], args: argparse.Namespace) -> int:
-    """Print a sweep's result; one without a finished trial is an error line and exit 1."""
-    if result["trials"].get("FINISHED", 0) > 0 or args.json:
-        _emit(result, as_json=args.json, text=_sweep_text)
+    """Print a sweep's result; one without a finished trial also an error line: exit 1."""
+    _emit(result, as_json=args.json, text=_sweep_text)
     if result["trials"].get("FINISHED", 0) > 0:
         return EXIT_OK
-    counts = ", ".join(f"{v} {k}" for k, v in result["trials"].items() if v) or "no trials"
     first = result["failed"][0]["error"] if result["failed"] else "none recorded"
-    message = f"sweep {result['sweep_id']} has no finished trial ({counts}), so no front"
-    print(f"graft-hpo {args.command}: error: {message}; first error: {first}", file=sys.stderr)
+    message = f"sweep {result['sweep_id']} has no finished trial, so no front; first error"
+    print(f"graft-hpo {args.command}: error: {message}: {first}", file=sys.stderr)
     return EXIT_FAILURE
 
 
@@ -228,13 +226,15 @@ def _sweep_text(result: dict[str, Any]) -> str:
             f"{totals.get('sweep_shared_selection_co2_kg', 0.0):.4g} kg CO2, "
             f"{totals['sweep_shared_selection_duration_s']:.1f} s"
         )
-    lines += [
-        f"Pareto front ({' vs '.join(f'{m} {mode}' for m, mode in objectives)}):",
-        pareto_table(points, objectives),
-    ]
+    finished = result["trials"].get("FINISHED", 0) > 0  # else no front, nothing to open
+    if finished:
+        shown = " vs ".join(f"{m} {mode}" for m, mode in objectives)
+        lines += [f"Pareto front ({shown}):", pareto_table(points, objectives)]
     lines += [f"  failed {f['run_id']}: {f['error']}" for f in result["failed"]]
     if result.get("stop_reason"):
         lines.append(f"stopped early: {result['stop_reason']}")
+    if not finished:
+        return "\n".join(lines)
     if result.get("selected"):
         chosen = result["selected"]
         lines.append(f"selected ({chosen['policy']}): run {chosen['run_id']}")

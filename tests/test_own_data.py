@@ -92,6 +92,8 @@ def test_a_sweep_without_a_finished_trial_is_one_error_line_and_exit_1(
     result = {
         "sweep_id": "s-1",
         "trials": {"FINISHED": 0, "early_stopped": 0, "FAILED": 2, "KILLED": 0},
+        "pareto": [],
+        "objectives": [["val_acc", "max"], ["co2_kg", "min"]],
         "failed": [
             {"run_id": "r1", "error": "RuntimeError: boom"},
             {"run_id": "r2", "error": "x"},
@@ -101,8 +103,13 @@ def test_a_sweep_without_a_finished_trial_is_one_error_line_and_exit_1(
     monkeypatch.setattr("graft_hpo.sweep.run_sweep", lambda *a, **k: fake)
     assert main(["sweep", "digits"]) == 1
     captured = capsys.readouterr()
-    assert captured.out == ""  # no empty front, no dashboard or resume hints
+    # what failed, and no empty front, no dashboard or resume hints
+    assert captured.out.splitlines() == [
+        "sweep s-1: 2 FAILED",
+        "  failed r1: RuntimeError: boom",
+        "  failed r2: x",
+    ]
     assert captured.err.strip().splitlines() == [
-        "graft-hpo sweep: error: sweep s-1 has no finished trial (2 FAILED), so no front; "
+        "graft-hpo sweep: error: sweep s-1 has no finished trial, so no front; "
         "first error: RuntimeError: boom"
     ]

@@ -25,6 +25,7 @@ __all__ = [
     "SweepResult",
     "TrialResult",
     "__version__",
+    "load_model",
     "load_pipeline",
     "pareto_front",
     "resume_sweep",
@@ -44,6 +45,7 @@ _LAZY = {
     "SweepResult": "graft_hpo.sweep",
     "resume_sweep": "graft_hpo.sweep",
     "pareto_front": "graft_hpo.tracking",
+    "load_model": "graft_hpo.tracking",
     "select_run": "graft_hpo.tracking",
     "retrain": "graft_hpo.retraining",
     "RetrainResult": "graft_hpo.retraining",
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from graft_hpo.sweep import SweepResult
     from graft_hpo.sweep import resume_sweep
     from graft_hpo.sweep import run_sweep
+    from graft_hpo.tracking import load_model
     from graft_hpo.tracking import pareto_front
     from graft_hpo.tracking import select_run
     from graft_hpo.trial import TrialResult

@@ -29,6 +29,8 @@ import difflib
 import importlib
 import inspect
 import logging
+import os
+import sys
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -41,6 +43,8 @@ from graft_hpo.exceptions import ConfigError
 __all__ = [
     "Fallback",
     "Registry",
+    "add_plugin_path",
+    "call_plugin",
     "check_float",
     "check_int",
     "check_options",
@@ -94,7 +98,11 @@ def load_plugin(spec: str, *, section: str) -> Builder:
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"{key} {spec!r} could not be imported: {exc}") from exc
+        hint = ""
+        top = module_name.partition(".")[0]
+        if isinstance(exc, ModuleNotFoundError) and exc.name == top:
+            hint = _search_hint(module_name)
+        raise ConfigError(f"{key} {spec!r} could not be imported: {exc}{hint}") from exc
     except Exception as exc:  # the plug-in's own module code raised
         reason = f"{type(exc).__name__}: {exc}"
         raise ConfigError(f"{key} {spec!r} could not be imported: {reason}") from exc
@@ -111,6 +119,76 @@ def load_plugin(spec: str, *, section: str) -> Builder:
         raise ConfigError(f"{key} {spec!r} must name a callable; got {type(obj).__name__}")
     logger.debug("loaded plug-in %s for %s", spec, key)
     return obj
+
+
+_PLUGIN_FOLDERS: list[str] = []  # the folders add_plugin_path put on sys.path, in order
+
+
+def add_plugin_path(folders: Iterable[str]) -> None:
+    """Put ``folders`` (a pipeline's ``plugin_path``) first on ``sys.path``, once each.
+
+    Plug-in modules beside a pipeline file or in the working directory the pipeline was loaded
+    from then import as they would in a script run there, in the CLI and in every Ray worker
+    (which receives the config, absolute paths included). Missing folders are skipped: on a
+    cluster node the code comes with Ray's runtime environment instead.
+    """
+    folders = list(folders)
+    _PLUGIN_FOLDERS.extend(f for f in folders if f not in _PLUGIN_FOLDERS)
+    for folder in reversed(folders):
+        if os.path.isdir(folder) and folder not in sys.path:
+            sys.path.insert(0, folder)
+
+
+def _search_hint(module_name: str) -> str:
+    folders = [*_PLUGIN_FOLDERS, os.getcwd()]
+    searched = ", ".join(dict.fromkeys(folders))
+    file = module_name.replace(".", "/") + ".py"
+    return (
+        f" (searched {searched}, then sys.path; put {file} beside the pipeline file or in the "
+        "working directory, list its folder in plugin_path, or pip install its package)"
+    )
+
+
+def call_plugin(
+    function: Builder,
+    args: Sequence[Any],
+    options: Mapping[str, Any],
+    *,
+    section: str,
+    spec: str,
+    expected: str = "",
+) -> Any:
+    """Call a plug-in; what it raises becomes a :class:`ConfigError` naming the plug-in.
+
+    The message keeps the error's type and text, the plug-in's own line that raised and how
+    it was called; the original is chained (``--debug`` shows its traceback).
+    """
+    try:
+        return function(*args, **options)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        where = _user_line(exc, function)
+        shown = ", ".join([*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in options.items())])
+        called = f"{spec.partition(':')[2]}({shown})"
+        raise ConfigError(
+            f"{section}.name {spec!r} raised {type(exc).__name__}: {exc}{where} when called as "
+            f"{called}{expected}"
+        ) from exc
+
+
+def _user_line(exc: BaseException, function: Builder) -> str:
+    """`` at file.py:LINE``: the deepest line of the plug-in's own file in the traceback."""
+    code = getattr(function, "__code__", None)
+    own = code.co_filename if code is not None else None
+    found = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename == own:
+            found = f" at {os.path.basename(filename)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return found
 
 
 def _close_match(name: str, candidates: Iterable[str]) -> str | None:

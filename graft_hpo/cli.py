@@ -23,6 +23,7 @@ from graft_hpo.exceptions import GraftHPOError
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+PIPELINE_HELP = "a pipeline YAML (plug-ins 'module:attr' beside it) or a bundled name (mnist)"
 VERBOSE_HELP = "also show Ray's and MLflow's own output and every log line, timestamped"
 
 
@@ -34,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_pipeline_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pipeline", help="path to a pipeline YAML, or a bundled name (mnist)")
+    parser.add_argument("pipeline", help=PIPELINE_HELP)
     _add_set(parser)
 
 
@@ -52,15 +53,16 @@ def _add_set(parser: argparse.ArgumentParser, example: str = "train.epochs=3") -
 def _cmd_validate(args: argparse.Namespace) -> int:
     from graft_hpo.config import config_to_dict
     from graft_hpo.config import load_pipeline
+    from graft_hpo.sweep import check_sweep
     from graft_hpo.trial import check_pipeline
+    from graft_hpo.trial import check_plugins
 
     config = load_pipeline(args.pipeline, args.overrides)
-    if config.search.space is not None:
-        from graft_hpo.sweep import check_sweep  # the search space too, without Ray
-
+    if config.search.space is not None:  # the search space too (no Ray), the plug-ins last
         check_sweep(config)
     else:
         check_pipeline(config)
+        check_plugins(config)
     _emit(config_to_dict(config), as_json=args.json, text=_yaml_dump)
     return EXIT_OK
 
@@ -90,8 +92,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         verbose=args.verbose,
     )
-    _emit(result.to_dict(), as_json=args.json, text=_sweep_text)
-    return EXIT_OK if result.trials.get("FINISHED", 0) > 0 else EXIT_FAILURE
+    return _sweep_exit(result.to_dict(), args)
+
+
+def _sweep_exit(result: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print a sweep's result; one without a finished trial also an error line: exit 1."""
+    _emit(result, as_json=args.json, text=_sweep_text)
+    if result["trials"].get("FINISHED", 0) > 0:
+        return EXIT_OK
+    first = result["failed"][0]["error"] if result["failed"] else "none recorded"
+    message = f"sweep {result['sweep_id']} has no finished trial, so no front; first error"
+    print(f"graft-hpo {args.command}: error: {message}: {first}", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -100,23 +112,30 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     result = resume_sweep(
         args.sweep, printer=_progress, progress=sys.stderr.isatty(), verbose=args.verbose
     )
-    _emit(result.to_dict(), as_json=args.json, text=_sweep_text)
-    return EXIT_OK if result.trials.get("FINISHED", 0) > 0 else EXIT_FAILURE
+    return _sweep_exit(result.to_dict(), args)
 
 
 def _cmd_pareto(args: argparse.Namespace) -> int:
     from graft_hpo.tracking import pareto_front
     from graft_hpo.tracking import pareto_table
+    from graft_hpo.tracking import sweep_objectives
 
-    front = pareto_front(
-        experiment=args.experiment, sweep_id=args.sweep_id, tracking_uri=args.tracking_uri
-    )
-    if args.plot:
-        _plot(args)
+    where = {"experiment": args.experiment, "tracking_uri": args.tracking_uri}
+    objectives, sweep_id = sweep_objectives(sweep_id=args.sweep_id, **where)
+    front = pareto_front(sweep_id=sweep_id, **where)
+    if args.plot:  # the same sweep's trials
+        from graft_hpo.tracking import plot_front
+        from graft_hpo.tracking import sweep_runs
+
+        runs = sweep_runs(sweep_id=sweep_id, **where)
+        plot_front(runs, None, args.plot)
+        print(f"plot of {len(runs)} trials written to {args.plot}", file=sys.stderr)
     if args.json:
-        print(json.dumps([p.to_dict() for p in front], default=str))
+        points = {"points": [p.to_dict() for p in front]}
+        print(json.dumps({"sweep_id": sweep_id, "objectives": objectives, **points}, default=str))
     else:
-        print(pareto_table(front))
+        shown = " vs ".join(f"{m} {mode}" for m, mode in objectives)
+        print(f"sweep {sweep_id}: Pareto front ({shown})\n{pareto_table(front, objectives)}")
     return EXIT_OK
 
 
@@ -154,7 +173,7 @@ def _selected_text(data: dict[str, Any]) -> str:
     config = "  ".join(f"{k}={params[k]}" for k in _SHOWN_PARAMS if k in params)
     return "\n".join(
         [
-            f"run {data['run_id']} ({data['policy']})",
+            f"run {data['run_id']} ({data['policy']}) of sweep {data['tags'].get('sweep_id')}",
             f"  {metrics}",
             f"  {config}  (--json: every param)",
             f"retrain: graft-hpo retrain {data['run_id']} --register NAME",
@@ -175,19 +194,11 @@ def _retrain_text(data: dict[str, Any]) -> str:
     lines += [f"  {k:<20} {metrics[k]:.6g}" for k in keys if k in metrics]
     if data.get("model_uri"):
         lines.append(f"model: {data['model_uri']}")
-        lines.append(f"  load: mlflow.pyfunc.load_model({data['model_uri']!r})")
+        lines.append(
+            f"  load: graft_hpo.load_model({data['model_uri']!r}, "
+            f"tracking_uri={data.get('tracking_uri')!r})  (predict: logits)"
+        )
     return "\n".join(lines)
-
-
-def _plot(args: argparse.Namespace) -> None:
-    from graft_hpo.tracking import plot_front
-    from graft_hpo.tracking import sweep_runs
-
-    runs = sweep_runs(
-        experiment=args.experiment, sweep_id=args.sweep_id, tracking_uri=args.tracking_uri
-    )
-    plot_front(runs, None, args.plot)
-    print(f"plot of {len(runs)} trials written to {args.plot}", file=sys.stderr)
 
 
 def _sweep_text(result: dict[str, Any]) -> str:
@@ -215,13 +226,15 @@ def _sweep_text(result: dict[str, Any]) -> str:
             f"{totals.get('sweep_shared_selection_co2_kg', 0.0):.4g} kg CO2, "
             f"{totals['sweep_shared_selection_duration_s']:.1f} s"
         )
-    lines += [
-        f"Pareto front ({' vs '.join(f'{m} {mode}' for m, mode in objectives)}):",
-        pareto_table(points, objectives),
-    ]
+    finished = result["trials"].get("FINISHED", 0) > 0  # else no front, nothing to open
+    if finished:
+        shown = " vs ".join(f"{m} {mode}" for m, mode in objectives)
+        lines += [f"Pareto front ({shown}):", pareto_table(points, objectives)]
     lines += [f"  failed {f['run_id']}: {f['error']}" for f in result["failed"]]
     if result.get("stop_reason"):
         lines.append(f"stopped early: {result['stop_reason']}")
+    if not finished:
+        return "\n".join(lines)
     if result.get("selected"):
         chosen = result["selected"]
         lines.append(f"selected ({chosen['policy']}): run {chosen['run_id']}")
@@ -290,7 +303,7 @@ def _emit(data: Any, *, as_json: bool, text: Callable[[Any], str]) -> None:
 
 
 _COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
-    "validate": (_cmd_validate, "check a pipeline and print the resolved config"),
+    "validate": (_cmd_validate, "check a pipeline (and its plug-ins); print the resolved config"),
     "train": (_cmd_train, "run one trial locally (no Ray) and log it to MLflow"),
     "sweep": (_cmd_sweep, "run an HPO sweep on Ray Tune + Optuna; print the Pareto front"),
     "resume": (_cmd_resume, "continue an interrupted sweep"),

@@ -70,6 +70,8 @@ class RetrainResult:
         metrics: the retraining's final metrics (``test_acc``, ``co2_kg``, ``energy_kwh``, ...).
         lineage: the tags set on the model version (sweep id, source run, energy, ...).
         error: ``"<Type>: <message>"`` when the run failed.
+        tracking_uri: the store holding the run and the model: load it with
+            ``graft_hpo.load_model(result.model_uri, tracking_uri=result.tracking_uri)``.
     """
 
     run_id: str | None
@@ -80,6 +82,7 @@ class RetrainResult:
     metrics: dict[str, float]
     lineage: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    tracking_uri: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,9 +160,8 @@ def retrain(
         evaluate_test=evaluate_test,
     )
     if result.status != "FINISHED" or result.run_id is None:
-        return RetrainResult(
-            result.run_id, result.status, run_id, None, None, result.metrics, error=result.error
-        )
+        failed = (result.run_id, result.status, run_id, None, None, result.metrics)
+        return RetrainResult(*failed, error=result.error, tracking_uri=uri)
 
     lineage = _lineage(client, source, config, result.metrics, sweep_id)
     client.set_tag(result.run_id, "lineage", json.dumps(lineage, sort_keys=True))
@@ -177,6 +179,7 @@ def retrain(
         registered,
         result.metrics,
         lineage,
+        tracking_uri=uri,
     )
 
 

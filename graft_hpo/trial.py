@@ -24,6 +24,9 @@ from typing import TypeVar
 
 import torch
 
+from graft_hpo._registry import add_plugin_path
+from graft_hpo._registry import is_plugin
+from graft_hpo._torch import gather_batch
 from graft_hpo._torch import seed_everything
 from graft_hpo._trial_hooks import EnergySoFar
 from graft_hpo._trial_hooks import LogToRun
@@ -42,6 +45,7 @@ from graft_hpo.exceptions import ConfigError
 from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.models import build_model
 from graft_hpo.models import check_model
+from graft_hpo.models import check_model_outputs
 from graft_hpo.proxy import proxy_ranking
 from graft_hpo.proxy import selector_for
 from graft_hpo.proxy import uses_ranking
@@ -60,6 +64,7 @@ __all__ = [
     "TrialHooks",
     "TrialResult",
     "check_pipeline",
+    "check_plugins",
     "run_trial",
     "seed_everything",
     "set_up_process",
@@ -104,6 +109,7 @@ def check_pipeline(config: PipelineConfig) -> Selector:
         The selector ``config.selection`` describes, built by the check: a trial trains with
         it rather than build another.
     """
+    add_plugin_path(config.plugin_path)
     errors: list[str] = []
     _collect(errors, lambda: check_data(config.data))
     selector = _collect(errors, lambda: build_selector(config.selection, config.train))
@@ -112,6 +118,29 @@ def check_pipeline(config: PipelineConfig) -> Selector:
     if errors or selector is None:
         raise ConfigError(errors)
     return selector
+
+
+def check_plugins(
+    config: PipelineConfig, parts: tuple[DataBundle, torch.nn.Module] | None = None
+) -> None:
+    """Check plug-in data and models against their contracts (see the README): runs the
+    data function and factory (unless ``parts`` holds what they built) and the model on 8
+    training inputs. ``validate`` and ``sweep`` call it before anything is written.
+
+    Raises:
+        ConfigError: the first broken rule, naming the plug-in, the rule and what was found.
+    """
+    if not (is_plugin(config.data.name) or is_plugin(config.model.name)):
+        return
+    if parts is None:
+        bundle = load_data(config.data, seed=config.train.seed)
+        shape, classes = bundle.input_shape, bundle.num_classes
+        parts = bundle, build_model(config.model, input_shape=shape, num_classes=classes)
+    bundle, model = parts
+    x, _ = gather_batch(bundle.train_eval, torch.arange(min(8, len(bundle.train_eval))))  # type: ignore[arg-type]
+    keys = {"model_key": f"model.name {config.model.name!r}"}
+    keys["data_key"] = f"data.name {config.data.name!r}"
+    check_model_outputs(model, x, num_classes=bundle.num_classes, **keys)
 
 
 def _collect(errors: list[str], check: Callable[[], _T]) -> _T | None:
@@ -215,6 +244,7 @@ class _Trial:
         model = build_model(
             config.model, input_shape=bundle.input_shape, num_classes=bundle.num_classes
         )
+        check_plugins(config, (bundle, model))
         return cls(config, bundle, model, selector)
 
     def train_and_test(

@@ -79,6 +79,19 @@ def space(name: str) -> tuple[str, ...]:
     return sweep(f"search.space={{tmp}}/space_{name}.yaml")
 
 
+CONTRACT = "tests.plugins.contract"
+
+
+def plug_data(function: str) -> tuple[str, ...]:
+    """``validate digits`` with the data plug-in ``tests.plugins.contract:FUNCTION``."""
+    return plug(f"data.name={CONTRACT}:{function}", "model.name=tests.plugins.toy:mlp")
+
+
+def plug(*overrides: str) -> tuple[str, ...]:
+    """``validate digits`` without its search space (which chooses model.name itself)."""
+    return validate("search.space=null", *overrides)
+
+
 FILES: dict[str, str] = {
     # pipelines
     "tab.yaml": "name: tab\ntrain:\n\tepochs: 3\n",
@@ -116,6 +129,7 @@ FILES: dict[str, str] = {
     ),
     "space_fixed_section.yaml": "params:\n  resources.gpu: {type: int, low: 0, high: 1}\n",
     "space_tab.yaml": "params:\n\ttrain.lr: {type: float, low: 0.01, high: 0.1}\n",
+    "space_model_option.yaml": "params:\n  model.options.hiden: {type: int, low: 8, high: 32}\n",
     "space_threshold.yaml": (
         "params:\n  selection.alignment_threshold: {type: float, low: 0.8, high: 1.0}\n"
     ),
@@ -409,6 +423,131 @@ CASES: list[Case] = [
         validate("data.name=nosuch.module:fn"),
         2,
         ("data.name", "No module named 'nosuch'"),
+    ),
+    # ---- plug-in contracts: the data function and model factory run once, before anything
+    # is written (tests/plugins/contract.py; data plug-ins feed tests.plugins.toy:mlp) ----
+    Case(
+        "data-plugin-numpy-arrays",
+        plug_data("numpy_arrays"),
+        2,
+        (
+            f"data.name '{CONTRACT}:numpy_arrays' must return (train, val)",
+            "torch Datasets",
+            "got train = a tuple of 2 (ndarray, ndarray)",
+            "TensorDataset(",
+        ),
+    ),
+    Case(
+        "data-plugin-one-dataset",
+        plug_data("one_dataset"),
+        2,
+        (f"data.name '{CONTRACT}:one_dataset' must return (train, val)", "got a TensorDataset"),
+    ),
+    Case(
+        "data-plugin-float-labels",
+        plug_data("float_labels"),
+        2,
+        ("float_labels'", "integer class labels y in 0..C-1", "train[0][1] is tensor(0.)"),
+    ),
+    Case(
+        "data-plugin-float64-inputs",
+        plug_data("float64_inputs"),
+        2,
+        (
+            "float64_inputs' must yield inputs x in the dtype of the parameters of model.name",
+            "(torch.float32); got torch.float64",
+        ),
+    ),
+    Case(
+        "data-plugin-integer-inputs",
+        plug_data("integer_inputs"),
+        2,
+        ("integer_inputs'", "yielding float tensors x", "dtype torch.int64"),
+    ),
+    Case(
+        "data-plugin-numpy-items",
+        plug_data("numpy_items"),
+        2,
+        ("numpy_items'", "yielding x as a float torch.Tensor", "train[0][0] is a ndarray"),
+    ),
+    Case(
+        "data-plugin-labels-from-1",
+        plug_data("labels_from_one"),
+        2,
+        (
+            "labels_from_one'",
+            "integer class labels y in 0..C-1",
+            "got labels 1..3",
+            "class 0 never in train",
+            "subtract 1",
+        ),
+    ),
+    Case(
+        "data-plugin-raises",
+        plug_data("raises"),
+        2,
+        (
+            f"data.name '{CONTRACT}:raises' raised FileNotFoundError: no such file: cancer.csv",
+            "at contract.py:",
+            "when called as raises()",
+        ),
+    ),
+    Case(
+        "model-plugin-softmax-head",
+        plug(f"model.name={CONTRACT}:softmax_head"),
+        2,
+        ("softmax_head' must return raw logits", "already a softmax", "remove the final Softmax"),
+    ),
+    Case(
+        "model-plugin-log-softmax-head",
+        plug(f"model.name={CONTRACT}:log_softmax_head"),
+        2,
+        ("log_softmax_head' must return raw logits", "remove the final LogSoftmax"),
+    ),
+    Case(
+        "model-plugin-own-argument-names",
+        plug(f"model.name={CONTRACT}:own_names"),
+        2,
+        (
+            f"model.name '{CONTRACT}:own_names' raised TypeError",
+            "own_names((1, 8, 8), 10)",
+            "called as factory(input_shape: tuple[int, ...], num_classes: int, **model.options)",
+        ),
+    ),
+    Case(
+        "model-plugin-output-shape",
+        plug(f"model.name={CONTRACT}:one_output"),
+        2,
+        ("one_output' must return logits of shape (N, num_classes) = (8, 10)", "got (8,)"),
+    ),
+    Case(
+        "model-plugin-option-typo-in-space",
+        validate("model.name=tests.plugins.toy:mlp", "search.space={tmp}/space_model_option.yaml"),
+        2,
+        (
+            "space_model_option.yaml",
+            "params.model.options.hiden",
+            "unknown key 'model.options.hiden'",
+            "did you mean 'hidden'",
+        ),
+    ),
+    Case(
+        "train-refuses-a-plugin-mistake",
+        train(f"data.name={CONTRACT}:labels_from_one", "model.name=tests.plugins.toy:mlp"),
+        2,
+        ("labels_from_one'", "class 0 never in train"),
+    ),
+    Case(
+        "sweep-refuses-a-plugin-mistake",
+        sweep(f"data.name={CONTRACT}:labels_from_one"),
+        2,
+        ("labels_from_one'", "class 0 never in train"),
+    ),
+    Case(
+        "sweep-space-offers-a-model-the-plugin-data-cannot-feed",
+        sweep("data.name=tests.plugins.toy:blobs"),
+        2,
+        ("model.name 'cnn'", "(5,)"),
     ),
     # ---- data files ----
     Case(

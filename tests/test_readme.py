@@ -6,9 +6,13 @@ names a file that exists, and every #anchor a heading of the file it points into
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,3 +80,117 @@ def test_relative_links_resolve() -> None:
             elif anchor and file.suffix == ".md" and anchor not in _slugs(file):
                 broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
     assert not broken, "\n".join(broken)
+
+
+# ---- "Your own data and model": its files, its error line and its Python step, as written ----
+
+OWN = "## Your own data and model"
+
+
+def _own_files() -> dict[str, str]:
+    """``{"cancer.py": text, "cancer.yaml": ..., ...}``: each block after "`NAME`...:"."""
+    text = README.read_text()
+    section = text[text.index(OWN) : text.index("## How GRAFT is implemented here")]
+    files = re.findall(r"`(\w+\.(?:py|yaml))`[^`\n]*:\n\n```\w+\n(.*?)```", section, flags=re.S)
+    return dict(files)
+
+
+@pytest.fixture
+def own_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The section's files in ``tmp_path/cancer``; the working directory is another folder."""
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the plug-in folder is put on it
+    monkeypatch.delitem(sys.modules, "cancer", raising=False)
+    folder = tmp_path / "cancer"
+    folder.mkdir()
+    for name, text in _own_files().items():
+        (folder / name).write_text(text)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    return folder
+
+
+def test_own_data_section_holds_the_three_files() -> None:
+    assert set(_own_files()) == {"cancer.py", "cancer.yaml", "cancer_space.yaml"}
+
+
+def test_own_data_example_validates_and_its_quoted_error_is_what_validate_says(
+    own_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from graft_hpo.cli import main
+
+    pipeline = str(own_project / "cancer.yaml")
+    assert main(["validate", pipeline]) == 0, capsys.readouterr().err
+    # the README's example of a broken rule: labels 1..C
+    code = own_project / "cancer.py"
+    code.write_text(code.read_text().replace("dtype=torch.long)", "dtype=torch.long) + 1"))
+    monkeypatch.delitem(sys.modules, "cancer")
+    capsys.readouterr()
+    assert main(["validate", pipeline]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    text = " ".join(README.read_text().split())
+    quoted = re.search(r"e\.g\. `(graft-hpo validate: error: .*?)`\.", text)
+    assert quoted is not None and last == quoted.group(1)
+
+
+@pytest.mark.ray
+@pytest.mark.mlflow
+def test_own_data_example_sweeps_with_its_plugins_in_rays_workers(
+    ray_local: Path, own_project: Path, tmp_path: Path
+) -> None:
+    """The default run's one real sweep: 2 trials of 2 epochs, started from another folder,
+    so the workers import ``cancer`` through the pipeline's plug-in folder."""
+    from graft_hpo import run_sweep
+
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    result = run_sweep(
+        own_project / "cancer.yaml",
+        trials=2,
+        overrides=["train.epochs=2", "emissions.measure_power_secs=1"],
+        tracking_uri=uri,
+        sweep_dir=tmp_path / "sweep",
+        printer=None,
+    )
+    assert result.trials["FINISHED"] == 2, result.failed
+    # each Optuna trial names its MLflow run, and each run its Optuna trial
+    import optuna
+
+    from graft_hpo.tracking import sweep_runs
+
+    study = optuna.load_study(
+        study_name=result.sweep_id, storage=f"sqlite:///{result.sweep_dir}/optuna.db"
+    )
+    runs = {r.run_id: r for r in sweep_runs(sweep_id=result.sweep_id, tracking_uri=uri)}
+    assert len(study.trials) == 2
+    for trial in study.trials:
+        run = runs[trial.user_attrs["mlflow_run_id"]]
+        assert run.tags["optuna_trial_number"] == str(trial.number)
+
+
+@pytest.mark.slow
+def test_own_data_python_step_runs_as_written_and_its_model_loads_in_a_fresh_process(
+    own_project: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"  # Ray's dashboard probes cloud metadata without this file
+    home.mkdir()
+    (home / "ray_bootstrap_config.yaml").write_text("provider:\n  type: local\n")
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    step = _python_block_after("The same as one step of a Python pipeline")
+    run = subprocess.run(
+        [sys.executable, "-c", step], cwd=own_project, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    accuracy = float(run.stdout.strip().splitlines()[-1].split(":")[1])
+    assert accuracy > 0.85
+    assert not (own_project / "mlflow.db").exists()  # MLflow's own default store: untouched
+    store = f"sqlite:///{own_project / 'mlruns' / 'mlflow.db'}"
+    load = (
+        "import graft_hpo; m = graft_hpo.load_model('models:/cancer-mlp/1', "
+        f"tracking_uri={store!r}); print(m.predict(__import__('numpy').zeros((3, 30), "
+        "'float32')).shape)"
+    )
+    again = subprocess.run(
+        [sys.executable, "-c", load], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.strip().splitlines()[-1] == "(3, 2)"  # logits of the 2 classes

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from graft_hpo._registry import is_plugin
 from graft_hpo.config._resolve import resolve_bundled
 from graft_hpo.config._schema import PipelineConfig
 from graft_hpo.config._validate import build_config
@@ -185,7 +186,8 @@ def flatten_config(config: PipelineConfig) -> dict[str, Any]:
     """Every leaf of the config under its dotted path, for MLflow params.
 
     Free-form ``options`` are flattened too (``model.options.width``); the objectives become
-    one compact string ``"val_acc:max,co2_kg:min"``; a null ``search.scheduler`` stays None.
+    one compact string ``"val_acc:max,co2_kg:min"``, ``plugin_path`` one ``os.pathsep``-joined
+    string; a null ``search.scheduler`` stays None.
 
     Returns:
         ``{"name": "mnist", "data.name": "mnist5k", ..., "resources.gpu": 0.0}``.
@@ -195,6 +197,8 @@ def flatten_config(config: PipelineConfig) -> dict[str, Any]:
     def walk(prefix: str, value: Any) -> None:
         if prefix == "search.objectives":
             flat[prefix] = ",".join(f"{item['metric']}:{item['mode']}" for item in value)
+        elif prefix == "plugin_path":  # folders, joined as in PYTHONPATH
+            flat[prefix] = os.pathsep.join(value)
         elif isinstance(value, dict):
             for key, item in value.items():
                 walk(f"{prefix}.{key}" if prefix else str(key), item)
@@ -249,4 +253,16 @@ def load_pipeline(
             data["name"] = path.stem
         _anchor_space(data, path.parent)
     logger.debug("loading pipeline %s with overrides %r", source, overrides)
-    return _finish(data, overrides, source)
+    return _anchor_plugin_path(_finish(data, overrides, source), path.parent)
+
+
+def _anchor_plugin_path(config: PipelineConfig, folder: Path) -> PipelineConfig:
+    """Absolute ``plugin_path`` entries (relative ones from the pipeline file's folder); a
+    pipeline naming a plug-in without one gets the file's folder, then the working directory,
+    so that its plug-ins import beside it from any working directory and in Ray's workers."""
+    paths = [str((folder / Path(p).expanduser()).resolve()) for p in config.plugin_path]
+    if not paths and (is_plugin(config.data.name) or is_plugin(config.model.name)):
+        paths = list(dict.fromkeys([str(folder.resolve()), str(Path.cwd().resolve())]))
+    return (
+        config if paths == config.plugin_path else dataclasses.replace(config, plugin_path=paths)
+    )

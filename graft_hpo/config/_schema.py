@@ -169,3 +169,6 @@ class PipelineConfig:
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     select: SelectConfig | None = None  # final stage of a sweep; None: stop at the front
     retrain: RetrainConfig | None = None  # after select: retrain and register the choice
+    # folders searched first for "module:attr" plug-ins (relative: from the pipeline file);
+    # empty and naming a plug-in: the pipeline file's folder, then the working directory
+    plugin_path: list[str] = field(default_factory=list)

@@ -18,5 +18,12 @@ from graft_hpo.models._base import classifier_layer
 from graft_hpo.models._build import available_models
 from graft_hpo.models._build import build_model
 from graft_hpo.models._build import check_model
+from graft_hpo.models._contract import check_model_outputs
 
-__all__ = ["available_models", "build_model", "check_model", "classifier_layer"]
+__all__ = [
+    "available_models",
+    "build_model",
+    "check_model",
+    "check_model_outputs",
+    "classifier_layer",
+]

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from graft_hpo._registry import call_plugin
 from graft_hpo._registry import check_int
 from graft_hpo._registry import check_options
 from graft_hpo._registry import is_plugin
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from graft_hpo.config import ModelConfig
 
 __all__ = ["available_models", "build_model", "check_model"]
+
+# how graft-hpo calls a model plug-in (the contract, quoted in messages)
+_CALLED_AS = "factory(input_shape: tuple[int, ...], num_classes: int, **model.options)"
 
 
 def available_models(*, include_torchvision: bool = False) -> list[str]:
@@ -99,7 +103,17 @@ def build_model(cfg: ModelConfig, *, input_shape: Sequence[int], num_classes: in
     shape = tuple(check_int(d, "input_shape", minimum=1) for d in input_shape)
     num_classes = check_int(num_classes, "num_classes", minimum=1)
     factory = check_model(cfg)
-    model = factory(shape, num_classes, **cfg.options)
+    if is_plugin(cfg.name):  # the user's code: what it raises names the plug-in and the call
+        model = call_plugin(
+            factory,
+            (shape, num_classes),
+            cfg.options,
+            section="model",
+            spec=cfg.name,
+            expected=f"; a model plug-in is called as {_CALLED_AS}",
+        )
+    else:
+        model = factory(shape, num_classes, **cfg.options)
     key = f"model.name {cfg.name!r}"
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{key} must build an nn.Module; got {type(model).__name__}")

@@ -18,6 +18,7 @@ from graft_hpo.config import load_pipeline
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.sweep._folder import default_sweeps_dir
 from graft_hpo.sweep._folder import write_ranking
+from graft_hpo.sweep._options import check_option_params
 from graft_hpo.sweep._plan import SweepPlan
 from graft_hpo.sweep._plan import write_plan
 from graft_hpo.sweep._ranking import COST_PREFIX
@@ -37,6 +38,7 @@ from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import ensure_experiment
 from graft_hpo.tracking import resolve_tracking_uri
 from graft_hpo.trial import check_pipeline
+from graft_hpo.trial import check_plugins
 
 __all__ = ["check_sweep", "find_sweep_dir", "prepare_sweep"]
 
@@ -107,8 +109,21 @@ def check_sweep(config: PipelineConfig) -> SearchSpace:
     assert config.search.space is not None  # checked above
     space = load_space(config.search.space)
     validate_space(space, config)
+    check_option_params(space, config)
     _check_threshold_searched(space, config)
+    for name in _models_tried(space, config):  # last: it runs the user's code
+        check_plugins(replace(config, model=replace(config.model, name=name)))
     return space
+
+
+def _models_tried(space: SearchSpace, config: PipelineConfig) -> list[str]:
+    """The ``model.name`` values trials may build: the space's choices (and the pipeline's,
+    when a condition may leave it), or the pipeline's alone."""
+    for spec in space.params:
+        if spec.name == "model.name" and spec.choices:
+            names = [str(c) for c in spec.choices]
+            return list(dict.fromkeys([*names, *([config.model.name] if spec.when else [])]))
+    return [config.model.name]
 
 
 def _check_threshold_searched(space: SearchSpace, config: PipelineConfig) -> None:
@@ -142,8 +157,10 @@ def prepare_sweep(
     """Validate a sweep and create its parent run and folder; raise ConfigError before that."""
     config = _resolve(config, overrides, trials)
     space = check_sweep(config)
-    init_ray(address, quiet=not verbose)  # an unreachable --address or impossible resources:
-    check_resources(config)  # refused here, before anything is written to the tracking store
+    # on a cluster the plug-ins' folder travels with the job (Ray's runtime_env working_dir)
+    code = config.plugin_path[0] if config.plugin_path and address is not None else None
+    init_ray(address, quiet=not verbose, working_dir=code)  # unreachable --address, impossible
+    check_resources(config)  # resources: refused here, before anything reaches the store
     if config.search.storage is not None:
         open_storage(config.search.storage)  # the study's RDB must be reachable too
     # the shared selection runs before anything is written: if it fails, nothing is left

@@ -16,7 +16,13 @@ from graft_hpo.sweep._ray_compat import disable_cluster_mode
 __all__ = ["check_resources", "init_ray"]
 
 
-def init_ray(address: str | None, *, num_cpus: int | None = None, quiet: bool = True) -> None:
+def init_ray(
+    address: str | None,
+    *,
+    num_cpus: int | None = None,
+    quiet: bool = True,
+    working_dir: str | None = None,
+) -> None:
     """Start a local Ray bound to loopback, or join the cluster at ``address``.
 
     :func:`run_sweep` calls it itself; call it first to share one Ray between several sweeps
@@ -25,6 +31,9 @@ def init_ray(address: str | None, *, num_cpus: int | None = None, quiet: bool = 
     Args:
         quiet: keep what Ray's processes print at start-up (its token-authentication notice,
             ...) off the console; it is shown if the start fails.
+        working_dir: joining a cluster, a local folder Ray ships to every node and puts on
+            its workers' ``PYTHONPATH`` (``runtime_env={"working_dir": ...}``): the pipeline's
+            plug-in folder. Ignored for a local Ray, whose workers read the folder in place.
 
     Raises:
         ConfigError: nothing answers at ``address``, or it is not a Ray cluster.
@@ -50,7 +59,12 @@ def init_ray(address: str | None, *, num_cpus: int | None = None, quiet: bool = 
             )
             return
         try:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            ray.init(
+                address=address,
+                runtime_env={"working_dir": working_dir} if working_dir else None,
+                log_to_driver=False,
+                configure_logging=False,
+            )
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise ConfigError(
                 f"--address {address!r}: cannot join a Ray cluster there: {err}"

@@ -15,6 +15,9 @@ from graft_hpo.sweep._moasha import make_moasha
 from graft_hpo.sweep._plan import SweepPlan
 from graft_hpo.sweep._plan import optuna_storage
 from graft_hpo.sweep._space import define_by_run
+from graft_hpo.tracking import ATTR_MLFLOW_RUN
+from graft_hpo.tracking import TAG_OPTUNA_TRIAL
+from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import redact
 
 __all__ = [
@@ -72,11 +75,27 @@ def searcher(plan: SweepPlan) -> Any:
     class StoppedReport(OptunaSearch):
         """Ray's OptunaSearch, told a stopped trial's values as ``search.stopped_report`` says."""
 
+        def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+            super().on_trial_result(trial_id, result)
+            self._link(trial_id, result)
+
         def on_trial_complete(
             self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
         ) -> None:
+            self._link(trial_id, result)  # before Optuna is told: a told trial is read-only
             told = result if error else told_optuna(result, policy=policy, epochs=epochs)
             super().on_trial_complete(trial_id, told, error)
+
+        def _link(self, trial_id: str, result: dict[str, Any] | None) -> None:
+            """Once per trial: Optuna's trial names its MLflow run, the run its trial number."""
+            linked = self.__dict__.setdefault("_linked", set())
+            trial = self._ot_trials.get(trial_id)  # Ray's map from its trial ids to Optuna's
+            run_id = (result or {}).get("mlflow_run_id")
+            if trial is None or not run_id or trial_id in linked:
+                return
+            linked.add(trial_id)
+            trial.set_user_attr(ATTR_MLFLOW_RUN, run_id)
+            RunLogger(plan.tracking_uri, run_id).set_tags({TAG_OPTUNA_TRIAL: str(trial.number)})
 
     search = StoppedReport(
         space=define_by_run(plan.space),

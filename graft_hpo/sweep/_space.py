@@ -171,7 +171,7 @@ class SearchSpace:
         return {"params": {spec.name: spec.to_dict() for spec in self.params}}
 
 
-def _with_source(errors: list[str], source: str | None) -> list[str]:
+def with_source(errors: list[str], source: str | None) -> list[str]:
     # the file is named once, on the first message, so a list of problems stays readable
     where = f"search space {source}" if source else "search space"
     return [f"{where}: {errors[0]}", *errors[1:]]
@@ -194,7 +194,7 @@ def space_from_dict(data: Any, *, source: str | None = None) -> SearchSpace:
     """
     fields, errors = check_space_data(data)
     if errors:
-        raise ConfigError(_with_source(errors, source))
+        raise ConfigError(with_source(errors, source))
     return SearchSpace(tuple(ParamSpec(**kwargs) for kwargs in fields), source)
 
 
@@ -269,7 +269,7 @@ def validate_space(space: SearchSpace, config: PipelineConfig) -> None:
             where = key if len(fields) == len(probes) else f"{key}.{fields[0]}"
             errors.append(f"{where}: {message}")
     if errors:
-        raise ConfigError(_with_source(errors, space.source))
+        raise ConfigError(with_source(errors, space.source))
 
 
 class _DefineByRun:

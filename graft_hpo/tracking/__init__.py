@@ -26,9 +26,12 @@ from graft_hpo.tracking._front import sweep_objectives
 from graft_hpo.tracking._front import sweep_runs
 from graft_hpo.tracking._front import tag_pareto
 from graft_hpo.tracking._global_uri import global_tracking_uri
+from graft_hpo.tracking._model import load_model
+from graft_hpo.tracking._names import ATTR_MLFLOW_RUN
 from graft_hpo.tracking._names import METRICS
 from graft_hpo.tracking._names import TAG_EARLY_STOPPED
 from graft_hpo.tracking._names import TAG_OBJECTIVES
+from graft_hpo.tracking._names import TAG_OPTUNA_TRIAL
 from graft_hpo.tracking._names import TAG_PARENT_RUN_ID
 from graft_hpo.tracking._names import TAG_PARETO
 from graft_hpo.tracking._names import TAG_ROLE
@@ -55,11 +58,13 @@ from graft_hpo.tracking._ui import link_artifact
 from graft_hpo.tracking._ui import ui_url
 
 __all__ = [
+    "ATTR_MLFLOW_RUN",
     "DEFAULT_OBJECTIVES",
     "METRICS",
     "POLICY_KINDS",
     "TAG_EARLY_STOPPED",
     "TAG_OBJECTIVES",
+    "TAG_OPTUNA_TRIAL",
     "TAG_PARENT_RUN_ID",
     "TAG_PARETO",
     "TAG_ROLE",
@@ -76,6 +81,7 @@ __all__ = [
     "global_tracking_uri",
     "hypervolume_2d",
     "link_artifact",
+    "load_model",
     "metric_history",
     "normalize_objectives",
     "open_client",

@@ -119,6 +119,9 @@ def is_front_candidate(record: Any) -> bool:
     )
 
 
+_NEWEST_SWEEPS = 50  # how far back "the latest sweep with a front" looks
+
+
 def _objectives_of(parent: RunRecord | None) -> list[tuple[str, str]]:
     text = parent.tags.get(TAG_OBJECTIVES) if parent is not None else None
     if not text:
@@ -170,13 +173,28 @@ def _sweep_runs(
 def _latest_parent(
     client: MlflowClient, experiment_ids: list[str], sweep_id: str | None
 ) -> RunRecord | None:
+    """The sweep's parent run; without an id, the newest sweep with a finished trial (so a
+    sweep whose every trial failed, or one still starting, does not hide the last front), or
+    the newest sweep if none has one."""
     parents = search_records(
         client,
         experiment_ids,
         tag_filter({TAG_ROLE: "sweep", TAG_SWEEP_ID: sweep_id}),
-        max_results=1,
+        max_results=1 if sweep_id is not None else _NEWEST_SWEEPS,
         order_by=["attributes.start_time DESC"],
     )
+    for parent in parents if sweep_id is None else ():
+        runs = tag_filter({TAG_SWEEP_ID: parent.tags.get(TAG_SWEEP_ID)})
+        done = search_records(  # at most one of them is the parent run itself
+            client, experiment_ids, f"{runs} AND attributes.status = 'FINISHED'", max_results=2
+        )
+        if any(r.tags.get(TAG_ROLE) != "sweep" for r in done):
+            if parent is not parents[0]:
+                _logger.info(
+                    "reading sweep %s: the newer sweeps have no finished trial",
+                    parent.tags.get(TAG_SWEEP_ID),
+                )
+            return parent
     return parents[0] if parents else None
 
 

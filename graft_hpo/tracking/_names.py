@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 __all__ = [
+    "ATTR_MLFLOW_RUN",
     "EXPERIMENT_KIND_TRAINING",
     "METRICS",
     "TAG_EARLY_STOPPED",
     "TAG_EXPERIMENT_KIND",
     "TAG_NOTE",
     "TAG_OBJECTIVES",
+    "TAG_OPTUNA_TRIAL",
     "TAG_PARENT_RUN_ID",
     "TAG_PARETO",
     "TAG_ROLE",
@@ -27,7 +29,7 @@ METRICS = (
     "ram_energy_kwh",
     "duration_s",
     "selection_s",  # seconds spent selecting subsets
-    "fraction_effective",  # share of the training set actually seen per subset epoch
+    "fraction_effective",  # share of the training set trained on per epoch, warm-up included
     "epochs_completed",
 )
 
@@ -36,6 +38,8 @@ TAG_STRATEGY = "strategy"
 TAG_EARLY_STOPPED = "early_stopped"  # "true" when a scheduler stopped the trial early
 TAG_PARETO = "pareto"  # "true" on the winners of a sweep, "false" on its other trials
 TAG_ROLE = "graft_hpo.role"  # "sweep" on a sweep's parent run, "trial" on its trial runs
+TAG_OPTUNA_TRIAL = "optuna_trial_number"  # on a trial run: its trial's number in the study
+ATTR_MLFLOW_RUN = "mlflow_run_id"  # Optuna user attribute of a sweep's trial: its MLflow run
 TAG_OBJECTIVES = "objectives"  # on a sweep's parent run: JSON [["val_acc", "max"], ...]
 TAG_PARENT_RUN_ID = "mlflow.parentRunId"  # nests a run under another, across processes
 TAG_NOTE = "mlflow.note.content"  # a run's description (markdown) in MLflow's UI

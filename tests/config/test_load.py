@@ -229,11 +229,12 @@ def test_flatten_config_keys_and_values() -> None:
     expected = {
         f"{section.name}.{leaf.name}"
         for section in dataclasses.fields(PipelineConfig)
-        if section.name != "name" and getattr(cfg, section.name) is not None
+        if section.name not in ("name", "plugin_path") and getattr(cfg, section.name) is not None
         for leaf in dataclasses.fields(getattr(cfg, section.name))
         if leaf.name != "options"
     }
     expected |= {"name", "model.options.width", "model.options.head.dropout", "select", "retrain"}
+    expected.add("plugin_path")
     assert flat["select"] is None and flat["retrain"] is None  # no final stage by default
     assert set(flat) == expected
     assert not any(isinstance(value, (dict, list)) for value in flat.values())

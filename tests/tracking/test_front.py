@@ -213,3 +213,31 @@ def test_plot_front_writes_a_png(
     assert image[..., :3].std() > 0.05  # not a blank canvas
     with pytest.raises(ConfigError, match="needs two objectives"):
         plot_front(records, [("val_acc", "max")], str(tmp_path / "g.png"))
+
+
+def test_a_newer_sweep_without_a_finished_trial_does_not_hide_the_last_front(
+    store_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from graft_hpo.cli import main
+
+    good = _sweep(store_uri, "spoil-good", {"x": (0.9, 1.0, 1.0, "FINISHED", {})}, None, "spoil")
+    time.sleep(0.01)
+    _sweep(store_uri, "spoil-failed", {"y": (0.99, 0.1, 1.0, "FAILED", {})}, None, "spoil")
+    # the latest sweep with a front is read, and named
+    front = pareto_front(experiment="spoil", tracking_uri=store_uri)
+    assert [p.run_id for p in front] == [good["x"]]
+    assert main(["pareto", "--experiment", "spoil", "--tracking-uri", store_uri, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["sweep_id"] == "spoil-good"
+    assert data["objectives"] == [["val_acc", "max"], ["co2_kg", "min"]]
+    assert [p["run_id"] for p in data["points"]] == [good["x"]]
+    assert main(["pareto", "--experiment", "spoil", "--tracking-uri", store_uri]) == 0
+    assert capsys.readouterr().out.startswith("sweep spoil-good: Pareto front (val_acc max vs")
+    # --sweep-id still chooses the failed one: an empty front, named
+    argv = ["pareto", "--sweep-id", "spoil-failed", "--tracking-uri", store_uri, "--json"]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["sweep_id"], data["points"]) == ("spoil-failed", [])
+    argv = ["select", "--experiment", "spoil", "--tracking-uri", store_uri, "--policy", "knee"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith(f"run {good['x']} (knee) of sweep spoil-good")

@@ -1,0 +1,66 @@
+"""Searched ``model.options.*`` and ``data.options.*`` keys, checked against their builders.
+
+A key under a free-form ``options`` section passes the config's own checks, so a typo in the
+search space (``model.options.widht``) would fail inside every trial. Each searched key must be
+a keyword of the model factory (or data builder) that will receive it: the pipeline's, or at
+least one of the searched ``model.name`` choices.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from graft_hpo.config import DataConfig
+from graft_hpo.config import ModelConfig
+from graft_hpo.data import check_data
+from graft_hpo.exceptions import ConfigError
+from graft_hpo.models import check_model
+from graft_hpo.sweep._space import with_source
+
+if TYPE_CHECKING:
+    from graft_hpo.config import PipelineConfig
+    from graft_hpo.sweep._space import SearchSpace
+
+__all__ = ["check_option_params"]
+
+
+def _key_error(section: str, name: str, key: str) -> str | None:
+    """What ``<section>.name = name`` says of the option ``key``, or None if it takes it."""
+    try:
+        if section == "model":
+            check_model(ModelConfig(name=name, options={key: None}))
+        else:
+            check_data(DataConfig(name=name, options={key: None}))
+    except ConfigError as err:
+        path = f"{section}.options.{key}"
+        found = [m for m in err.errors if path in m and "is required by" not in m]
+        return found[0] if found else None
+    return None
+
+
+def _names(space: SearchSpace, config: PipelineConfig, section: str) -> list[str]:
+    for spec in space.params:
+        if spec.name == f"{section}.name" and spec.choices:
+            return [str(choice) for choice in spec.choices]
+    return [getattr(config, section).name]
+
+
+def check_option_params(space: SearchSpace, config: PipelineConfig) -> None:
+    """Refuse a searched options key no candidate builder accepts.
+
+    Raises:
+        ConfigError: one message per such key, naming the parameter and the close match.
+    """
+    errors = []
+    for section in ("model", "data"):
+        prefix = f"{section}.options."
+        keys = [
+            spec.name.removeprefix(prefix) for spec in space.params if spec.name.startswith(prefix)
+        ]
+        names = _names(space, config, section) if keys else []
+        for key in keys:
+            found = [_key_error(section, name, key) for name in names]
+            if found and all(message is not None for message in found):
+                errors.append(f"params.{prefix}{key}: {found[0]}")
+    if errors:
+        raise ConfigError(with_source(errors, space.source))

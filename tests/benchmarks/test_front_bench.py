@@ -85,5 +85,5 @@ def test_render_reprints_the_tables_from_a_saved_report(tmp_path: Path, capsys) 
     saved.write_text("# tables\n" + json.dumps(report) + "\n")
     assert main(["--render", str(saved)]) == 0
     out = capsys.readouterr().out
-    assert "| moasha-projected | 2.000 | 10.0 | 0.33 |" in out
-    assert "energy 0.33 x fifo; 1 seeds |" in out and "| PASS |" in out
+    assert "| moasha-projected | 1 | 2.000 | 1.000 | 10.0 | 0.333 |" in out
+    assert "energy 0.333 x fifo; 1 seeds |" in out and "| PASS |" in out

@@ -106,6 +106,15 @@ def on_command(
     """
     if fail not in FAILURES:
         raise ValueError(f"model.options.fail must be one of {', '.join(FAILURES)}; got {fail!r}")
-    if fail == "no_codecarbon":
+    if fail == "no_codecarbon" and _in_ray_worker():  # never the driver that checks plug-ins
         sys.modules["codecarbon"] = None  # type: ignore[assignment]
     return _OnCommand(math.prod(input_shape), num_classes, fail, float(delay_s))
+
+
+def _in_ray_worker() -> bool:
+    """True in a Ray worker process (a trial), False in the driver or a plain process."""
+    if "ray" not in sys.modules:
+        return False
+    import ray
+
+    return bool(ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE)

@@ -14,10 +14,10 @@ import yaml
 
 from graft_hpo.config import PipelineConfig
 from graft_hpo.config import bundled_names
-from graft_hpo.sweep._prepare import check_sweep
 from graft_hpo.config import load_pipeline
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.sweep._conditions import Comparison
+from graft_hpo.sweep._prepare import check_sweep
 from graft_hpo.sweep._space import ParamSpec
 from graft_hpo.sweep._space import SearchSpace
 from graft_hpo.sweep._space import define_by_run

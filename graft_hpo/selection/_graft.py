@@ -18,6 +18,9 @@ One selection round (DESIGN.md §2, GRAFT_NOTES §5):
    fraction can fall below the budget; it never exceeds it.
 5. Optionally, least-squares weights make each batch's weighted subset gradient match its full
    gradient (clipped at 0, mean 1), as in CRAIG/GradMatch.
+
+Before step 1, ``noise_filter="misfit"`` leaves likely-mislabelled samples out of the candidates
+(:mod:`graft_hpo.selection._noise`): maxvol picks a class's outliers, and a wrong label is one.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from graft_hpo.selection._batches import partition
 from graft_hpo.selection._features import capture_embeddings
 from graft_hpo.selection._features import low_rank_basis
 from graft_hpo.selection._maxvol import fast_maxvol
+from graft_hpo.selection._noise import split_suspects
 from graft_hpo.selection._rank import Ranking
 from graft_hpo.selection._rank import merge_by_alignment
 
@@ -80,6 +84,9 @@ class GraftSelector(Selector):
         levels: number of candidate subset sizes per batch, >= 1 (not a pipeline knob).
         pool: score only a uniformly drawn pool of ``pool`` times the budget, split into
             batches as the whole data set would be; None scores the whole data set.
+        noise_filter: ``"misfit"`` leaves the samples the current model assigns to another
+            class out of the candidates (at most half of a class; see
+            :func:`~graft_hpo.selection._noise.misfits`); ``"none"`` keeps every sample.
     """
 
     name = "graft"
@@ -97,6 +104,7 @@ class GraftSelector(Selector):
         maxvol_tol: float = SelectionConfig.maxvol_tol,
         levels: int = 6,
         pool: float | None = SelectionConfig.pool,
+        noise_filter: str = SelectionConfig.noise_filter,
     ) -> None:
         check_knobs(
             {
@@ -107,6 +115,7 @@ class GraftSelector(Selector):
                 "selection.batch_size": batch_size,
                 "selection.maxvol_tol": maxvol_tol,
                 "selection.pool": pool,
+                "selection.noise_filter": noise_filter,
             },
             errors=[f"levels must be >= 1; got {levels!r}"] if levels < 1 else [],
         )
@@ -120,6 +129,7 @@ class GraftSelector(Selector):
         self.maxvol_tol = maxvol_tol
         self.levels = levels
         self.pool = pool
+        self.noise_filter = noise_filter
         self._labels: tuple[Dataset[Any], torch.Tensor] | None = None  # (data set, its labels)
 
     @classmethod
@@ -165,15 +175,13 @@ class GraftSelector(Selector):
         if device is None:
             device = next(model.parameters()).device
         labels = self._labels_of(dataset) if self.stratify else None
+        candidates = None
         if self.pool is not None and math.ceil(self.pool * budget) < n:
             # score a random pool of `pool` times the budget: the round's cost is the scoring
             # pass, so it shrinks by n / pool_size
-            pool = torch.randperm(n, generator=generator)[: math.ceil(self.pool * budget)]
-            local = labels[pool] if labels is not None else None
-            batches = partition(len(pool), self.batch_size, labels=local, generator=generator)
-            batches = [pool[b] for b in batches]
-        else:
-            batches = partition(n, self.batch_size, labels=labels, generator=generator)
+            candidates = torch.randperm(n, generator=generator)[: math.ceil(self.pool * budget)]
+        kept, _ = self._filter(model, dataset, candidates, device)
+        batches = self._batches(n, candidates if kept is None else kept, labels, generator)
         sizes = self.candidate_sizes(len(batches[-1]), budget / len(batches))
 
         align, picks, kernels = self._score(model, dataset, batches, sizes, device)
@@ -199,6 +207,8 @@ class GraftSelector(Selector):
             / len(batches),
             "budget": float(budget),
         }
+        if kept is not None:
+            stats["filtered"] = 1.0 - len(kept) / n
         return Selection(indices[order], weights, len(indices) / n, stats)
 
     @torch.inference_mode()
@@ -217,22 +227,54 @@ class GraftSelector(Selector):
         rows are DEIM's on the top-``k`` basis, then rectangular-maxvol growth), and batches
         are interleaved least-aligned first (:func:`merge_by_alignment`). ``fraction`` and
         ``alignment_threshold`` play no part: the trials apply theirs to the ranking.
+        With ``noise_filter``, the samples it leaves out come last, least suspect first.
         """
         start = time.perf_counter()
         if device is None:
             device = next(model.parameters()).device
         n = len(dataset)  # type: ignore[arg-type]
         labels = self._labels_of(dataset) if self.stratify else None
-        batches = partition(n, self.batch_size, labels=labels, generator=generator)
+        kept, left_out = self._filter(model, dataset, None, device)
+        batches = self._batches(n, kept, labels, generator)
         local_order: list[torch.Tensor] = []
         align: list[torch.Tensor] = []
         for _chunk, V, K in self._scored_chunks(model, dataset, batches, device, rank_cap=None):
             order = _greedy_order(V, V.shape[1])
             local_order.extend(order.cpu())
             align.extend(prefix_alignment(K, order).cpu())
-        ranking = merge_by_alignment(batches, local_order, align)
+        ranking = merge_by_alignment(batches, local_order, align, tail=left_out)
+        if left_out is not None:
+            ranking.stats["filtered"] = len(left_out) / n
         ranking.stats.update(selection_s=time.perf_counter() - start, batches=len(batches))
         return ranking
+
+    def _batches(
+        self,
+        n: int,
+        candidates: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> list[torch.Tensor]:
+        """:func:`partition` of ``candidates`` (dataset indices; None: all ``n`` samples)."""
+        if candidates is None:
+            return partition(n, self.batch_size, labels=labels, generator=generator)
+        local = labels[candidates] if labels is not None else None
+        parts = partition(len(candidates), self.batch_size, labels=local, generator=generator)
+        return [candidates[p] for p in parts]
+
+    def _filter(
+        self,
+        model: nn.Module,
+        dataset: Dataset[Any],
+        candidates: torch.Tensor | None,
+        device: torch.device | str,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """:func:`split_suspects` of ``candidates`` (None: all), or ``(None, None)`` for "none"."""
+        if self.noise_filter == "none":
+            return None, None
+        if candidates is None:
+            candidates = torch.arange(len(dataset))  # type: ignore[arg-type]
+        return split_suspects(model, dataset, candidates, device)
 
     @torch.inference_mode()
     def _score(

@@ -7,60 +7,29 @@ alignment criterion then has to match. After GRAFT's 2 warm-up epochs on ``synth
 on digits with 20% / 40% symmetric noise, 46% / 65% against 21% / 37%.
 
 The filter, ``misfit``: before a round, one forward pass of the current model (or the sweep's
-proxy) over the candidates; a sample whose predicted class is not its label is left out,
-highest loss first, at most half of each class. The share left out adapts to the data: on
-clean digits it was the model's 4.5% training errors, with 20% / 40% noise 26% / 44% (97-98%
-of the wrong labels). Two guards keep an untrained model from filtering at random: nothing
-is left out when the model fits no more than twice chance of the labels, and never more than half
-of a class (CRUST, RHO-LOSS and CCS all keep learnable, not-yet-learnt samples the same way).
+proxy) over the candidates, which the round's scoring then reuses; a sample whose predicted
+class is not its label is left out, highest loss first, at most half of each class. The share
+left out adapts to the data: on clean digits it was the model's 4.7% training errors, with
+20% / 40% noise 26% / 43% (97-98% of the wrong labels). Two guards keep an untrained model
+from filtering at random: nothing is left out when the model fits no more than twice chance
+of the labels, and never more than half of a class. CRUST, RHO-LOSS and CCS likewise keep
+learnable samples and leave out those a model cannot fit.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import Dataset
 
 from graft_hpo._torch import gather_batch
-from graft_hpo._torch import memory_format_for
-from graft_hpo._torch import to_device
 
-__all__ = ["MAX_CLASS_SHARE", "misfits", "predict", "split_suspects"]
+__all__ = ["MAX_CLASS_SHARE", "Forwarded", "misfits", "split_suspects"]
 
 MAX_CLASS_SHARE = 0.5  # never leave out more than this share of a class's candidates
-
-
-@torch.inference_mode()
-def predict(
-    model: nn.Module,
-    dataset: Dataset[Any],
-    index: torch.Tensor,
-    device: torch.device | str,
-    *,
-    slice_size: int = 512,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels of the samples ``index`` (``(m,)`` int64), in eval mode.
-
-    Returns:
-        ``logits`` ``(m, C)`` float32 and ``labels`` ``(m,)`` int64, both on the host.
-    """
-    was_training = model.training
-    model.eval()
-    on_cuda = torch.device(device).type == "cuda"
-    layout = memory_format_for(device)
-    logits, labels = [], []
-    try:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda):
-            for part in index.split(slice_size):
-                x, y = gather_batch(dataset, part)
-                logits.append(model(to_device(x, device, layout)).float().cpu())
-                labels.append(y.cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(logits), torch.cat(labels).long()
 
 
 def misfits(
@@ -102,16 +71,60 @@ def misfits(
 
 
 def split_suspects(
-    model: nn.Module,
-    dataset: Dataset[Any],
-    candidates: torch.Tensor,
-    device: torch.device | str,
+    candidates: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(kept, left_out)``: ``candidates`` (``(m,)`` dataset indices) split by :func:`misfits`
-    of ``model``'s predictions. ``kept`` keeps the candidates' order; ``left_out`` is ordered
-    least suspect (lowest loss) first."""
-    logits, labels = predict(model, dataset, candidates, device)
+    """``(kept, left_out)``: ``candidates`` (``(m,)`` dataset indices, with their ``(m, C)``
+    logits and ``(m,)`` labels) split by :func:`misfits`. ``kept`` keeps the candidates'
+    order; ``left_out`` is ordered least suspect (lowest loss) first."""
+    logits, labels = logits.float().cpu(), labels.cpu()
     flagged = misfits(logits, labels)
     out = flagged.nonzero().squeeze(1)
     loss = F.cross_entropy(logits[out], labels[out], reduction="none")
     return candidates[~flagged], candidates[out[loss.argsort()]]
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """One forward pass over some samples, looked up by dataset index, so that the filter's
+    pass serves the scoring too (the pass is most of a round's cost on the CPU).
+
+    Attributes:
+        position: ``(n,)`` int64, the row of each dataset index (-1: not forwarded).
+        feats: ``(m, D)`` selection features, or None when they are the raw inputs (re-read
+            from the data set rather than held twice).
+        logits: ``(m, C)``; embeds: ``(m, E)``; targets: ``(m,)``, on the scoring device.
+    """
+
+    position: torch.Tensor
+    feats: torch.Tensor | None
+    logits: torch.Tensor
+    embeds: torch.Tensor
+    targets: torch.Tensor
+
+    @classmethod
+    def of(
+        cls,
+        n: int,
+        index: torch.Tensor,
+        feats: torch.Tensor | None,
+        logits: torch.Tensor,
+        embeds: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> Forwarded:
+        """The outputs of the samples ``index`` (``(m,)`` of ``range(n)``), in that order."""
+        position = torch.full((n,), -1, dtype=torch.long)
+        position[index] = torch.arange(len(index))
+        return cls(position, feats, logits, embeds, targets)
+
+    def take(
+        self, dataset: Dataset[Any], chunk: list[torch.Tensor], device: torch.device | str
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(feats, logits, embeds, targets)`` of the samples of ``chunk``, in order."""
+        index = torch.cat(chunk)
+        rows = self.position[index].to(self.logits.device)
+        if self.feats is not None:
+            feats = self.feats[rows]
+        else:
+            x, _ = gather_batch(dataset, index)
+            feats = x.to(device).flatten(1).float()
+        return feats, self.logits[rows], self.embeds[rows], self.targets[rows]

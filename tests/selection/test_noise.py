@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import Subset
 
 from graft_hpo.selection import GraftSelector
 from graft_hpo.selection._noise import misfits
@@ -18,9 +19,11 @@ NOISE = 0.2
 def test_misfits_flags_wrong_predictions_highest_loss_first_at_most_half_a_class():
     # class 0: 4 samples, 3 predicted as class 1 (the cap of half flags the 2 most confident)
     logits = torch.tensor(
-        [[5.0, 0, 0], [0, 1, 0], [0, 3, 0], [0, 2, 0]]  # class 0
-        + [[0, 4.0, 0], [0, 4, 0], [0, 4, 0], [1, 0, 0]]  # class 1: one misfit of 4
-        + [[0, 0, 4.0], [0, 0, 4], [0, 0, 4], [0, 0, 4]]  # class 2: none
+        [
+            *([5.0, 0, 0], [0, 1, 0], [0, 3, 0], [0, 2, 0]),  # class 0
+            *([0, 4.0, 0], [0, 4, 0], [0, 4, 0], [1, 0, 0]),  # class 1: one misfit of 4
+            *([0, 0, 4.0], [0, 0, 4], [0, 0, 4], [0, 0, 4]),  # class 2: none
+        ]
     )
     labels = torch.tensor([0] * 4 + [1] * 4 + [2] * 4)
     flagged = misfits(logits, labels)
@@ -108,3 +111,23 @@ def test_the_sweep_ranking_puts_the_suspects_last(noisy, fitted):
     gen = torch.Generator().manual_seed(0)
     plain = GraftSelector(noise_filter="none").rank_dataset(fitted, data, generator=gen)
     assert float(wrong[plain.subset(0.2)].float().mean()) > 1.5 * NOISE
+
+
+@pytest.mark.parametrize("features", ["embedding", "raw"])
+def test_the_filter_is_graft_on_the_kept_samples_with_the_same_budget(noisy, fitted, features):
+    # reference: plain GRAFT (own forward passes) on a Subset of the samples the filter keeps
+    data, _ = noisy
+    x, y = data.tensors
+    kept = ~misfits(fitted(x).detach(), y)
+    keep = kept.nonzero().squeeze(1)
+    budget = int(0.2 * len(y))
+    on = GraftSelector(fraction=0.2, features=features, weighted=True, noise_filter="misfit")
+    sel = on.select(fitted, data, generator=torch.Generator().manual_seed(3))
+    share = (budget + 0.5) / len(keep)  # the same floor(f n) on the kept samples
+    off = GraftSelector(fraction=share, features=features, weighted=True, noise_filter="none")
+    ref = off.select(
+        fitted, Subset(data, keep.tolist()), generator=torch.Generator().manual_seed(3)
+    )
+    assert torch.equal(sel.indices, keep[ref.indices])
+    assert sel.weights is not None and ref.weights is not None
+    assert torch.allclose(sel.weights, ref.weights)

@@ -122,8 +122,8 @@ def _row_line(row: Json) -> str:
 
 def headline(summary: Json, fraction: float = 0.2) -> list[str]:
     """One line per cell: test accuracy of every arm at ``fraction`` (and full, infobatch)."""
-    arms = ["graft_off", "graft", "random", "infobatch", "full"]
-    sweep = ["graft_sweep_off", "graft_sweep", "random_sweep"]
+    arms = ["graft_off", "graft_misfit", "graft", "random", "infobatch", "full"]
+    sweep = ["graft_sweep_off", "graft_sweep_misfit", "graft_sweep", "random_sweep"]
     lines = head("cell | " + " | ".join(arms + sweep))
     for cell, rows in summary.items():
         cells = []

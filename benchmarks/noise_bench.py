@@ -61,8 +61,8 @@ from benchmarks._noise_report import summarise  # noqa: E402
 
 Json = dict[str, Any]
 
-DEFAULT_ARMS = ["graft", "graft_off", "random", "infobatch", "full"]
-SWEEP_ARMS = ["graft_sweep", "graft_sweep_off", "random_sweep"]
+DEFAULT_ARMS = ["graft", "graft_misfit", "graft_off", "random", "infobatch", "full"]
+SWEEP_ARMS = ["graft_sweep", "graft_sweep_misfit", "graft_sweep_off", "random_sweep"]
 
 
 def _init_worker() -> None:

@@ -409,7 +409,11 @@ CASES: list[Case] = [
         "noise-filter-typo",
         validate("selection.noise_filter=misfits"),
         2,
-        ("selection.noise_filter must be one of 'misfit', 'none'", "got 'misfits'", "'misfit'"),
+        (
+            "selection.noise_filter must be one of 'chance', 'misfit', 'none'",
+            "got 'misfits'",
+            "'misfit'",
+        ),
     ),
     Case(
         "noise-filter-yaml-off",

@@ -79,10 +79,12 @@ class SelectionConfig:
     prune_ratio: float = 0.5  # infobatch: in [0, 1)
     anneal: float = 0.125  # infobatch: in [0, 1]
     proxy_epochs: int = 2  # scope=sweep: full-data epochs of the proxy before ranking, in [0, 100]
-    # graft: before each round (or the sweep's ranking), leave out of the candidates the
-    # samples the current model (the proxy) assigns to another class than their label, at
-    # most half of a class; the share adapts to the data (docs/noise.md). misfit | none
-    noise_filter: str = "misfit"
+    # graft: before each round (or the sweep's ranking), leave likely-mislabelled samples out
+    # of the candidates, judged by the current model (the proxy), at most half of a class, so
+    # the share adapts to the data (docs/noise.md). chance: the model rates the label below
+    # 1/classes | misfit: it predicts another class (also drops a weak model's hard samples)
+    # | none: GRAFT as published
+    noise_filter: str = "chance"
 
 
 @dataclass(frozen=True)

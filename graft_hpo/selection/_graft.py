@@ -19,7 +19,7 @@ One selection round (DESIGN.md §2, GRAFT_NOTES §5):
 5. Optionally, least-squares weights make each batch's weighted subset gradient match its full
    gradient (clipped at 0, mean 1), as in CRAIG/GradMatch.
 
-Before step 1, ``noise_filter="misfit"`` leaves likely-mislabelled samples out of the candidates
+Before step 1, ``noise_filter`` leaves likely-mislabelled samples out of the candidates
 (:mod:`graft_hpo.selection._noise`): maxvol picks a class's outliers, and a wrong label is one.
 """
 
@@ -86,9 +86,10 @@ class GraftSelector(Selector):
         levels: number of candidate subset sizes per batch, >= 1 (not a pipeline knob).
         pool: score only a uniformly drawn pool of ``pool`` times the budget, split into
             batches as the whole data set would be; None scores the whole data set.
-        noise_filter: ``"misfit"`` leaves the samples the current model assigns to another
-            class out of the candidates (at most half of a class; see
-            :func:`~graft_hpo.selection._noise.misfits`); ``"none"`` keeps every sample.
+        noise_filter: ``"chance"`` leaves the samples whose label the current model rates
+            below chance out of the candidates, ``"misfit"`` those it assigns to another class
+            (at most half of a class; :func:`~graft_hpo.selection._noise.misfits`); ``"none"``
+            keeps every sample.
     """
 
     name = "graft"
@@ -280,7 +281,7 @@ class GraftSelector(Selector):
         if candidates is None:
             candidates = torch.arange(len(dataset))  # type: ignore[arg-type]
         feats, logits, embeds, targets = self._forward(model, dataset, [candidates], device)
-        kept, left_out = split_suspects(candidates, logits, targets)
+        kept, left_out = split_suspects(candidates, logits, targets, self.noise_filter)
         n, held = len(dataset), None if self.features == "raw" else feats  # type: ignore[arg-type]
         return kept, left_out, Forwarded.of(n, candidates, held, logits, embeds, targets)
 

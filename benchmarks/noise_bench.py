@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args.arms = args.arms or DEFAULT_ARMS + (SWEEP_ARMS if args.sweep else [])
     if args.from_json:
         report = {**new_report(args), "wall_s": 0.0, "runs": []}
+        report["args"]["from_json"] = [str(path) for path in args.from_json]
         for path in args.from_json:
             report["runs"] += json.loads(path.read_text())["runs"]
             report["wall_s"] += json.loads(path.read_text()).get("wall_s", 0.0)

@@ -549,6 +549,41 @@ CASES: list[Case] = [
         2,
         ("model.name 'cnn'", "(5,)"),
     ),
+    # ---- label noise and the filter against it (docs/noise.md) ----
+    Case(
+        "label-noise-above-range",
+        train("data.label_noise=1.5"),
+        2,
+        ("data.label_noise must be in [0, 1)", "got 1.5"),
+    ),
+    Case(
+        "label-noise-negative",
+        validate("data.label_noise=-0.1"),
+        2,
+        ("data.label_noise must be in [0, 1)", "got -0.1"),
+    ),
+    Case(
+        "label-noise-plugin",
+        validate("data.name=tests.plugins.toy:blobs", "data.label_noise=0.2"),
+        2,
+        ("data.label_noise must be 0 for a plug-in", "got 0.2", "tests.plugins.toy:blobs"),
+    ),
+    Case(
+        "noise-filter-typo",
+        validate("selection.noise_filter=misfits"),
+        2,
+        (
+            "selection.noise_filter must be one of 'chance', 'misfit', 'none'",
+            "got 'misfits'",
+            "'misfit'",
+        ),
+    ),
+    Case(
+        "noise-filter-yaml-off",
+        validate("selection.noise_filter=off"),
+        2,
+        ("selection.noise_filter must be a string", "got False", "quote it in YAML"),
+    ),
     # ---- data files ----
     Case(
         "missing-data-files",

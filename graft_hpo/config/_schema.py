@@ -21,6 +21,9 @@ class DataConfig:
     root: str | None = None  # folder of torchvision data sets; None -> ~/.cache/graft-hpo/data
     download: bool = False  # let torchvision download missing files
     options: dict[str, Any] = field(default_factory=dict)  # passed to the data set's builder
+    # symmetric label noise: this share of the train and of the validation split (not test)
+    # gets a wrong label, uniform over the other classes, seeded by train.seed; in [0, 1)
+    label_noise: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,12 @@ class SelectionConfig:
     prune_ratio: float = 0.5  # infobatch: in [0, 1)
     anneal: float = 0.125  # infobatch: in [0, 1]
     proxy_epochs: int = 2  # scope=sweep: full-data epochs of the proxy before ranking, in [0, 100]
+    # graft: before each round (or the sweep's ranking), leave likely-mislabelled samples out
+    # of the candidates, judged by the current model (the proxy), at most half of a class, so
+    # the share adapts to the data (docs/noise.md). chance: the model rates the label below
+    # 1/classes | misfit: it predicts another class (also drops a weak model's hard samples)
+    # | none: GRAFT as published
+    noise_filter: str = "chance"
 
 
 @dataclass(frozen=True)

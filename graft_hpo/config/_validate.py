@@ -115,6 +115,7 @@ RULES: dict[type, dict[str, Check]] = {
         "val_fraction": interval(0, 1, "()"),
         "test_fraction": interval(0, 1, "[)"),
         "root": NON_EMPTY,
+        "label_noise": interval(0, 1, "[)"),
     },
     ModelConfig: {"name": NON_EMPTY},
     TrainConfig: {
@@ -147,6 +148,7 @@ RULES: dict[type, dict[str, Check]] = {
         "prune_ratio": interval(0, 1, "[)"),
         "anneal": interval(0, 1, "[]"),
         "proxy_epochs": interval(0, 100, "[]"),  # each is a full-data epoch before any trial
+        "noise_filter": one_of("chance", "misfit", "none"),
     },
     EmissionsConfig: {
         "country_iso_code": matches(r"[A-Z]{3}", "an ISO 3166-1 alpha-3 code (3 capital letters)"),

@@ -22,15 +22,19 @@ from graft_hpo.data._device import place_on_device
 from graft_hpo.data._load import available_datasets
 from graft_hpo.data._load import check_data
 from graft_hpo.data._load import load_data
+from graft_hpo.data._truth import SampleTruth
+from graft_hpo.data._truth import training_truth
 
 __all__ = [
     "CropFlipDataset",
     "DataBundle",
     "InMemoryDataset",
+    "SampleTruth",
     "available_datasets",
     "check_data",
     "device_budget_bytes",
     "gather",
     "load_data",
     "place_on_device",
+    "training_truth",
 ]

@@ -14,7 +14,7 @@ import torch
 
 from graft_hpo._registry import Registry
 
-__all__ = ["DATASETS", "Pool", "Source"]
+__all__ = ["DATASETS", "Pool", "SampleTruth", "Source"]
 
 DATASETS = Registry("data")
 
@@ -56,3 +56,27 @@ class Pool:
     test_y: torch.Tensor | None = None
     augment_padding: int = 0
     scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class SampleTruth:
+    """What each sample of a data set really is: for benchmarks that report what a subset
+    holds. Training and selection never see it (they get labels, nothing else).
+
+    Attributes:
+        true_y: ``(n,)`` int64 clean labels; a sample is mislabelled where its label differs.
+        duplicate: ``(n,)`` bool, True for a near-copy of another sample; None when unknown.
+        mode: ``(n,)`` int64 sub-population of each sample; None when unknown.
+    """
+
+    true_y: torch.Tensor
+    duplicate: torch.Tensor | None = None
+    mode: torch.Tensor | None = None
+
+    def take(self, index: torch.Tensor) -> SampleTruth:
+        """The truth of the samples ``index`` (``(m,)`` int64), in that order."""
+        return SampleTruth(
+            self.true_y[index],
+            None if self.duplicate is None else self.duplicate[index],
+            None if self.mode is None else self.mode[index],
+        )

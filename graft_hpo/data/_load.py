@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,13 +29,14 @@ from graft_hpo.data._datasets import DataBundle
 from graft_hpo.data._datasets import InMemoryDataset
 from graft_hpo.data._plugin import load_plugin_data
 from graft_hpo.data._split import channel_stats
+from graft_hpo.data._split import flip_labels
 from graft_hpo.data._split import split_indices
 from graft_hpo.exceptions import ConfigError
 
 if TYPE_CHECKING:
     from graft_hpo.config import DataConfig
 
-__all__ = ["DEFAULT_ROOT", "available_datasets", "check_data", "load_data"]
+__all__ = ["DEFAULT_ROOT", "available_datasets", "check_data", "load_data", "noisy_labels"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +96,38 @@ def _split(
     return train_idx, val_idx, test_x, test_y
 
 
+def noise_seed(seed: int) -> int:
+    """The label noise's own seed, derived from ``seed`` by hashing: a generator seeded with
+    ``seed`` itself draws the same first permutation as the noise, and a random subset of a
+    budget equal to the noise share was then exactly the mislabelled samples (measured:
+    ``random`` at 0.2 on digits with 20% noise trained on wrong labels only, 0.6% accuracy)."""
+    digest = hashlib.sha256(f"graft-hpo label noise {seed}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # torch seeds are < 2**64; keep it positive
+
+
+def noisy_labels(
+    pool: Pool, cfg: DataConfig, seed: int, train_idx: torch.Tensor, val_idx: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The train and validation labels: the pool's, with ``data.label_noise`` of each split
+    flipped (:func:`flip_labels`, seeded by ``seed``); the test split is never touched.
+
+    The split is made on the pool's labels first, so a clean and a noisy run of one seed share
+    their samples. Validation is as noisy as training, as in the published noisy-label
+    protocols (a practitioner's held-out data has the same labelling process); only the test
+    split measures against the truth.
+    """
+    y_train, y_val = pool.y[train_idx], pool.y[val_idx]
+    if cfg.label_noise > 0:
+        g = torch.Generator().manual_seed(noise_seed(seed))
+        y_train = flip_labels(y_train, cfg.label_noise, pool.num_classes, generator=g)
+        y_val = flip_labels(y_val, cfg.label_noise, pool.num_classes, generator=g)
+    return y_train, y_val
+
+
 def _bundle(pool: Pool, *, name: str, cfg: DataConfig, seed: int) -> DataBundle:
-    """Split, normalise (statistics of the train split only) and wrap a pool."""
+    """Split, add label noise, normalise (statistics of the train split only) and wrap a pool."""
     train_idx, val_idx, test_x, test_y = _split(pool, cfg, seed)
+    y_train, y_val = noisy_labels(pool, cfg, seed, train_idx, val_idx)
 
     def floats(x: torch.Tensor) -> torch.Tensor:
         # Always a copy: normalisation runs in place and must not touch the builder's tensors.
@@ -105,8 +136,8 @@ def _bundle(pool: Pool, *, name: str, cfg: DataConfig, seed: int) -> DataBundle:
 
     x_train = floats(pool.x[train_idx])
     mean, std = channel_stats(x_train)
-    train = InMemoryDataset(_normalise(x_train, mean, std), pool.y[train_idx])
-    val = InMemoryDataset(_normalise(floats(pool.x[val_idx]), mean, std), pool.y[val_idx])
+    train = InMemoryDataset(_normalise(x_train, mean, std), y_train)
+    val = InMemoryDataset(_normalise(floats(pool.x[val_idx]), mean, std), y_val)
     test = InMemoryDataset(_normalise(floats(test_x), mean, std), test_y.long())
     augmented: CropFlipDataset | InMemoryDataset = train
     if pool.augment_padding > 0 and x_train.dim() == 4:
@@ -134,6 +165,14 @@ def _bundle(pool: Pool, *, name: str, cfg: DataConfig, seed: int) -> DataBundle:
     )
 
 
+def _no_plugin_noise(cfg: DataConfig) -> None:
+    if cfg.label_noise > 0:
+        raise ConfigError(
+            f"data.label_noise must be 0 for a plug-in (it returns its own splits: add the "
+            f"noise there); got {cfg.label_noise!r} for {cfg.name!r}"
+        )
+
+
 def check_data(cfg: DataConfig) -> None:
     """Resolve ``cfg.name`` and check ``cfg.options`` against it, without loading any data.
 
@@ -146,6 +185,7 @@ def check_data(cfg: DataConfig) -> None:
             cannot be imported, or an option the builder does not take.
     """
     if is_plugin(cfg.name):
+        _no_plugin_noise(cfg)
         function = load_plugin(cfg.name, section="data")
         check_options(function, cfg.options, section="data", owner=f"data plug-in {cfg.name!r}")
         return
@@ -185,6 +225,7 @@ def load_data(cfg: DataConfig, *, seed: int) -> DataBundle:
         (1079, (1, 8, 8), 10)
     """
     if is_plugin(cfg.name):
+        _no_plugin_noise(cfg)
         return load_plugin_data(cfg)
     builder = DATASETS.get(cfg.name)
     name = cfg.name.lower()

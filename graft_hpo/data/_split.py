@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["channel_stats", "split_indices", "subsample"]
+__all__ = ["channel_stats", "flip_labels", "split_indices", "subsample"]
 
 
 def split_indices(
@@ -108,3 +108,35 @@ def subsample(
     keep = split_indices(y, [limit], generator=torch.Generator().manual_seed(seed))[0]
     keep = keep.sort().values  # keep the file order: a subset, not a reshuffle
     return x[keep], y[keep]
+
+
+def flip_labels(
+    labels: torch.Tensor, share: float, num_classes: int, *, generator: torch.Generator
+) -> torch.Tensor:
+    """Symmetric label noise: ``round(share * n)`` samples, drawn uniformly, get a wrong label
+    drawn uniformly from the other ``num_classes - 1`` classes.
+
+    The share of wrong labels is exactly ``share`` (up to rounding), as in ``synthetic_hard``
+    and the noisy-CIFAR protocols that flip to a different class.
+
+    Args:
+        labels: ``(n,)`` int64 labels in ``0..num_classes-1``; not modified.
+        share: the share of samples to mislabel, in [0, 1).
+        num_classes: >= 2.
+        generator: seeds which samples and which wrong labels.
+
+    Returns:
+        ``(n,)`` int64 noisy labels (a copy).
+
+    Example:
+        >>> y = torch.zeros(10, dtype=torch.long)
+        >>> noisy = flip_labels(y, 0.3, 4, generator=torch.Generator().manual_seed(0))
+        >>> int((noisy != y).sum()), bool(((noisy >= 0) & (noisy < 4)).all())
+        (3, True)
+    """
+    noisy = labels.clone().long()
+    n = int(labels.shape[0])
+    wrong = torch.randperm(n, generator=generator)[: round(share * n)]
+    shift = torch.randint(1, num_classes, (len(wrong),), generator=generator)
+    noisy[wrong] = (noisy[wrong] + shift) % num_classes
+    return noisy

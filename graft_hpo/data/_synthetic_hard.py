@@ -15,11 +15,17 @@ The test split is clean and balanced: every class equally, every mode equally, n
 no wrong labels. ``test_acc`` therefore measures whether the model learnt every mode of every
 class, which is what a selection that covers the data (GRAFT's maxvol picks) should buy over
 random subsets at the same budget.
+
+What each training sample is (its mode, whether it is a copy, whether its label is wrong) is
+known to the generator; :func:`synthetic_hard_pool` returns it, for benchmarks that report
+what a subset holds. Nothing in training or selection reads it.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -27,11 +33,12 @@ from graft_hpo._registry import check_float
 from graft_hpo._registry import check_int
 from graft_hpo.data._base import DATASETS
 from graft_hpo.data._base import Pool
+from graft_hpo.data._base import SampleTruth
 from graft_hpo.data._base import Source
 from graft_hpo.data._synthetic import class_means
 from graft_hpo.data._synthetic import parse_shape
 
-__all__ = ["counts_for", "synthetic_hard"]
+__all__ = ["counts_for", "synthetic_hard", "synthetic_hard_pool"]
 
 
 def counts_for(weights: torch.Tensor, n: int) -> torch.Tensor:
@@ -58,22 +65,21 @@ def counts_for(weights: torch.Tensor, n: int) -> torch.Tensor:
 
 def _mode_samples(
     mean: torch.Tensor, count: int, *, noise: float, duplicates: float, g: torch.Generator
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` samples of one mode: originals ``mean + noise * N(0, 1)``, the rest copies of
-    random originals plus ``0.05 * noise`` jitter."""
+    random originals plus ``0.05 * noise`` jitter; and ``(count,)`` bool, True for a copy."""
     originals = max(1, round(count * (1.0 - duplicates)))
+    copy = torch.arange(count) >= originals
     x = mean + noise * torch.randn(originals, *mean.shape, generator=g)
     copies = count - originals
     if copies > 0:
         source = torch.randint(0, originals, (copies,), generator=g)
         jitter = 0.05 * noise * torch.randn(copies, *mean.shape, generator=g)
         x = torch.cat([x, x[source] + jitter])
-    return x
+    return x, copy
 
 
-@DATASETS.register("synthetic_hard")
-def synthetic_hard(
-    source: Source,
+def _generate(
     *,
     n: int = 20000,
     shape: Sequence[int] = (3, 32, 32),
@@ -85,17 +91,10 @@ def synthetic_hard(
     noise: float = 8.0,
     test_n: int = 4000,
     seed: int = 0,
-) -> Pool:
-    """Imbalanced classes of Zipf-weighted modes, with near-duplicates and wrong labels.
-
-    Every class/mode pattern is a smooth unit-scale image, as in ``synthetic``; a sample is its
-    mode's pattern plus ``noise * N(0, 1)`` per pixel. With the defaults the nearest true mode
-    pattern classifies 99.95% of the clean test set, the nearest class average 61%: the modes
-    are far apart, and what is hard is seeing the rare ones at all. The rarest mode of the
-    smallest class has 23 samples in the pool, 12 of them distinct.
+) -> tuple[Pool, SampleTruth]:
+    """The pool and what each of its samples is.
 
     Args:
-        source: unused (the data is generated).
         n: training-pool samples (split into train and validation), >= classes x modes.
         shape: ``[C, H, W]`` or ``[D]``.
         num_classes: >= 2.
@@ -108,7 +107,7 @@ def synthetic_hard(
         seed: seeds the generated data (the train/validation split follows the trial's seed).
 
     Returns:
-        A pool of ``n`` noisy-label samples and an official clean test split.
+        The pool (``n`` noisy-label samples, an official clean test split) and its truth.
     """
     dims = parse_shape(shape)
     num_classes = check_int(num_classes, "data.options.num_classes", minimum=2)
@@ -128,19 +127,66 @@ def synthetic_hard(
     ranks = torch.arange(num_classes, dtype=torch.float64) / max(num_classes - 1, 1)
     class_sizes = counts_for(imbalance**-ranks, n)
     mode_weights = 1.0 / torch.arange(1, modes + 1, dtype=torch.float64)
-    xs, ys = [], []
+    xs, ys, copies, mode_ids = [], [], [], []
     for c, size in enumerate(class_sizes.tolist()):
         for k, count in enumerate(counts_for(mode_weights, size).tolist()):
             pattern = means[c * modes + k]
-            xs.append(_mode_samples(pattern, count, noise=noise, duplicates=duplicates, g=g))
+            x, copy = _mode_samples(pattern, count, noise=noise, duplicates=duplicates, g=g)
+            xs.append(x)
+            copies.append(copy)
             ys.append(torch.full((count,), c, dtype=torch.long))
+            mode_ids.append(torch.full((count,), c * modes + k, dtype=torch.long))
     order = torch.randperm(n, generator=g)
     x, y = torch.cat(xs)[order], torch.cat(ys)[order]
+    true_y = y.clone()
     wrong = torch.randperm(n, generator=g)[: round(label_noise * n)]
     shift = torch.randint(1, num_classes, (len(wrong),), generator=g)
     y[wrong] = (y[wrong] + shift) % num_classes
+    truth = SampleTruth(
+        true_y=true_y,
+        duplicate=torch.cat(copies)[order],
+        mode=torch.cat(mode_ids)[order],
+    )
 
     test_y = torch.arange(test_n) % num_classes
     test_mode = torch.randint(0, modes, (test_n,), generator=g)
     test_x = means[test_y * modes + test_mode] + noise * torch.randn(test_n, *dims, generator=g)
-    return Pool(x=x, y=y, num_classes=num_classes, test_x=test_x, test_y=test_y)
+    return Pool(x=x, y=y, num_classes=num_classes, test_x=test_x, test_y=test_y), truth
+
+
+def synthetic_hard(source: Source, **options: Any) -> Pool:
+    """Imbalanced classes of Zipf-weighted modes, with near-duplicates and wrong labels.
+
+    Every class/mode pattern is a smooth unit-scale image, as in ``synthetic``; a sample is its
+    mode's pattern plus ``noise * N(0, 1)`` per pixel. With the defaults the nearest true mode
+    pattern classifies 99.95% of the clean test set, the nearest class average 61%: the modes
+    are far apart, and what is hard is seeing the rare ones at all. The rarest mode of the
+    smallest class has 23 samples in the pool, 12 of them distinct.
+
+    Args:
+        source: unused (the data is generated).
+        **options: ``data.options``, see :func:`_generate` (``n``, ``shape``, ``num_classes``,
+            ``modes``, ``imbalance``, ``duplicates``, ``label_noise``, ``noise``, ``test_n``,
+            ``seed``).
+
+    Returns:
+        A pool of ``n`` noisy-label samples and an official clean test split.
+    """
+    return _generate(**options)[0]
+
+
+def synthetic_hard_pool(**options: Any) -> tuple[Pool, SampleTruth]:
+    """``synthetic_hard(**options)``'s pool and what every sample of it is, in pool order (for
+    benchmarks only: the true label, whether it is a near-copy, its mode)."""
+    return _generate(**options)
+
+
+# data.options are checked against these keywords (check_options reads the signature)
+synthetic_hard.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        inspect.Parameter("source", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        *inspect.signature(_generate).parameters.values(),
+    ],
+    return_annotation=Pool,
+)
+DATASETS.register("synthetic_hard")(synthetic_hard)

@@ -29,6 +29,7 @@ __all__ = [
     "gradient_kernel",
     "last_layer_gradients",
     "logit_residuals",
+    "matching_weights",
     "prefix_alignment",
 ]
 
@@ -152,3 +153,18 @@ def _cosine(
     cos = dot / (sub_sq * full_sq).sqrt().clamp_min(1e-300)
     cos = torch.where(sub_sq <= scale, torch.zeros_like(cos), cos)
     return torch.where(full_sq <= scale, torch.ones_like(cos), cos).clamp(-1.0, 1.0)
+
+
+def matching_weights(kernel: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
+    """Least-squares weights ``w >= 0`` (mean 1) with ``sum_S w_i g_i ~ |S|/B sum_j g_j``.
+
+    Solves the ridge-regularised normal equations ``(K_SS + lam I) w = |S|/B K_S 1`` in float64.
+    """
+    K = kernel.double()
+    B, m = K.shape[0], local.numel()
+    K_ss = K[local][:, local]
+    rhs = K[local].sum(1) * (m / B)
+    lam = 1e-8 * K_ss.diagonal().mean().clamp_min(1e-300)
+    w = torch.linalg.solve(K_ss + lam * torch.eye(m, dtype=K.dtype), rhs).clamp_min(0.0)
+    total = w.sum()
+    return w * (m / total) if total > 0 else torch.ones(m, dtype=K.dtype)

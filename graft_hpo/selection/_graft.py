@@ -18,6 +18,9 @@ One selection round (DESIGN.md §2, GRAFT_NOTES §5):
    fraction can fall below the budget; it never exceeds it.
 5. Optionally, least-squares weights make each batch's weighted subset gradient match its full
    gradient (clipped at 0, mean 1), as in CRAIG/GradMatch.
+
+Before step 1, ``noise_filter`` leaves likely-mislabelled samples out of the candidates
+(:mod:`graft_hpo.selection._noise`): maxvol picks a class's outliers, and a wrong label is one.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from graft_hpo.config import SelectionConfig
 from graft_hpo.config import TrainConfig
 from graft_hpo.selection._alignment import alignment
 from graft_hpo.selection._alignment import gradient_kernel
+from graft_hpo.selection._alignment import matching_weights
 from graft_hpo.selection._alignment import prefix_alignment
 from graft_hpo.selection._base import Selection
 from graft_hpo.selection._base import Selector
@@ -49,6 +53,8 @@ from graft_hpo.selection._batches import partition
 from graft_hpo.selection._features import capture_embeddings
 from graft_hpo.selection._features import low_rank_basis
 from graft_hpo.selection._maxvol import fast_maxvol
+from graft_hpo.selection._noise import Forwarded
+from graft_hpo.selection._noise import split_suspects
 from graft_hpo.selection._rank import Ranking
 from graft_hpo.selection._rank import merge_by_alignment
 
@@ -80,6 +86,10 @@ class GraftSelector(Selector):
         levels: number of candidate subset sizes per batch, >= 1 (not a pipeline knob).
         pool: score only a uniformly drawn pool of ``pool`` times the budget, split into
             batches as the whole data set would be; None scores the whole data set.
+        noise_filter: ``"chance"`` leaves the samples whose label the current model rates
+            below chance out of the candidates, ``"misfit"`` those it assigns to another class
+            (at most half of a class; :func:`~graft_hpo.selection._noise.misfits`); ``"none"``
+            keeps every sample.
     """
 
     name = "graft"
@@ -97,6 +107,7 @@ class GraftSelector(Selector):
         maxvol_tol: float = SelectionConfig.maxvol_tol,
         levels: int = 6,
         pool: float | None = SelectionConfig.pool,
+        noise_filter: str = SelectionConfig.noise_filter,
     ) -> None:
         check_knobs(
             {
@@ -107,6 +118,7 @@ class GraftSelector(Selector):
                 "selection.batch_size": batch_size,
                 "selection.maxvol_tol": maxvol_tol,
                 "selection.pool": pool,
+                "selection.noise_filter": noise_filter,
             },
             errors=[f"levels must be >= 1; got {levels!r}"] if levels < 1 else [],
         )
@@ -120,6 +132,7 @@ class GraftSelector(Selector):
         self.maxvol_tol = maxvol_tol
         self.levels = levels
         self.pool = pool
+        self.noise_filter = noise_filter
         self._labels: tuple[Dataset[Any], torch.Tensor] | None = None  # (data set, its labels)
 
     @classmethod
@@ -165,18 +178,16 @@ class GraftSelector(Selector):
         if device is None:
             device = next(model.parameters()).device
         labels = self._labels_of(dataset) if self.stratify else None
+        candidates = None
         if self.pool is not None and math.ceil(self.pool * budget) < n:
             # score a random pool of `pool` times the budget: the round's cost is the scoring
             # pass, so it shrinks by n / pool_size
-            pool = torch.randperm(n, generator=generator)[: math.ceil(self.pool * budget)]
-            local = labels[pool] if labels is not None else None
-            batches = partition(len(pool), self.batch_size, labels=local, generator=generator)
-            batches = [pool[b] for b in batches]
-        else:
-            batches = partition(n, self.batch_size, labels=labels, generator=generator)
+            candidates = torch.randperm(n, generator=generator)[: math.ceil(self.pool * budget)]
+        kept, _, forwarded = self._filter(model, dataset, candidates, device)
+        batches = self._batches(n, candidates if kept is None else kept, labels, generator)
         sizes = self.candidate_sizes(len(batches[-1]), budget / len(batches))
 
-        align, picks, kernels = self._score(model, dataset, batches, sizes, device)
+        align, picks, kernels = self._score(model, dataset, batches, sizes, device, forwarded)
         level = allocate_sizes(align, sizes, budget, self.alignment_threshold)
 
         chosen_idx, chosen_w, chosen_align = [], [], []
@@ -187,7 +198,7 @@ class GraftSelector(Selector):
             chosen_idx.append(batches[b][local])
             chosen_align.append(float(align[b, j]))
             if self.weighted:
-                chosen_w.append(_matching_weights(kernels[b], local))
+                chosen_w.append(matching_weights(kernels[b], local))
         indices = torch.cat(chosen_idx)
         order = indices.argsort()
         weights = torch.cat(chosen_w)[order].float() if self.weighted else None
@@ -199,6 +210,8 @@ class GraftSelector(Selector):
             / len(batches),
             "budget": float(budget),
         }
+        if kept is not None:
+            stats["filtered"] = 1.0 - len(kept) / n
         return Selection(indices[order], weights, len(indices) / n, stats)
 
     @torch.inference_mode()
@@ -217,22 +230,60 @@ class GraftSelector(Selector):
         rows are DEIM's on the top-``k`` basis, then rectangular-maxvol growth), and batches
         are interleaved least-aligned first (:func:`merge_by_alignment`). ``fraction`` and
         ``alignment_threshold`` play no part: the trials apply theirs to the ranking.
+        With ``noise_filter``, the samples it leaves out come last, least suspect first.
         """
         start = time.perf_counter()
         if device is None:
             device = next(model.parameters()).device
         n = len(dataset)  # type: ignore[arg-type]
         labels = self._labels_of(dataset) if self.stratify else None
-        batches = partition(n, self.batch_size, labels=labels, generator=generator)
+        kept, left_out, forwarded = self._filter(model, dataset, None, device)
+        batches = self._batches(n, kept, labels, generator)
         local_order: list[torch.Tensor] = []
         align: list[torch.Tensor] = []
-        for _chunk, V, K in self._scored_chunks(model, dataset, batches, device, rank_cap=None):
+        scored = self._scored_chunks(model, dataset, batches, device, None, forwarded)
+        for _chunk, V, K in scored:
             order = _greedy_order(V, V.shape[1])
             local_order.extend(order.cpu())
             align.extend(prefix_alignment(K, order).cpu())
-        ranking = merge_by_alignment(batches, local_order, align)
+        ranking = merge_by_alignment(batches, local_order, align, tail=left_out)
+        if left_out is not None:
+            ranking.stats["filtered"] = len(left_out) / n
         ranking.stats.update(selection_s=time.perf_counter() - start, batches=len(batches))
         return ranking
+
+    def _batches(
+        self,
+        n: int,
+        candidates: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> list[torch.Tensor]:
+        """:func:`partition` of ``candidates`` (dataset indices; None: all ``n`` samples)."""
+        if candidates is None:
+            return partition(n, self.batch_size, labels=labels, generator=generator)
+        local = labels[candidates] if labels is not None else None
+        parts = partition(len(candidates), self.batch_size, labels=local, generator=generator)
+        return [candidates[p] for p in parts]
+
+    @torch.inference_mode()
+    def _filter(
+        self,
+        model: nn.Module,
+        dataset: Dataset[Any],
+        candidates: torch.Tensor | None,
+        device: torch.device | str,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, Forwarded | None]:
+        """:func:`split_suspects` of ``candidates`` (None: all) and the forward pass that
+        told them apart, for scoring to reuse; all None for ``noise_filter="none"``."""
+        if self.noise_filter == "none":
+            return None, None, None
+        if candidates is None:
+            candidates = torch.arange(len(dataset))  # type: ignore[arg-type]
+        feats, logits, embeds, targets = self._forward(model, dataset, [candidates], device)
+        kept, left_out = split_suspects(candidates, logits, targets, self.noise_filter)
+        n, held = len(dataset), None if self.features == "raw" else feats  # type: ignore[arg-type]
+        return kept, left_out, Forwarded.of(n, candidates, held, logits, embeds, targets)
 
     @torch.inference_mode()
     def _score(
@@ -242,6 +293,7 @@ class GraftSelector(Selector):
         batches: list[torch.Tensor],
         sizes: list[int],
         device: torch.device | str,
+        forwarded: Forwarded | None,
     ) -> tuple[torch.Tensor, list[list[torch.Tensor]], list[torch.Tensor]]:
         """Candidate subsets of every batch and their alignments.
 
@@ -253,7 +305,9 @@ class GraftSelector(Selector):
         align_rows: list[torch.Tensor] = []
         picks: list[list[torch.Tensor]] = [[] for _ in sizes]
         kernels: list[torch.Tensor] = []
-        for chunk, V, K in self._scored_chunks(model, dataset, batches, device, rank_cap):
+        for chunk, V, K in self._scored_chunks(
+            model, dataset, batches, device, rank_cap, forwarded
+        ):
             masks = K.new_zeros(len(chunk), len(sizes), V.shape[1])
             for j, k in enumerate(sizes):
                 idx = fast_maxvol(V[..., : min(k, V.shape[-1])], k, tol=self.maxvol_tol)
@@ -271,6 +325,7 @@ class GraftSelector(Selector):
         batches: list[torch.Tensor],
         device: torch.device | str,
         rank_cap: int | None,
+        forwarded: Forwarded | None = None,
     ) -> Iterator[tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]]:
         """The scoring pass, in chunks of up to ``_CHUNK`` equal-size batches, in batch order.
 
@@ -279,6 +334,7 @@ class GraftSelector(Selector):
             (c, B, r), with ``r = rank_cap`` or, when None, ``min(B, rank)``; and their gradient
             kernels ``K`` (c, B, B). tensor_split makes at most two batch sizes, the larger
             first, so equal sizes stack into one batched call and the order is kept.
+            The forward pass is ``forwarded``'s where given (the noise filter's).
         """
         groups: dict[int, list[torch.Tensor]] = {}
         for batch in batches:
@@ -287,7 +343,10 @@ class GraftSelector(Selector):
             rank = rank_cap if rank_cap is not None else min(size, self.rank or size)
             for c in range(0, len(group), _CHUNK):
                 chunk = group[c : c + _CHUNK]
-                feats, logits, embeds, targets = self._forward(model, dataset, chunk, device)
+                if forwarded is None:
+                    feats, logits, embeds, targets = self._forward(model, dataset, chunk, device)
+                else:
+                    feats, logits, embeds, targets = forwarded.take(dataset, chunk, device)
                 shape = (len(chunk), size)
                 V = low_rank_basis(feats.view(*shape, -1), rank)
                 K = gradient_kernel(
@@ -339,18 +398,3 @@ def _greedy_order(V: torch.Tensor, n: int) -> torch.Tensor:
     last = torch.ones(V.shape[0], n, dtype=torch.bool, device=V.device)
     last.scatter_(1, head, False)
     return torch.cat([head, last.nonzero()[:, 1:]], dim=1)
-
-
-def _matching_weights(kernel: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
-    """Least-squares weights ``w >= 0`` (mean 1) with ``sum_S w_i g_i ~ |S|/B sum_j g_j``.
-
-    Solves the ridge-regularised normal equations ``(K_SS + lam I) w = |S|/B K_S 1`` in float64.
-    """
-    K = kernel.double()
-    B, m = K.shape[0], local.numel()
-    K_ss = K[local][:, local]
-    rhs = K[local].sum(1) * (m / B)
-    lam = 1e-8 * K_ss.diagonal().mean().clamp_min(1e-300)
-    w = torch.linalg.solve(K_ss + lam * torch.eye(m, dtype=K.dtype), rhs).clamp_min(0.0)
-    total = w.sum()
-    return w * (m / total) if total > 0 else torch.ones(m, dtype=K.dtype)

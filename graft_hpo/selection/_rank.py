@@ -17,6 +17,7 @@ The ranking keeps GRAFT's two parts:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -97,6 +98,7 @@ def merge_by_alignment(
     *,
     min_share: float = 1.0,
     max_share: float = 1.0,
+    tail: torch.Tensor | None = None,
 ) -> Ranking:
     """Interleave per-batch orderings into one, least-aligned batch first, within bounds.
 
@@ -117,6 +119,8 @@ def merge_by_alignment(
         align: per batch, ``align[b][k-1]`` the alignment of its first ``k`` ranked rows.
         min_share: lower bound, in shares of the proportional count, in [0, 1].
         max_share: upper bound, in shares of the proportional count, >= 1.
+        tail: dataset indices in no batch, ranked last in this order (``aligned_before``
+            -inf: a threshold never skips them; a budget reaches them after all the others).
 
     Returns:
         The merged :class:`Ranking`.
@@ -149,7 +153,11 @@ def merge_by_alignment(
         order[step] = rows[b][taken[b]]
         before[step] = curve[b, taken[b]]
         taken[b] += 1
-    return Ranking(torch.from_numpy(order), torch.from_numpy(before))
+    order_t, before_t = torch.from_numpy(order), torch.from_numpy(before)
+    if tail is not None:
+        order_t = torch.cat([order_t, tail.long()])
+        before_t = torch.cat([before_t, torch.full((len(tail),), -math.inf, dtype=torch.float64)])
+    return Ranking(order_t, before_t)
 
 
 class PrefixSelector(Selector):

@@ -20,6 +20,9 @@ BAD_VALUES: list[tuple[str, Any, str]] = [
     ("data.val_fraction", 0.0, "must be in (0, 1)"),
     ("data.val_fraction", 1, "must be in (0, 1)"),
     ("data.test_fraction", -0.1, "must be in [0, 1)"),
+    ("data.label_noise", 1.0, "must be in [0, 1)"),
+    ("data.label_noise", -0.2, "must be in [0, 1)"),
+    ("data.label_noise", "20%", "must be a number"),
     ("data.download", "yes", "must be true or false"),
     ("data.options", [1, 2], "must be a mapping"),
     ("data.options", {1: "a"}, "must be a mapping with string keys"),
@@ -63,6 +66,8 @@ BAD_VALUES: list[tuple[str, Any, str]] = [
     ("selection.anneal", -0.5, "must be in [0, 1]"),
     ("selection.proxy_epochs", -1, "must be in [0, 100]"),
     ("selection.proxy_epochs", 1.5, "must be an integer"),
+    ("selection.noise_filter", "loss", "must be one of 'chance', 'misfit', 'none'"),
+    ("selection.noise_filter", False, "must be a string"),  # unquoted off/no in YAML
     ("emissions.enabled", "true", "must be true or false"),
     ("emissions.country_iso_code", "us", "must be an ISO 3166-1 alpha-3 code"),
     ("emissions.country_iso_code", "US", "must be an ISO 3166-1 alpha-3 code"),

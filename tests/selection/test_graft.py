@@ -232,7 +232,10 @@ def test_a_pool_scores_only_pool_times_the_budget(
 
     monkeypatch.setattr(GraftSelector, "_forward", spy)
     n, budget = len(digits), math.floor(0.2 * len(digits))
-    selector = GraftSelector(fraction=0.2, batch_size=64, pool=pool, alignment_threshold=1.0)
+    # without the noise filter, whose one pass over the pool would be one chunk of `scored`
+    selector = GraftSelector(
+        fraction=0.2, batch_size=64, pool=pool, alignment_threshold=1.0, noise_filter="none"
+    )
     sel = _select(selector, make_mlp(0), digits)
     seen = torch.cat(scored)
     assert len(seen) == math.ceil(pool * budget) == len(seen.unique())  # the pool, once each
@@ -243,6 +246,9 @@ def test_a_pool_scores_only_pool_times_the_budget(
     labels = digits.tensors[1]  # the pool is drawn at random, so classes keep their shares
     counts = torch.bincount(labels[seen], minlength=10).double()
     assert float(counts.min()) >= 0.5 * float(counts.mean())
+    scored.clear()  # with it: the pool, forwarded once, and nothing else
+    _select(GraftSelector(fraction=0.2, batch_size=64, pool=pool), make_mlp(0), digits)
+    assert len(scored) == 1 and len(scored[0]) == math.ceil(pool * budget)
     with pytest.raises(ValueError, match=r"selection\.pool must be >= 1 or null"):
         GraftSelector(pool=0.5)
 

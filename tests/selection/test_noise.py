@@ -1,0 +1,147 @@
+"""``noise_filter``: GRAFT over-picks wrong labels; ``misfit`` keeps them out of its candidates."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Subset
+
+from graft_hpo.selection import GraftSelector
+from graft_hpo.selection._noise import misfits
+
+from ._data import InMemory
+from ._data import make_mlp
+
+NOISE = 0.2
+
+
+def test_misfits_flags_wrong_predictions_highest_loss_first_at_most_half_a_class():
+    # class 0: 4 samples, 3 predicted as class 1 (the cap of half flags the 2 most confident)
+    logits = torch.tensor(
+        [
+            *([5.0, 0, 0], [0, 1, 0], [0, 3, 0], [0, 2, 0]),  # class 0
+            *([0, 4.0, 0], [0, 4, 0], [0, 4, 0], [1, 0, 0]),  # class 1: one misfit of 4
+            *([0, 0, 4.0], [0, 0, 4], [0, 0, 4], [0, 0, 4]),  # class 2: none
+        ]
+    )
+    labels = torch.tensor([0] * 4 + [1] * 4 + [2] * 4)
+    flagged = misfits(logits, labels, rule="misfit")
+    assert flagged.nonzero().squeeze(1).tolist() == [2, 3, 7]
+
+
+def test_chance_flags_only_labels_the_model_rates_below_one_over_c():
+    rows = [[2.0, 0, 0]] * 8  # class 0: all fitted
+    rows += [[0, 2.0, 0]] * 4 + [[0.5, 0.4, 0]] * 2  # class 1: 2 misfits, p(label) = 0.36
+    rows += [[0, 0, 2.0]] * 4 + [[3.0, 0, 0]] * 2  # class 2: 2 misfits, p(label) = 0.05
+    logits, labels = torch.tensor(rows), torch.tensor([0] * 8 + [1] * 6 + [2] * 6)
+    assert misfits(logits, labels, rule="chance").nonzero().squeeze(1).tolist() == [18, 19]
+    misfit = misfits(logits, labels, rule="misfit")
+    assert misfit.nonzero().squeeze(1).tolist() == [12, 13, 18, 19]
+
+
+def test_misfits_flags_nothing_for_a_model_at_chance():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3000, 10, generator=g)
+    labels = torch.randint(0, 10, (3000,), generator=g)
+    for rule in ("chance", "misfit"):  # it fits ~10% of the labels: twice chance is 20%
+        assert not misfits(logits, labels, rule=rule).any()
+
+
+def test_misfits_refuses_a_binary_model_fitting_three_quarters():
+    logits = torch.tensor([[1.0, 0.0]] * 3 + [[0.0, 1.0]])
+    assert not misfits(logits, torch.zeros(4, dtype=torch.long)).any()  # 0.75 <= (1 + 1/2) / 2
+
+
+@pytest.fixture(scope="module")
+def noisy(digits_tensors: tuple[torch.Tensor, torch.Tensor]) -> tuple[InMemory, torch.Tensor]:
+    """Digits with 20% of the labels shifted to another class, and the mask of those."""
+    x, y = digits_tensors
+    g = torch.Generator().manual_seed(7)
+    wrong = torch.randperm(len(y), generator=g)[: round(NOISE * len(y))]
+    noisy_y = y.clone()
+    noisy_y[wrong] = (y[wrong] + torch.randint(1, 10, (len(wrong),), generator=g)) % 10
+    return InMemory(x, noisy_y), noisy_y != y
+
+
+@pytest.fixture(scope="module")
+def fitted(noisy: tuple[InMemory, torch.Tensor]) -> nn.Module:
+    """A classifier after a short training on the noisy labels (it has not memorised them)."""
+    data, _ = noisy
+    x, y = data.tensors
+    model = make_mlp(0, batchnorm=False)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        for _ in range(3):
+            for idx in torch.randperm(len(y)).split(64):
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+                opt.step()
+    return model.eval()
+
+
+def _wrong_share(selector: GraftSelector, model, data, wrong) -> tuple[float, dict]:
+    sel = selector.select(model, data, generator=torch.Generator().manual_seed(0))
+    return float(wrong[sel.indices].float().mean()), sel.stats
+
+
+@pytest.mark.parametrize("rule", ["chance", "misfit"])
+def test_graft_over_picks_wrong_labels_and_the_filter_keeps_them_out(noisy, fitted, rule):
+    data, wrong = noisy
+    off, _ = _wrong_share(GraftSelector(fraction=0.2, noise_filter="none"), fitted, data, wrong)
+    on, stats = _wrong_share(GraftSelector(fraction=0.2, noise_filter=rule), fitted, data, wrong)
+    assert off > 1.5 * NOISE  # the mechanism: maxvol picks a class's outliers, wrong labels
+    # below random's share (chance leaves the wrong labels the model is unsure of: 17% here)
+    assert on < (0.5 if rule == "misfit" else 1.0) * NOISE and on < off / 3
+    assert NOISE * 0.75 < stats["filtered"] < NOISE * 1.75  # the share adapts to the noise
+
+
+@pytest.mark.parametrize("rule", ["chance", "misfit"])
+def test_an_untrained_model_filters_nothing_and_selects_as_without_filter(noisy, rule):
+    data, _ = noisy
+    model = make_mlp(1)
+    a = GraftSelector(fraction=0.2, noise_filter="none").select(
+        model, data, generator=torch.Generator().manual_seed(0)
+    )
+    b = GraftSelector(fraction=0.2, noise_filter=rule).select(
+        model, data, generator=torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(a.indices, b.indices) and b.stats["filtered"] == 0.0
+
+
+def test_the_sweep_ranking_puts_the_suspects_last(noisy, fitted):
+    data, wrong = noisy
+    gen = torch.Generator().manual_seed(0)
+    ranking = GraftSelector().rank_dataset(fitted, data, generator=gen)  # the default filter
+    left_out = round(ranking.stats["filtered"] * len(ranking))
+    assert NOISE * 0.75 * len(ranking) < left_out
+    tail = ranking.order[-left_out:]
+    assert float(wrong[tail].float().mean()) > 0.6  # most of the suspects are wrong labels
+    assert torch.isinf(ranking.aligned_before[-left_out:]).all()
+    assert float(wrong[ranking.subset(0.2)].float().mean()) < 0.75 * NOISE
+    gen = torch.Generator().manual_seed(0)
+    plain = GraftSelector(noise_filter="none").rank_dataset(fitted, data, generator=gen)
+    assert float(wrong[plain.subset(0.2)].float().mean()) > 1.5 * NOISE
+
+
+@pytest.mark.parametrize(("features", "rule"), [("embedding", "chance"), ("raw", "misfit")])
+def test_the_filter_is_graft_on_the_kept_samples_with_the_same_budget(
+    noisy, fitted, features, rule
+):
+    # reference: plain GRAFT (own forward passes) on a Subset of the samples the filter keeps
+    data, _ = noisy
+    x, y = data.tensors
+    kept = ~misfits(fitted(x).detach(), y, rule=rule)
+    keep = kept.nonzero().squeeze(1)
+    budget = int(0.2 * len(y))
+    on = GraftSelector(fraction=0.2, features=features, weighted=True, noise_filter=rule)
+    sel = on.select(fitted, data, generator=torch.Generator().manual_seed(3))
+    share = (budget + 0.5) / len(keep)  # the same floor(f n) on the kept samples
+    off = GraftSelector(fraction=share, features=features, weighted=True, noise_filter="none")
+    ref = off.select(
+        fitted, Subset(data, keep.tolist()), generator=torch.Generator().manual_seed(3)
+    )
+    assert torch.equal(sel.indices, keep[ref.indices])
+    assert sel.weights is not None and ref.weights is not None
+    assert torch.allclose(sel.weights, ref.weights)

@@ -3,6 +3,7 @@ gate around it, and the scheduler (ASHA) that stops poor trials at its rungs."""
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -29,6 +30,8 @@ __all__ = [
     "searcher",
     "told_optuna",
 ]
+
+logger = logging.getLogger(__name__)
 
 EPOCHS_DONE = "epochs_done"  # on every epoch's report: the scheduler's clock (not the final one)
 DONE_KEY = "trial_done"  # set on a trial's final report only: its absence means stopped early
@@ -68,6 +71,7 @@ def told_optuna(
 
 def searcher(plan: SweepPlan) -> Any:
     """Optuna's sampler behind Tune's searcher, gated by the sweep's budgets and concurrency."""
+    from optuna.exceptions import UpdateFinishedTrialError
     from ray.tune.search.optuna import OptunaSearch
 
     policy, epochs = plan.config.search.stopped_report, plan.config.train.epochs
@@ -94,8 +98,16 @@ def searcher(plan: SweepPlan) -> Any:
             if trial is None or not run_id or trial_id in linked:
                 return
             linked.add(trial_id)
-            trial.set_user_attr(ATTR_MLFLOW_RUN, run_id)
-            RunLogger(plan.tracking_uri, run_id).set_tags({TAG_OPTUNA_TRIAL: str(trial.number)})
+            try:
+                trial.set_user_attr(ATTR_MLFLOW_RUN, run_id)
+                RunLogger(plan.tracking_uri, run_id).set_tags(
+                    {TAG_OPTUNA_TRIAL: str(trial.number)}
+                )
+            except UpdateFinishedTrialError:
+                # a resumed sweep replays a trial Optuna was told of (and linked) before
+                return
+            except Exception as err:  # a link is bookkeeping: it never fails the sweep
+                logger.warning("trial %s: no Optuna-MLflow link (%s)", trial_id, err)
 
     search = StoppedReport(
         space=define_by_run(plan.space),

@@ -26,6 +26,7 @@ from graft_hpo.sweep._ranking import compute_ranking
 from graft_hpo.sweep._ranking import needs_ranking
 from graft_hpo.sweep._ray import check_resources
 from graft_hpo.sweep._ray import init_ray
+from graft_hpo.sweep._search import EMISSIONS_METRICS
 from graft_hpo.sweep._search import open_storage
 from graft_hpo.sweep._space import SearchSpace
 from graft_hpo.sweep._space import load_space
@@ -46,9 +47,6 @@ __all__ = ["check_sweep", "find_sweep_dir", "prepare_sweep"]
 EPOCH_METRICS = ("val_acc", "val_loss", "train_loss", "co2_kg", "energy_kwh", "selection_s")
 
 
-_EMISSIONS_METRICS = ("co2_kg", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh")
-
-
 def _check_search(config: PipelineConfig) -> list[str]:
     errors = []
     for i, objective in enumerate(config.search.objectives):
@@ -57,7 +55,7 @@ def _check_search(config: PipelineConfig) -> list[str]:
                 f"search.objectives[{i}].metric must be one of {', '.join(METRICS)}; "
                 f"got {objective.metric!r}"
             )
-        elif objective.metric in _EMISSIONS_METRICS and not config.emissions.enabled:
+        elif objective.metric in EMISSIONS_METRICS and not config.emissions.enabled:
             errors.append(
                 f"search.objectives[{i}].metric {objective.metric!r} needs emissions.enabled=true"
                 "; got emissions.enabled=false"

@@ -22,7 +22,9 @@ from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import redact
 
 __all__ = [
+    "COST_METRICS",
     "DONE_KEY",
+    "EMISSIONS_METRICS",
     "EPOCHS_DONE",
     "open_storage",
     "scheduler",
@@ -35,10 +37,10 @@ logger = logging.getLogger(__name__)
 
 EPOCHS_DONE = "epochs_done"  # on every epoch's report: the scheduler's clock (not the final one)
 DONE_KEY = "trial_done"  # set on a trial's final report only: its absence means stopped early
+# what codecarbon measures (an objective on them needs emissions.enabled)
+EMISSIONS_METRICS = ("co2_kg", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh")
 # objectives that grow with the epochs trained: what `stopped_report: projected` scales
-COST_METRICS = frozenset(
-    {"co2_kg", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "selection_s"}
-)
+COST_METRICS = frozenset({*EMISSIONS_METRICS, "selection_s"})
 
 
 def told_optuna(

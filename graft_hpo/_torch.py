@@ -29,16 +29,45 @@ __all__ = [
     "iter_batches",
     "labels_of",
     "memory_format_for",
+    "rng_state",
     "seed_everything",
+    "set_rng_state",
     "to_device",
 ]
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (the only place graft-hpo touches global RNGs)."""
+    """Seed python, numpy and torch (with :func:`set_rng_state`, the only places graft-hpo
+    touches global RNGs)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNGs' states (python, numpy, torch, CUDA once initialised), for a checkpoint.
+
+    Tensors, numbers and tuples only: ``torch.load(..., weights_only=True)`` reads it back.
+    """
+    kind, keys, *rest = np.random.get_state(legacy=True)
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), *rest),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Put back what :func:`rng_state` returned: the run continues with the same draws."""
+    random.setstate(state["python"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _batchable(dataset: Any) -> bool:

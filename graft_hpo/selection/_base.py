@@ -144,6 +144,19 @@ class Selector(abc.ABC):
         """
         return None  # an optional hook, not an abstract method
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the selector has learnt during training, for a checkpoint (tensors on the host).
+
+        Empty by default: most strategies choose from the model and the data alone. A strategy
+        that remembers (InfoBatch's recorded losses) returns it, so that a resumed trial
+        selects what the uninterrupted one would have.
+        """
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Take back what :meth:`state_dict` returned. A no-op by default."""
+        return None
+
     def __repr__(self) -> str:
         # the constructor's arguments; private state (a cache) is not part of the description
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))

@@ -12,6 +12,7 @@ all the data, unweighted.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -88,8 +89,10 @@ class InfoBatchSelector(Selector):
         """
         need = int(index.max()) + 1 if index.numel() else 0  # index lives on the host
         index = index.to(losses.device, non_blocking=True)
-        if self._scores is None or self._scores.device != losses.device:
+        if self._scores is None:
             self._scores = torch.full((0,), math.inf, device=losses.device)
+        elif self._scores.device != losses.device:  # e.g. taken back from a checkpoint
+            self._scores = self._scores.to(losses.device)
         if need > self._scores.numel():
             grown = torch.full((need,), math.inf, device=losses.device)
             grown[: self._scores.numel()] = self._scores
@@ -134,6 +137,14 @@ class InfoBatchSelector(Selector):
         well_learnt = (finite & (scores < mean)).nonzero().squeeze(1)
         order = torch.randperm(well_learnt.numel(), generator=generator)
         return well_learnt, well_learnt[order[: round(self.prune_ratio * well_learnt.numel())]]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The recorded losses and the epochs selected so far."""
+        scores = None if self._scores is None else self._scores.detach().cpu().clone()
+        return {"scores": scores, "epoch": self._epoch}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._scores, self._epoch = state["scores"], int(state["epoch"])
 
     def __repr__(self) -> str:
         return (

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -111,6 +113,26 @@ class SubsetSampler(Sampler[int]):
         table = torch.zeros(len(self.dataset))  # type: ignore[arg-type]
         table[selection.indices] = selection.weights
         return table
+
+    def state_dict(self) -> dict[str, Any]:
+        """The current subset, the phase, the selector's memory and the generator's state: a
+        checkpoint with them (and the model) makes a resumed run draw what this one would."""
+        selection = None if self.selection is None else dataclasses.asdict(self.selection)
+        return {
+            "selection": selection,
+            "phase": dataclasses.asdict(self.phase),
+            "selector": self.selector.state_dict(),
+            "generator": None if self.generator is None else self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Take back what :meth:`state_dict` returned."""
+        selection = state["selection"]
+        self.selection = None if selection is None else Selection(**selection)
+        self.phase = Phase(**state["phase"])
+        self.selector.load_state_dict(state["selector"])
+        if self.generator is not None and state["generator"] is not None:
+            self.generator.set_state(state["generator"])
 
     def __iter__(self) -> Iterator[int]:
         indices = self.current_indices()

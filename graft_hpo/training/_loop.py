@@ -10,6 +10,8 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -33,6 +35,8 @@ from graft_hpo.selection import Selector
 from graft_hpo.selection import SubsetSampler
 from graft_hpo.selection import SubsetSchedule
 from graft_hpo.selection import build_selector
+from graft_hpo.training._checkpoint import loop_state
+from graft_hpo.training._checkpoint import restore_loop
 
 __all__ = [
     "TrainHooks",
@@ -51,7 +55,9 @@ class TrainState:
     """Mutable progress of one training run, shared with the hooks.
 
     A hook stops training early by setting ``should_stop`` (and, if it wants the reason
-    recorded, ``stop_reason``).
+    recorded, ``stop_reason``). At an epoch's end a hook checkpoints the loop with
+    ``snapshot()`` (:func:`~graft_hpo.training._checkpoint.loop_state`; ``train(resume=...)``
+    takes it back).
     """
 
     epoch: int = 0  # 0-based epoch in progress (or just finished, in on_epoch_end)
@@ -64,6 +70,7 @@ class TrainState:
     eval_at: set[int] = field(default_factory=set)
     should_stop: bool = False
     stop_reason: str | None = None
+    snapshot: Callable[[], dict[str, Any]] = field(default=dict, repr=False, compare=False)
 
 
 class TrainHooks:
@@ -161,6 +168,7 @@ def train(
     hooks: Sequence[TrainHooks] = (),
     device: torch.device | None = None,
     selector: Selector | None = None,
+    resume: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``model`` on GRAFT (or random, or full) subsets of ``train_set``.
 
@@ -175,12 +183,15 @@ def train(
         selector: chooses the subsets, ready built (``run_trial`` passes the one it checked;
             a sweep's trial, a :class:`PrefixSelector` over the sweep's ranking). None builds
             the one ``config.selection`` describes (:func:`build_selector`).
+        resume: a checkpoint's loop state (``state.snapshot()`` after some epoch): training
+            goes on with the next epoch as if it had never stopped.
 
     Returns:
         The final metrics and per-epoch history.
 
     Raises:
         TrialFailedError: the loss became NaN or infinite.
+        ValueError: ``resume`` is not a loop state this version wrote.
     """
     cfg = config.train
     device = device or resolve_device(cfg.device)
@@ -210,11 +221,19 @@ def train(
     optimizer = _optimizer(model, cfg)
     n_train = len(train_set)  # type: ignore[arg-type]
     state = TrainState()
-    start = time.perf_counter()
+    trained_s = 0.0
+    if resume is not None:
+        trained_s = restore_loop(
+            resume, model=model, optimizer=optimizer, sampler=sampler, progress=state
+        )
+    start = time.perf_counter() - trained_s
+    state.snapshot = lambda: loop_state(
+        model, optimizer, sampler, state, train_s=time.perf_counter() - start
+    )
     for hook in hooks:
         hook.on_train_start(state)
 
-    for epoch in range(cfg.epochs):
+    for epoch in range(len(state.history), cfg.epochs):
         state.epoch = epoch
         # ---- selection: re-select the subset when the schedule says so
         t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from graft_hpo.training import train
 from graft_hpo.training._loop import _cosine_lr
 
 
-def _run(overrides: list[str], hooks=()):
+def _run(overrides: list[str], hooks=(), resume=None):
     config = load_pipeline("digits", ["emissions.enabled=false", "train.device=cpu", *overrides])
     bundle = load_data(config.data, seed=config.train.seed)
     torch.manual_seed(config.train.seed)
@@ -33,6 +33,7 @@ def _run(overrides: list[str], hooks=()):
         selection_set=bundle.train_eval,
         config=config,
         hooks=hooks,
+        resume=resume,
     )
     return result, bundle, model
 

@@ -4,6 +4,7 @@ type the sweep's trainable subclasses to see the trial's run and model."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from collections.abc import Sequence
 
 import torch
@@ -14,7 +15,7 @@ from graft_hpo.tracking import RunLogger
 from graft_hpo.training import TrainHooks
 from graft_hpo.training import TrainState
 
-__all__ = ["EnergySoFar", "LogToRun", "TrialHooks", "end_hooks"]
+__all__ = ["EnergySoFar", "LogToRun", "TrialHooks", "add_spent", "end_hooks"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,16 +37,25 @@ class EnergySoFar(TrainHooks):
     """Adds the energy and CO2 measured so far to every epoch's metrics.
 
     Runs before the other hooks, so MLflow's per-epoch history and Ray's reports (which ASHA
-    and carbon budgets read) carry cumulative ``energy_kwh`` and ``co2_kg``.
+    and carbon budgets read) carry cumulative ``energy_kwh`` and ``co2_kg``; a resumed trial's
+    count what its earlier attempts ``spent`` too.
     """
 
-    def __init__(self, measurement: EmissionsMeasurement) -> None:
+    def __init__(
+        self, measurement: EmissionsMeasurement, spent: Mapping[str, float] | None = None
+    ) -> None:
         self.measurement = measurement
+        self.spent = spent or {}
 
     def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
         so_far = self.measurement.snapshot()
         if so_far is not None:
-            metrics.update(so_far.metrics())
+            metrics.update(add_spent(so_far.metrics(), self.spent))
+
+
+def add_spent(measured: Mapping[str, float], spent: Mapping[str, float]) -> dict[str, float]:
+    """``measured`` (an attempt's emissions metrics) plus what earlier attempts ``spent``."""
+    return {key: value + spent.get(key, 0.0) for key, value in measured.items()}
 
 
 class LogToRun(TrainHooks):

@@ -24,19 +24,18 @@ from typing import TypeVar
 
 import torch
 
-from graft_hpo._registry import add_plugin_path
-from graft_hpo._registry import is_plugin
-from graft_hpo._torch import gather_batch
 from graft_hpo._torch import seed_everything
+from graft_hpo._trial_checks import check_pipeline
+from graft_hpo._trial_checks import check_plugins
 from graft_hpo._trial_hooks import EnergySoFar
 from graft_hpo._trial_hooks import LogToRun
 from graft_hpo._trial_hooks import TrialHooks
+from graft_hpo._trial_hooks import add_spent
 from graft_hpo._trial_hooks import end_hooks
 from graft_hpo.config import PipelineConfig
 from graft_hpo.config import config_to_dict
 from graft_hpo.config import flatten_config
 from graft_hpo.data import DataBundle
-from graft_hpo.data import check_data
 from graft_hpo.data import load_data
 from graft_hpo.emissions import gpu_index
 from graft_hpo.emissions import measure_emissions
@@ -44,16 +43,12 @@ from graft_hpo.emissions import warm_up
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.models import build_model
-from graft_hpo.models import check_model
-from graft_hpo.models import check_model_outputs
 from graft_hpo.proxy import proxy_ranking
 from graft_hpo.proxy import selector_for
 from graft_hpo.proxy import uses_ranking
 from graft_hpo.selection import Ranking
 from graft_hpo.selection import Selector
-from graft_hpo.selection import build_selector
 from graft_hpo.tracking import RunLogger
-from graft_hpo.tracking import parse_policy
 from graft_hpo.training import TrainHooks
 from graft_hpo.training import evaluate
 from graft_hpo.training import resolve_device
@@ -61,6 +56,7 @@ from graft_hpo.training import train
 
 __all__ = [
     "CONFIG_ARTIFACT",
+    "Resume",
     "TrialHooks",
     "TrialResult",
     "check_pipeline",
@@ -75,6 +71,24 @@ CONFIG_ARTIFACT = "config.json"  # each trial run's whole pipeline config, as JS
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a trial goes on after its process was lost (a sweep's retry, a resumed sweep).
+
+    Attributes:
+        run_id: the trial's MLflow run, reopened (its params and config are there already);
+            None starts a new run.
+        loop: the training loop's state at the trial's last checkpoint
+            (``TrainState.snapshot()``); None trains from the first epoch.
+        spent: what the earlier attempts measured (the emissions metrics and ``duration_s``),
+            the lost epochs included: the trial's metrics count them.
+    """
+
+    run_id: str | None = None
+    loop: Mapping[str, Any] | None = None
+    spent: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,68 +114,6 @@ class TrialResult:
         return asdict(self)
 
 
-def check_pipeline(config: PipelineConfig) -> Selector:
-    """Check what the config loader cannot: registry names and selector parameters.
-
-    Cheap (no data is loaded). Raises :class:`ConfigError` listing every problem.
-
-    Returns:
-        The selector ``config.selection`` describes, built by the check: a trial trains with
-        it rather than build another.
-    """
-    add_plugin_path(config.plugin_path)
-    errors: list[str] = []
-    _collect(errors, lambda: check_data(config.data))
-    selector = _collect(errors, lambda: build_selector(config.selection, config.train))
-    _collect(errors, lambda: check_model(config.model))
-    _collect(errors, lambda: _check_final_stage(config))
-    if errors or selector is None:
-        raise ConfigError(errors)
-    return selector
-
-
-def check_plugins(
-    config: PipelineConfig, parts: tuple[DataBundle, torch.nn.Module] | None = None
-) -> None:
-    """Check plug-in data and models against their contracts (see the README): runs the
-    data function and factory (unless ``parts`` holds what they built) and the model on 8
-    training inputs. ``validate`` and ``sweep`` call it before anything is written.
-
-    Raises:
-        ConfigError: the first broken rule, naming the plug-in, the rule and what was found.
-    """
-    if not (is_plugin(config.data.name) or is_plugin(config.model.name)):
-        return
-    if parts is None:
-        bundle = load_data(config.data, seed=config.train.seed)
-        shape, classes = bundle.input_shape, bundle.num_classes
-        parts = bundle, build_model(config.model, input_shape=shape, num_classes=classes)
-    bundle, model = parts
-    x, _ = gather_batch(bundle.train_eval, torch.arange(min(8, len(bundle.train_eval))))  # type: ignore[arg-type]
-    keys = {"model_key": f"model.name {config.model.name!r}"}
-    keys["data_key"] = f"data.name {config.data.name!r}"
-    check_model_outputs(model, x, num_classes=bundle.num_classes, **keys)
-
-
-def _collect(errors: list[str], check: Callable[[], _T]) -> _T | None:
-    """``check()``, or None with its :class:`ConfigError`'s messages added to ``errors``."""
-    try:
-        return check()
-    except ConfigError as err:
-        errors += err.errors
-        return None
-
-
-def _check_final_stage(config: PipelineConfig) -> None:
-    if config.select is not None:
-        parse_policy(config.select.policy)
-    if config.retrain is not None and config.select is None:
-        raise ConfigError(
-            "retrain needs a select stage to choose the run; got select: null "
-            "(add e.g. select: {policy: knee})"
-        )
-
-
 def run_trial(
     config: PipelineConfig,
     *,
@@ -173,6 +125,7 @@ def run_trial(
     hooks: Sequence[TrainHooks] = (),
     evaluate_test: bool = False,
     ranking: Ranking | None = None,
+    resume: Resume | None = None,
 ) -> TrialResult:
     """Train one model as ``config`` says, measure its emissions and record it in MLflow.
 
@@ -191,6 +144,8 @@ def run_trial(
         ranking: the sweep's ranking for ``selection.scope=sweep`` (the trial trains on its
             budget's prefix); without one such a trial ranks the data itself first, with a
             proxy model, inside its own measurement.
+        resume: go on with an earlier attempt of this trial (its run, its checkpoint, what it
+            spent) instead of starting afresh.
 
     Returns:
         A :class:`TrialResult`; a failed trial returns ``status="FAILED"`` with the error.
@@ -200,8 +155,12 @@ def run_trial(
     """
     trial = _Trial.build(config)
     params = flatten_config(config)
+    resume = resume or Resume()
     run = None
-    if tracking:
+    if tracking and resume.run_id is not None:
+        run = RunLogger(tracking_uri or config.tracking.uri, resume.run_id)
+        run.reopen()
+    elif tracking:
         run = _start_run(
             config, params, uri=tracking_uri, parent=parent_run_id, name=run_name, tags=tags
         )
@@ -210,8 +169,10 @@ def run_trial(
             hook.on_trial_start(run.run_id if run is not None else None)
 
     set_up_process(config)
-    step = functools.partial(trial.train_and_test, ranking=ranking, evaluate_test=evaluate_test)
-    measured = _measure(config, step, run=run, hooks=hooks)
+    step = functools.partial(
+        trial.train_and_test, ranking=ranking, evaluate_test=evaluate_test, resume=resume.loop
+    )
+    measured = _measure(config, step, run=run, hooks=hooks, spent=resume.spent)
     error = measured.error
     if error is None:
         error = end_hooks(hooks, trial.model, trial.bundle, run)
@@ -254,6 +215,7 @@ class _Trial:
         *,
         ranking: Ranking | None,
         evaluate_test: bool,
+        resume: Mapping[str, Any] | None = None,
     ) -> None:
         """Train (on the prefix of ``ranking`` with ``selection.scope=sweep``, ranking first
         if there is none), then evaluate; results go into ``measured`` as they come."""
@@ -271,6 +233,7 @@ class _Trial:
             config=config,
             hooks=hooks,
             selector=selector,
+            resume=resume,
         )
         measured.metrics.update(result.metrics)
         measured.metrics["selection_s"] = measured.metrics.get("selection_s", 0.0) + ranking_s
@@ -319,12 +282,14 @@ def _measure(
     *,
     run: RunLogger | None,
     hooks: Sequence[TrainHooks],
+    spent: Mapping[str, float],
 ) -> _Measured:
     """Run ``step`` (training) inside the emissions measurement, with the trial's own hooks
     first; add the energy, CO2 and duration measured.
 
     A failing trial is a result, never a crash of the sweep: ``step``'s exception becomes
     ``error``. Ctrl-C or SystemExit ends the run ``KILLED`` (it is kept) and propagates.
+    What earlier attempts ``spent`` (:class:`Resume`) is added to every figure.
     """
     measured = _Measured()
     start = time.perf_counter()
@@ -335,7 +300,7 @@ def _measure(
             config.emissions, project_name=config.name, gpu_device=gpu
         ) as energy:
             # logged before the caller's hooks run: a hook that fails still leaves the epoch
-            all_hooks = [EnergySoFar(energy), *([LogToRun(run)] if run else []), *hooks]
+            all_hooks = [EnergySoFar(energy, spent), *([LogToRun(run)] if run else []), *hooks]
             try:
                 step(all_hooks, measured)
             except Exception as err:
@@ -346,8 +311,8 @@ def _measure(
         if run is not None:
             run.end("KILLED")
         raise
-    measured.metrics.update(energy.result.metrics())
-    measured.metrics["duration_s"] = time.perf_counter() - start
+    measured.metrics.update(add_spent(energy.result.metrics(), spent))
+    measured.metrics["duration_s"] = time.perf_counter() - start + spent.get("duration_s", 0.0)
     if energy.result.error is not None:
         measured.tags["emissions_error"] = energy.result.error
     if energy.result.gpu_attribution is not None:  # docs/gpu/README.md: the method

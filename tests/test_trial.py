@@ -111,6 +111,7 @@ def test_without_tracking_a_trial_still_measures(tmp_path: Path) -> None:
 def test_a_trial_builds_its_selector_once_and_trains_with_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import graft_hpo._trial_checks as checks
     import graft_hpo.selection as selection
     import graft_hpo.training._loop as loop
     import graft_hpo.trial as trial
@@ -126,7 +127,7 @@ def test_a_trial_builds_its_selector_once_and_trains_with_it(
         trained_with.append(selector)
         return loop.train(*args, selector=selector, **kwargs)
 
-    monkeypatch.setattr(trial, "build_selector", build)
+    monkeypatch.setattr(checks, "build_selector", build)
     monkeypatch.setattr(loop, "build_selector", build)
     monkeypatch.setattr(trial, "train", train)
     config = load_pipeline("digits", [*FAST, "selection.strategy=infobatch"])

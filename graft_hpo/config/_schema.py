@@ -52,6 +52,9 @@ class TrainConfig:
     # auto (channels_last on the CPU, contiguous on CUDA) | channels_last | contiguous
     memory_format: str = "auto"
     compile: bool = False  # torch.compile the training forward pass (benchmarks/gpu_check.py)
+    # in a sweep, checkpoint the trial every N epochs (and at every scheduler rung) into the
+    # sweep's storage: a trial whose worker dies goes on from there; 0: never. In [0, 100000]
+    checkpoint_every: int = 1
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,9 @@ class SearchConfig:
     stopped_report: str = "projected"
     storage: str | None = None  # Optuna RDB URL all nodes reach; None -> sqlite in the sweep dir
     fail_fast: bool = False  # at the first failed trial start no new ones (running ones finish)
+    # a trial whose worker or node dies restarts (from its last checkpoint) up to this many
+    # times; one that fails by itself (NaN loss, plug-in error) is not retried. In [0, 100]
+    max_failures: int = 2
     # Stop scheduling new trials once the finished trials' measured total reaches a budget;
     # running trials finish. None: no budget.
     co2_budget_kg: float | None = None  # > 0

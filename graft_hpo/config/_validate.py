@@ -132,6 +132,7 @@ RULES: dict[type, dict[str, Check]] = {
         "eval_every": interval(1, MAX_EPOCHS, "[]"),
         "data_on_device": interval(0, 1, "[]"),
         "memory_format": one_of("auto", "channels_last", "contiguous"),
+        "checkpoint_every": interval(0, MAX_EPOCHS, "[]"),
     },
     SelectionConfig: {
         "strategy": one_of("graft", "random", "full", "infobatch"),
@@ -171,6 +172,7 @@ RULES: dict[type, dict[str, Check]] = {
         "seed": at_least(0),
         "max_concurrent": interval(1, MAX_CONCURRENT, "[]"),
         "stopped_report": one_of("projected", "complete", "pruned"),
+        "max_failures": interval(0, 100, "[]"),
         "storage": matches(r"[a-z][a-z0-9+]*://.*", "an SQLAlchemy URL such as 'sqlite:///...'"),
         "co2_budget_kg": above(0),
         "energy_budget_kwh": above(0),

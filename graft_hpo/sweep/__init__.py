@@ -127,7 +127,8 @@ def resume_sweep(
     """Continue an interrupted sweep: the same Ray experiment and the same Optuna study.
 
     Trials that had finished are kept (never trained twice); trials that were running when
-    the sweep stopped are marked KILLED in MLflow and run again; the sweep then goes on until
+    the sweep stopped go on from their last checkpoint (``train.checkpoint_every``) in their
+    own MLflow runs, or from their first epoch if they had none; the sweep then goes on until
     it has its number of trials.
 
     Args:

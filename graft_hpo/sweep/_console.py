@@ -75,6 +75,7 @@ class SweepConsole:
         self.default_strategy = default_strategy
         self.done = 0
         self.failed = 0
+        self.retries = 0  # restarts of trials whose worker was lost
         self.running: set[str] = set()
         self.shared = dict(spent or {})
         self.spent: dict[str, dict[str, float]] = {}  # per trial: its latest cumulative report
@@ -123,12 +124,20 @@ class SweepConsole:
             f"{m}={result[m]:.4g}" for m, _ in self.objectives if is_number(result.get(m))
         )
         objs = "  ".join(part for part in (objs, note) if part)
-        strategy = trial.config.get("selection.strategy", self.default_strategy)
         count = f"[{self.done:>{len(str(self.trials))}}/{self.trials}]"  # columns stay put
-        self._say(f"{count} trial {trial.trial_id} {status:<13} {strategy:<6} {objs}")
+        self._line(count, status, trial, objs)
         if self._bar is not None:
             self._bar.update(1)
         self._refresh()
+
+    def retried(self, trial: Any, note: str) -> None:
+        """A trial lost its worker and starts again from its last checkpoint: one line."""
+        self.retries += 1
+        self._line(" " * len(f"[{self.trials}/{self.trials}]"), "RETRIED", trial, note)
+
+    def _line(self, count: str, status: str, trial: Any, text: str) -> None:
+        strategy = trial.config.get("selection.strategy", self.default_strategy)
+        self._say(f"{count} trial {trial.trial_id} {status:<13} {strategy:<6} {text}")
 
     def close(self) -> None:
         if self._bar is not None:
@@ -147,6 +156,8 @@ class SweepConsole:
     def status(self) -> str:
         """The bar's text after the counts, e.g. ``running 2, failed 0, best val_acc 0.97``."""
         parts = [f"running {len(self.running)}", f"failed {self.failed}"]
+        if self.retries:
+            parts.append(f"retried {self.retries}")
         if self.best is not None:
             parts.append(f"best {self.objectives[0][0]} {self.best:.4g}")
         totals = self.totals()

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,15 @@ from graft_hpo.sweep._ray import check_resources
 from graft_hpo.sweep._ray import init_ray
 from graft_hpo.sweep._ray_compat import watch_interruption
 from graft_hpo.sweep._search import DONE_KEY
+from graft_hpo.sweep._search import FAILED_KEY
 from graft_hpo.sweep._search import scheduler
 from graft_hpo.sweep._search import searcher
+from graft_hpo.sweep._trainable import TAG_RAY_TRIAL
 from graft_hpo.sweep._trainable import trainable
 from graft_hpo.tracking import METRICS
 from graft_hpo.tracking import TAG_EARLY_STOPPED
 from graft_hpo.tracking import RunLogger
+from graft_hpo.tracking import query_runs
 
 __all__ = ["execute"]
 
@@ -40,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 # what an epoch's report carries of the final metrics (not the whole-run duration and count)
 _FINAL = set(METRICS) - {"duration_s", "epochs_completed"}
+# a trial's checkpoints kept in the sweep's storage: the latest, and one before it should the
+# latest be cut short by the loss of its node
+_CHECKPOINTS_KEPT = 2
 
 
 def execute(
@@ -65,6 +72,9 @@ def execute(
         # tracebacks and "trials did not complete" tables would bury them.
         logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     with contextlib.ExitStack() as stack:
+        # a failed trial's final report holds no objective (Tune would refuse it); graft-hpo
+        # checks the objectives itself (prepare, and check_measured in the trial)
+        stack.enter_context(_environ(TUNE_DISABLE_STRICT_METRIC_CHECKING="1"))
         # stdout is for --json's one object: Ray's prints go to stderr, or nowhere
         sink = sys.stderr if verbose else stack.enter_context(open(os.devnull, "w"))
         stack.enter_context(contextlib.redirect_stdout(sink))
@@ -76,6 +86,21 @@ def execute(
     # Tune's signal hook was not found: judge by the trials that ended
     done = grid.num_terminated + grid.num_errors >= plan.trials
     return bool(done) or read_stop(plan.sweep_dir) is not None
+
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """``os.environ`` with ``values`` set, as it was again afterwards."""
+    before = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _tuner(plan: SweepPlan, *, resume: bool, console: SweepConsole) -> Any:
@@ -113,8 +138,11 @@ def _tuner(plan: SweepPlan, *, resume: bool, console: SweepConsole) -> Any:
             storage_path=plan.sweep_dir,
             callbacks=[_callback(plan, console)],
             verbose=0,
-            # fail-fast is ours (the budget gate): Tune's would kill running trials
-            failure_config=tune.FailureConfig(max_failures=0),
+            # a trial whose worker dies restarts from its last checkpoint (the trainable does
+            # not train one that failed by itself again); fail-fast is ours (the budget gate):
+            # Tune's would kill running trials
+            failure_config=tune.FailureConfig(max_failures=plan.config.search.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=_CHECKPOINTS_KEPT),
         ),
     )
 
@@ -137,14 +165,27 @@ def _callback(plan: SweepPlan, console: SweepConsole) -> Any:
             self, iteration: int, trials: list[Any], trial: Any, **_: Any
         ) -> None:
             result = trial.last_result or {}
-            if result.get(DONE_KEY):
+            if result.get(FAILED_KEY):  # it failed by itself (its run says so already)
+                self._failed(trial, _last_line(result[FAILED_KEY]))
+            elif result.get(DONE_KEY):
                 console.ended("FINISHED", trial)
-                return
-            _close_stopped_run(plan, result)
-            console.ended("early-stopped", trial)
+            else:
+                _close_stopped_run(plan, result)
+                console.ended("early-stopped", trial)
+
+        def on_trial_recover(
+            self, iteration: int, trials: list[Any], trial: Any, **_: Any
+        ) -> None:
+            # its worker (or node) was lost: Ray restarts it from its last checkpoint
+            console.retried(trial, _trial_error(trial).split(". ")[0])
 
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
+            # lost more than search.max_failures times, or an error outside the training
             error = _trial_error(trial)
+            _close_lost_run(plan, trial, error)
+            self._failed(trial, error)
+
+        def _failed(self, trial: Any, error: str) -> None:
             if plan.config.search.fail_fast:
                 # the gate then starts no new trial; running ones finish (and are measured)
                 reason = f"trial {trial.trial_id} failed: {error} (search.fail_fast)"
@@ -168,6 +209,22 @@ def _close_stopped_run(plan: SweepPlan, result: dict[str, Any]) -> None:
         step=int(result["epoch"]) if is_number(result.get("epoch")) else None,
     )
     run.end("FINISHED")
+
+
+def _close_lost_run(plan: SweepPlan, trial: Any, error: str) -> None:
+    """A trial that failed for good with its worker lost left its run RUNNING: it ends FAILED
+    with the error, as the console says (a trial that failed by itself closed its own)."""
+    run_id = (trial.last_result or {}).get("mlflow_run_id")
+    if not run_id:  # lost before its first report: find its run by its Ray trial id
+        runs = query_runs(plan.tracking_uri, plan.experiment, sweep_id=plan.sweep_id)
+        mine = [r.run_id for r in runs if r.tags.get(TAG_RAY_TRIAL) == trial.trial_id]
+        if not mine:
+            return
+        run_id = mine[0]
+    run = RunLogger(plan.tracking_uri, run_id)
+    if run.status() == "RUNNING":
+        run.set_tags({"error": error or "the trial's worker was lost"})
+        run.end("FAILED")
 
 
 def _last_line(error: Any) -> str:

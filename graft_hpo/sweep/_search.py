@@ -26,6 +26,7 @@ __all__ = [
     "DONE_KEY",
     "EMISSIONS_METRICS",
     "EPOCHS_DONE",
+    "FAILED_KEY",
     "open_storage",
     "scheduler",
     "scheduler_rungs",
@@ -37,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 EPOCHS_DONE = "epochs_done"  # on every epoch's report: the scheduler's clock (not the final one)
 DONE_KEY = "trial_done"  # set on a trial's final report only: its absence means stopped early
+# the final report of a trial that failed by itself (NaN loss, plug-in error): its error line
+FAILED_KEY = "trial_failed"
 # what codecarbon measures (an objective on them needs emissions.enabled)
 EMISSIONS_METRICS = ("co2_kg", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh")
 # objectives that grow with the epochs trained: what `stopped_report: projected` scales
@@ -82,14 +85,17 @@ def searcher(plan: SweepPlan) -> Any:
         """Ray's OptunaSearch, told a stopped trial's values as ``search.stopped_report`` says."""
 
         def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-            super().on_trial_result(trial_id, result)
+            if all(m in result for m in self.metric):  # not a report for a checkpoint only
+                super().on_trial_result(trial_id, result)
             self._link(trial_id, result)
 
         def on_trial_complete(
             self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
         ) -> None:
             self._link(trial_id, result)  # before Optuna is told: a told trial is read-only
-            told = result if error else told_optuna(result, policy=policy, epochs=epochs)
+            error = error or bool((result or {}).get(FAILED_KEY))
+            # a failed trial's values would be [None, ...], which Optuna refuses: tell FAIL
+            told = None if error else told_optuna(result, policy=policy, epochs=epochs)
             super().on_trial_complete(trial_id, told, error)
 
         def _link(self, trial_id: str, result: dict[str, Any] | None) -> None:

@@ -2,28 +2,49 @@
 
 It trains the sampled configuration through :func:`graft_hpo.trial.run_trial` (which logs the
 trial's MLflow run and measures it), reports every validated epoch to Tune (the scheduler
-decides on them) and reports once more at the end (Optuna is told that one).
+decides on them), with a checkpoint every ``train.checkpoint_every`` epochs, and reports once
+more at the end (Optuna is told that one).
+
+A trial that fails by itself (a NaN loss, a plug-in's error) ends with a report that says so
+(``FAILED_KEY``), not an exception: Ray retries exceptions, meant for lost workers. A trial Tune
+runs again (its worker died, or the sweep was resumed) goes on in its MLflow run from its last
+checkpoint.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import socket
+import time
 from typing import Any
 
+from graft_hpo.config import PipelineConfig
 from graft_hpo.config import apply_overrides
 from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.selection import Ranking
+from graft_hpo.sweep._checkpoint import CHECKPOINT_S
+from graft_hpo.sweep._checkpoint import Checkpoints
+from graft_hpo.sweep._checkpoint import read_checkpoint
 from graft_hpo.sweep._plan import SweepPlan
 from graft_hpo.sweep._plan import plan_from_dict
 from graft_hpo.sweep._search import DONE_KEY
+from graft_hpo.sweep._search import EMISSIONS_METRICS
 from graft_hpo.sweep._search import EPOCHS_DONE
+from graft_hpo.sweep._search import FAILED_KEY
 from graft_hpo.sweep._search import scheduler_rungs
+from graft_hpo.tracking import TAG_ATTEMPTS
 from graft_hpo.tracking import TAG_EARLY_STOPPED
+from graft_hpo.tracking import TAG_RESUMED_FROM
 from graft_hpo.tracking import TAG_ROLE
+from graft_hpo.tracking import TAG_STOP_REASON
 from graft_hpo.tracking import TAG_SWEEP_ID
 from graft_hpo.tracking import RunLogger
+from graft_hpo.tracking import RunRecord
+from graft_hpo.tracking import last_logged_s
 from graft_hpo.tracking import query_runs
+from graft_hpo.trial import Resume
 from graft_hpo.trial import TrialHooks
 from graft_hpo.trial import TrialResult
 from graft_hpo.trial import run_trial
@@ -34,31 +55,45 @@ TAG_RAY_TRIAL = "ray_trial_id"
 TAG_NODE = "node"
 _STOPPED_TRIAL_CLOSE_S = 120  # see trainable
 
+logger = logging.getLogger(__name__)
+
 
 class _ReportToRay(TrialHooks):
     """Each epoch's metrics to Ray (ASHA decides on them; Optuna gets the final report)."""
 
-    def __init__(self, needed: list[str], rungs: set[int]) -> None:
+    def __init__(self, needed: list[str], rungs: set[int], checkpoints: Checkpoints) -> None:
         self.run_id: str | None = None
         self.stopped = False
         self.needed = needed  # the objectives: Ray refuses a report without them
         self.rungs = rungs  # the epochs a scheduler compares trials at: validated there
+        self.checkpoints = checkpoints
+        self.checkpoint_at: set[int] = set()  # epoch counts, set when training starts
 
     def on_trial_start(self, run_id: str | None) -> None:
-        self.run_id = run_id
+        self.run_id = self.checkpoints.run_id = run_id
 
     def on_train_start(self, state: Any) -> None:
+        self.checkpoint_at = self.checkpoints.epoch_counts()
         state.eval_at |= self.rungs
 
     def on_epoch_end(self, state: Any, metrics: dict[str, float]) -> None:
         from ray import tune
 
-        if "val_acc" not in metrics:  # no validation this epoch (train.eval_every > 1)
+        due = state.epoch + 1 in self.checkpoint_at
+        if "val_acc" in metrics:
+            check_measured(metrics, self.needed)
+        elif not due:  # no validation this epoch (train.eval_every > 1), nothing to report
             return
-        check_measured(metrics, self.needed)
+        # else: a checkpoint without a validation; the scheduler and Optuna pass it by
+        # the trial's time spent checkpointing so far, written and persisted with the report it
+        # goes with (the last epoch's value is in the final metrics)
+        metrics[CHECKPOINT_S] = self.checkpoints.spent_s
+        report = {**metrics, "epoch": state.epoch, EPOCHS_DONE: state.epoch + 1}
+        report["mlflow_run_id"] = self.run_id
         try:
-            report = {**metrics, "epoch": state.epoch, EPOCHS_DONE: state.epoch + 1}
-            tune.report({**report, "mlflow_run_id": self.run_id})
+            due = state.epoch + 1 in self.checkpoint_at
+            if not (due and self._report_with_checkpoint(state, metrics, report)):
+                tune.report(report)
         except SystemExit:
             # A scheduler (ASHA) stopped the trial: Ray's report raises SystemExit(0) in the
             # training thread. Stop after this epoch, cooperatively, so the run is closed and
@@ -66,6 +101,33 @@ class _ReportToRay(TrialHooks):
             self.stopped = True
             state.should_stop = True
             state.stop_reason = "stopped early by the scheduler"
+
+    def _report_with_checkpoint(
+        self, state: Any, metrics: dict[str, float], report: dict[str, Any]
+    ) -> bool:
+        """Report with a checkpoint of the trial. False when it cannot be written or persisted
+        (e.g. the sweep's storage is not shared with this node): the trial goes on without
+        checkpoints, and the report is still to be sent."""
+        from ray import tune
+
+        start = time.perf_counter()
+        try:
+            with self.checkpoints.written(state.snapshot(), metrics) as folder:
+                tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+        except Exception as err:  # a checkpoint never fails a trial
+            logger.warning(
+                "trial %s: no checkpoint after epoch %d (%s: %s); it goes on without them",
+                self.checkpoints.owner.get("trial_id"),
+                state.epoch,
+                type(err).__name__,
+                err,
+            )
+            self.checkpoint_at = set()
+            return False
+        finally:
+            self.checkpoints.spent_s += time.perf_counter() - start
+            metrics[CHECKPOINT_S] = self.checkpoints.spent_s
+        return True
 
 
 def trainable(
@@ -81,19 +143,36 @@ def trainable(
     os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", str(_STOPPED_TRIAL_CLOSE_S))
     torch.set_num_threads(max(1, int(plan.config.resources.cpu)))
     trial_id = tune.get_context().get_trial_id()
-    finished = _finished_run(plan, trial_id)
-    if finished is not None:  # re-run by a resumed sweep after it had finished: never twice
-        tune.report({**finished.metrics, "mlflow_run_id": finished.run_id, DONE_KEY: 1})
+    earlier = _earlier_run(plan, trial_id)
+    if earlier is not None and earlier.status == "FINISHED":
+        # re-run by a resumed sweep after it had finished: never twice
+        tune.report({**earlier.metrics, "mlflow_run_id": earlier.run_id, DONE_KEY: 1})
         return
+    if earlier is not None and earlier.status == "FAILED":  # by itself: it would again
+        tune.report({FAILED_KEY: earlier.tags.get("error", ""), "mlflow_run_id": earlier.run_id})
+        return
+    owner = {"sweep_id": plan.sweep_id, "trial_id": trial_id}
+    saved = read_checkpoint(tune.get_checkpoint(), sweep_dir=plan.sweep_dir, owner=owner)
+    resume = _resume(plan, earlier, saved)
     needed = [m for m, _ in plan.objectives]
     sched = plan.config.search.scheduler
     if sched is not None and sched.type == "asha":  # MO-ASHA ranks on the objectives
         needed.append(sched.metric)
-    reporter = _ReportToRay(needed, scheduler_rungs(plan.config))
-    result = _train(plan, params, trial_id, reporter, ranking)
+    config = apply_overrides(plan.config, params)
+    checkpoints = Checkpoints(
+        config.train.checkpoint_every,
+        rungs=scheduler_rungs(plan.config),
+        epochs=config.train.epochs,
+        owner=owner,
+        spent=resume.spent,
+    )
+    reporter = _ReportToRay(needed, checkpoints.rungs, checkpoints)
+    result = _train(plan, config, trial_id, reporter, ranking, resume)
     if result.status != "FINISHED":
-        # Ray marks the trial ERROR and Optuna is told FAIL; the MLflow run is already FAILED
-        raise TrialFailedError(result.error or "trial failed")
+        # Not an exception: Ray would retry it (Ray retries lost workers, and it cannot tell
+        # them apart), and it would fail again. Optuna is told FAIL; the run is already FAILED.
+        tune.report({FAILED_KEY: result.error or "trial failed", "mlflow_run_id": result.run_id})
+        return
     if reporter.stopped:
         # Leave as Ray's own stop does: a normal return makes Ray's wrapper report once more,
         # and that report blocks the thread forever, so a reused actor never frees up.
@@ -101,25 +180,27 @@ def trainable(
     try:
         check_measured(result.metrics, needed)
     except TrialFailedError as err:  # e.g. codecarbon failed: the trial cannot be ranked
+        error = f"TrialFailedError: {err}"
         if result.run_id is not None:
             run = RunLogger(plan.tracking_uri, result.run_id)
-            run.set_tags({"error": f"TrialFailedError: {err}"})
+            run.set_tags({"error": error})
             run.end("FAILED")
-        raise
+        tune.report({FAILED_KEY: error, "mlflow_run_id": result.run_id})
+        return
     tune.report({**result.metrics, "mlflow_run_id": result.run_id, DONE_KEY: 1})
 
 
 def _train(
     plan: SweepPlan,
-    params: dict[str, Any],
+    config: PipelineConfig,
     trial_id: str,
     reporter: _ReportToRay,
     ranking: Ranking | None,
+    resume: Resume,
 ) -> TrialResult:
     """Train and log the sampled configuration as a nested run of the sweep."""
     import ray
 
-    config = apply_overrides(plan.config, params)
     return run_trial(
         config,
         tracking_uri=plan.tracking_uri,
@@ -135,6 +216,7 @@ def _train(
         hooks=[reporter],
         evaluate_test=True,  # test_acc of the trials trained to the end: a front to score
         ranking=ranking,
+        resume=resume,
     )
 
 
@@ -148,20 +230,51 @@ def check_measured(metrics: dict[str, float], needed: list[str]) -> None:
         )
 
 
-def _finished_run(plan: SweepPlan, trial_id: str) -> Any:
-    """This Ray trial's earlier run if it finished; None if it must (still) be trained.
+def _earlier_run(plan: SweepPlan, trial_id: str) -> RunRecord | None:
+    """The run of an earlier attempt of this Ray trial, if one was started.
 
-    A resumed Tune only re-runs trials it had not completed. A run of such a trial that ended
-    "stopped early" was stopped by the interruption (Tune stops running trials the way ASHA
-    does), not by the scheduler: it is marked KILLED and the trial is trained again.
+    FINISHED: the trial had ended, and a resumed sweep runs it again (it is replayed).
+    FAILED: it failed by itself. Otherwise its process was lost: RUNNING (the worker or node
+    died), KILLED (an interrupted sweep closed it), or FINISHED tagged early-stopped (Tune stops
+    running trials the way ASHA does when a sweep is interrupted; a trial ASHA stopped is never
+    run again): it goes on. The last two come back with the status they are read as.
     """
     runs = query_runs(plan.tracking_uri, plan.experiment, sweep_id=plan.sweep_id)
-    for run in runs:
-        if run.tags.get(TAG_RAY_TRIAL) != trial_id or run.status != "FINISHED":
-            continue
-        if run.tags.get(TAG_EARLY_STOPPED) != "true":
-            return run
-        stale = RunLogger(plan.tracking_uri, run.run_id)
-        stale.set_tags({TAG_EARLY_STOPPED: "false", "killed_reason": "the sweep was interrupted"})
-        stale.end("KILLED")
-    return None
+    mine = [run for run in runs if run.tags.get(TAG_RAY_TRIAL) == trial_id]
+    if not mine:
+        return None
+    run = mine[0]  # newest first
+    if run.status == "FINISHED" and run.tags.get(TAG_EARLY_STOPPED) == "true":
+        return dataclasses.replace(run, status="KILLED")
+    return run
+
+
+def _resume(plan: SweepPlan, earlier: RunRecord | None, saved: Any) -> Resume:
+    """Go on in ``earlier``'s run from checkpoint ``saved`` (None: from the first epoch), with
+    what the lost attempts spent: what the checkpoint recorded, raised to what the run logged
+    after it (the epochs trained again were paid for too)."""
+    if earlier is None:
+        return Resume()
+    spent = dict(saved["spent"]) if saved is not None else {}
+    for key in EMISSIONS_METRICS:
+        if key in earlier.metrics:
+            spent[key] = max(spent.get(key, 0.0), earlier.metrics[key])
+    since = saved["wall_time"] if saved is not None else (earlier.start_time_ms or 0) / 1000
+    last = last_logged_s(plan.tracking_uri, earlier.run_id, "train_loss")
+    lost_s = max(0.0, (last or since) - since)
+    spent["duration_s"] = max(
+        spent.get("duration_s", 0.0) + lost_s, earlier.metrics.get("duration_s", 0.0)
+    )
+    attempts = int(earlier.tags.get(TAG_ATTEMPTS, "1")) + 1
+    epoch = len(saved["loop"]["progress"]["history"]) if saved is not None else 0
+    run = RunLogger(plan.tracking_uri, earlier.run_id)
+    run.reopen(drop_tags=[TAG_STOP_REASON, "killed_reason"])
+    run.set_tags({TAG_EARLY_STOPPED: "false", TAG_ATTEMPTS: attempts, TAG_RESUMED_FROM: epoch})
+    logger.warning(
+        "trial %s: attempt %d goes on from epoch %d in run %s",
+        earlier.tags.get(TAG_RAY_TRIAL),
+        attempts,
+        epoch,
+        earlier.run_id,
+    )
+    return Resume(earlier.run_id, saved["loop"] if saved is not None else None, spent)

@@ -29,12 +29,15 @@ from graft_hpo.tracking._global_uri import global_tracking_uri
 from graft_hpo.tracking._model import load_model
 from graft_hpo.tracking._names import ATTR_MLFLOW_RUN
 from graft_hpo.tracking._names import METRICS
+from graft_hpo.tracking._names import TAG_ATTEMPTS
 from graft_hpo.tracking._names import TAG_EARLY_STOPPED
 from graft_hpo.tracking._names import TAG_OBJECTIVES
 from graft_hpo.tracking._names import TAG_OPTUNA_TRIAL
 from graft_hpo.tracking._names import TAG_PARENT_RUN_ID
 from graft_hpo.tracking._names import TAG_PARETO
+from graft_hpo.tracking._names import TAG_RESUMED_FROM
 from graft_hpo.tracking._names import TAG_ROLE
+from graft_hpo.tracking._names import TAG_STOP_REASON
 from graft_hpo.tracking._names import TAG_STRATEGY
 from graft_hpo.tracking._names import TAG_SWEEP_ID
 from graft_hpo.tracking._pareto import hypervolume_2d
@@ -42,6 +45,7 @@ from graft_hpo.tracking._pareto import pareto_mask
 from graft_hpo.tracking._plot import plot_front
 from graft_hpo.tracking._runs import RunLogger
 from graft_hpo.tracking._runs import RunRecord
+from graft_hpo.tracking._runs import last_logged_s
 from graft_hpo.tracking._runs import metric_history
 from graft_hpo.tracking._runs import query_runs
 from graft_hpo.tracking._runs import redact
@@ -62,12 +66,15 @@ __all__ = [
     "DEFAULT_OBJECTIVES",
     "METRICS",
     "POLICY_KINDS",
+    "TAG_ATTEMPTS",
     "TAG_EARLY_STOPPED",
     "TAG_OBJECTIVES",
     "TAG_OPTUNA_TRIAL",
     "TAG_PARENT_RUN_ID",
     "TAG_PARETO",
+    "TAG_RESUMED_FROM",
     "TAG_ROLE",
+    "TAG_STOP_REASON",
     "TAG_STRATEGY",
     "TAG_SWEEP_ID",
     "ParetoPoint",
@@ -80,6 +87,7 @@ __all__ = [
     "front_of",
     "global_tracking_uri",
     "hypervolume_2d",
+    "last_logged_s",
     "link_artifact",
     "load_model",
     "metric_history",

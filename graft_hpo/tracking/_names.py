@@ -6,6 +6,7 @@ __all__ = [
     "ATTR_MLFLOW_RUN",
     "EXPERIMENT_KIND_TRAINING",
     "METRICS",
+    "TAG_ATTEMPTS",
     "TAG_EARLY_STOPPED",
     "TAG_EXPERIMENT_KIND",
     "TAG_NOTE",
@@ -13,7 +14,9 @@ __all__ = [
     "TAG_OPTUNA_TRIAL",
     "TAG_PARENT_RUN_ID",
     "TAG_PARETO",
+    "TAG_RESUMED_FROM",
     "TAG_ROLE",
+    "TAG_STOP_REASON",
     "TAG_STRATEGY",
     "TAG_SWEEP_ID",
 ]
@@ -36,6 +39,9 @@ METRICS = (
 TAG_SWEEP_ID = "sweep_id"
 TAG_STRATEGY = "strategy"
 TAG_EARLY_STOPPED = "early_stopped"  # "true" when a scheduler stopped the trial early
+TAG_STOP_REASON = "stop_reason"  # why training stopped before train.epochs
+TAG_ATTEMPTS = "attempts"  # on a trial run its worker lost: attempts so far (this one included)
+TAG_RESUMED_FROM = "resumed_from_epoch"  # ... and the epochs its last attempt went on from
 TAG_PARETO = "pareto"  # "true" on the winners of a sweep, "false" on its other trials
 TAG_ROLE = "graft_hpo.role"  # "sweep" on a sweep's parent run, "trial" on its trial runs
 TAG_OPTUNA_TRIAL = "optuna_trial_number"  # on a trial run: its trial's number in the study

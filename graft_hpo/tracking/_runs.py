@@ -89,7 +89,7 @@ class RunLogger:
     and KILLED on ``KeyboardInterrupt``.
 
     Args:
-        tracking_uri: tracking URI of the store holding the run.
+        tracking_uri: tracking URI of the store holding the run (None: the default store).
         run_id: the run to log to (see :meth:`start` to create one).
 
     Example:
@@ -99,7 +99,7 @@ class RunLogger:
         ...     run.log_metrics({"val_acc": 0.91}, step=0)
     """
 
-    def __init__(self, tracking_uri: str, run_id: str) -> None:
+    def __init__(self, tracking_uri: str | None, run_id: str) -> None:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.run_id = run_id
         self._client: MlflowClient = open_client(self.tracking_uri)
@@ -222,10 +222,19 @@ class RunLogger:
             self._client.set_terminated(self.run_id, status)
             self._ended = True
 
-    def reopen(self) -> None:
-        """Mark an ended run RUNNING again (a resumed sweep's parent run)."""
+    def reopen(self, *, drop_tags: Sequence[str] = ()) -> None:
+        """Mark an ended run RUNNING again (a resumed sweep's parent run, a retried trial's),
+        without the tags ``drop_tags`` its earlier end set."""
         self._client.update_run(self.run_id, status="RUNNING")
         self._ended = False
+        tags = self._client.get_run(self.run_id).data.tags
+        for key in drop_tags:
+            if key in tags:
+                self._client.delete_tag(self.run_id, key)
+
+    def status(self) -> str:
+        """The run's status in the store now: RUNNING, FINISHED, FAILED or KILLED."""
+        return str(self._client.get_run(self.run_id).info.status)
 
     def experiment_id(self) -> str:
         """The id of the experiment holding the run."""
@@ -352,6 +361,13 @@ def query_runs(
     exp = experiment_or_error(client, resolved, experiment)
     flt = tag_filter({TAG_SWEEP_ID: sweep_id, TAG_PARENT_RUN_ID: parent_run_id})
     return search_records(client, [exp.experiment_id], flt)
+
+
+def last_logged_s(uri: str | None, run_id: str, key: str) -> float | None:
+    """When a run last logged metric ``key``, in seconds since the epoch; None if never."""
+    client = open_client(resolve_tracking_uri(uri))
+    times = [m.timestamp for m in client.get_metric_history(run_id, key)]
+    return max(times) / 1000 if times else None
 
 
 def metric_history(uri: str | None, run_id: str, key: str) -> list[tuple[int, float]]:

@@ -76,3 +76,39 @@ def test_trials_validate_exactly_where_ray_asha_compares_them(
     (bracket,) = scheduler(config)._brackets
     assert {math.ceil(milestone) for milestone, _ in bracket._rungs} == expected
     assert scheduler_rungs(load_pipeline("digits")) == set()  # no scheduler, no rungs
+
+
+@pytest.mark.mlflow
+def test_a_trial_lost_for_good_ends_failed_in_mlflow_as_on_the_console(tmp_path: Path) -> None:
+    """Its worker died more often than search.max_failures allows: the run it left RUNNING
+    ends FAILED with the error (found by its Ray trial id when it never reported), and a run
+    that had failed by itself keeps its own error."""
+    from graft_hpo.sweep._driver import _close_lost_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tags = {"sweep_id": "s1", "ray_trial_id": "lost"}
+    lost = RunLogger.start(uri, "lost", tags=tags)
+    failed = RunLogger.start(uri, "lost", tags={**tags, "ray_trial_id": "nan"})
+    failed.set_tags({"error": "TrialFailedError: training loss became nan in epoch 0"})
+    failed.end("FAILED")
+    plan = SimpleNamespace(tracking_uri=uri, experiment="lost", sweep_id="s1")
+    never_reported = SimpleNamespace(trial_id="lost", last_result={})
+    _close_lost_run(plan, never_reported, "The actor is dead")  # type: ignore[arg-type]
+    reported = SimpleNamespace(trial_id="nan", last_result={"mlflow_run_id": failed.run_id})
+    _close_lost_run(plan, reported, "something else")  # type: ignore[arg-type]
+
+    runs = {r.tags["ray_trial_id"]: r for r in query_runs(uri, "lost")}
+    assert runs["lost"].status == "FAILED" and runs["lost"].run_id == lost.run_id
+    assert runs["lost"].tags["error"] == "The actor is dead"
+    assert runs["nan"].tags["error"].startswith("TrialFailedError: training loss became nan")
+
+
+def test_a_retried_trial_gets_a_line_that_says_so_and_counts_in_the_bar() -> None:
+    lines: list[str] = []
+    console = SweepConsole([("val_acc", "max")], 12, lines.append, default_strategy="graft")
+    console.retried(_trial("0000000a", "graft", 0.9), "The actor is dead")
+    console.ended("FINISHED", _trial("0000000a", "graft", 0.9))
+    assert lines[0] == "        trial 0000000a RETRIED       graft  The actor is dead"
+    assert lines[1].startswith("[ 1/12] trial 0000000a FINISHED")
+    assert lines[0].index("RETRIED") == lines[1].index("FINISHED")
+    assert "retried 1" in console.status()

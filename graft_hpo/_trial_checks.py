@@ -1,0 +1,91 @@
+"""What a trial checks before anything is written: registry names, selector parameters, the
+final stage, and plug-in data and models against their contracts (``validate`` and ``sweep``
+call these too)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import torch
+
+from graft_hpo._registry import add_plugin_path
+from graft_hpo._registry import is_plugin
+from graft_hpo._torch import gather_batch
+from graft_hpo.config import PipelineConfig
+from graft_hpo.data import DataBundle
+from graft_hpo.data import check_data
+from graft_hpo.data import load_data
+from graft_hpo.exceptions import ConfigError
+from graft_hpo.models import build_model
+from graft_hpo.models import check_model
+from graft_hpo.models import check_model_outputs
+from graft_hpo.selection import Selector
+from graft_hpo.selection import build_selector
+from graft_hpo.tracking import parse_policy
+
+__all__ = ["check_pipeline", "check_plugins"]
+
+_T = TypeVar("_T")
+
+
+def check_pipeline(config: PipelineConfig) -> Selector:
+    """Check what the config loader cannot: registry names and selector parameters.
+
+    Cheap (no data is loaded). Raises :class:`ConfigError` listing every problem.
+
+    Returns:
+        The selector ``config.selection`` describes, built by the check: a trial trains with
+        it rather than build another.
+    """
+    add_plugin_path(config.plugin_path)
+    errors: list[str] = []
+    _collect(errors, lambda: check_data(config.data))
+    selector = _collect(errors, lambda: build_selector(config.selection, config.train))
+    _collect(errors, lambda: check_model(config.model))
+    _collect(errors, lambda: _check_final_stage(config))
+    if errors or selector is None:
+        raise ConfigError(errors)
+    return selector
+
+
+def check_plugins(
+    config: PipelineConfig, parts: tuple[DataBundle, torch.nn.Module] | None = None
+) -> None:
+    """Check plug-in data and models against their contracts (see the README): runs the
+    data function and factory (unless ``parts`` holds what they built) and the model on 8
+    training inputs. ``validate`` and ``sweep`` call it before anything is written.
+
+    Raises:
+        ConfigError: the first broken rule, naming the plug-in, the rule and what was found.
+    """
+    if not (is_plugin(config.data.name) or is_plugin(config.model.name)):
+        return
+    if parts is None:
+        bundle = load_data(config.data, seed=config.train.seed)
+        shape, classes = bundle.input_shape, bundle.num_classes
+        parts = bundle, build_model(config.model, input_shape=shape, num_classes=classes)
+    bundle, model = parts
+    x, _ = gather_batch(bundle.train_eval, torch.arange(min(8, len(bundle.train_eval))))  # type: ignore[arg-type]
+    keys = {"model_key": f"model.name {config.model.name!r}"}
+    keys["data_key"] = f"data.name {config.data.name!r}"
+    check_model_outputs(model, x, num_classes=bundle.num_classes, **keys)
+
+
+def _collect(errors: list[str], check: Callable[[], _T]) -> _T | None:
+    """``check()``, or None with its :class:`ConfigError`'s messages added to ``errors``."""
+    try:
+        return check()
+    except ConfigError as err:
+        errors += err.errors
+        return None
+
+
+def _check_final_stage(config: PipelineConfig) -> None:
+    if config.select is not None:
+        parse_policy(config.select.policy)
+    if config.retrain is not None and config.select is None:
+        raise ConfigError(
+            "retrain needs a select stage to choose the run; got select: null "
+            "(add e.g. select: {policy: knee})"
+        )

@@ -1,0 +1,140 @@
+"""Trial checkpoints: what a trial writes through Ray's checkpoint API, and what its retry (or
+a resumed sweep) reads back. docs/reliability.md says what survives what.
+
+A checkpoint is one file, ``trial.pt``, in a folder Ray persists into the sweep's storage
+(``<sweep>/ray/<trial>/checkpoint_NNNNNN``): the training loop's state (model, optimizer,
+sampler, RNGs, progress: :mod:`graft_hpo.training._checkpoint`), the trial's MLflow run, and
+the energy, CO2 and time it has spent so far. It is written under a temporary name and renamed,
+read with ``torch.load(weights_only=True)`` (tensors and plain data only, no code), and only
+from inside the sweep's own folder. A checkpoint that is missing, corrupt, of another format or
+of another trial restarts the trial from its first epoch with a warning; it never fails a sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CHECKPOINT_FILE", "CHECKPOINT_S", "Checkpoints", "read_checkpoint"]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "trial.pt"
+# metric: a trial's seconds spent writing checkpoints and reporting them (an upper bound of
+# what checkpointing costs it: the report would be sent anyway)
+CHECKPOINT_S = "checkpoint_s"
+_FORMAT = 1  # of the file's outer layout (the loop's state has its own)
+
+
+@dataclass
+class Checkpoints:
+    """When one trial checkpoints, and what: every ``every`` epochs and at every rung of the
+    scheduler, but not after the last epoch (the trial's end follows at once).
+
+    Args:
+        every: ``train.checkpoint_every`` (0: never).
+        rungs: epoch counts a scheduler compares trials at.
+        epochs: the trial's ``train.epochs``.
+        owner: ``sweep_id`` and ``trial_id``, written into the file and checked on reading.
+        spent: what earlier attempts measured (``duration_s`` among it): carried on.
+    """
+
+    every: int
+    rungs: set[int]
+    epochs: int
+    owner: dict[str, str]
+    spent: Mapping[str, float] = field(default_factory=dict)
+    run_id: str | None = None
+    started: float = field(default_factory=time.perf_counter)  # this attempt's start
+    spent_s: float = 0.0  # seconds spent checkpointing, earlier attempts included
+
+    def __post_init__(self) -> None:
+        self.spent_s = self.spent.get(CHECKPOINT_S, 0.0)
+
+    def epoch_counts(self) -> set[int]:
+        """The epoch counts after which a checkpoint is written (and the trial validates)."""
+        if self.every <= 0:
+            return set()
+        due = set(range(self.every, self.epochs + 1, self.every)) | self.rungs
+        return {n for n in due if n < self.epochs}
+
+    @contextlib.contextmanager
+    def written(self, snapshot: Mapping[str, Any], metrics: Mapping[str, float]) -> Iterator[str]:
+        """A folder holding the checkpoint after the epoch of ``metrics`` (whose emissions
+        figures are the trial's totals so far); it is deleted when the block ends, once Ray has
+        persisted it (``tune.report`` copies it into storage before returning)."""
+        import torch
+
+        from graft_hpo.sweep._search import EMISSIONS_METRICS
+
+        spent = {k: float(metrics[k]) for k in EMISSIONS_METRICS if k in metrics}
+        elapsed = time.perf_counter() - self.started
+        spent["duration_s"] = self.spent.get("duration_s", 0.0) + elapsed
+        spent[CHECKPOINT_S] = self.spent_s
+        payload = {
+            "format": _FORMAT,
+            **self.owner,
+            "run_id": self.run_id,
+            "loop": snapshot,
+            "spent": spent,
+            "wall_time": time.time(),  # to date the epochs logged after it (a lost attempt's)
+        }
+        with tempfile.TemporaryDirectory(prefix="graft-hpo-checkpoint-") as folder:
+            part = Path(folder) / f"{CHECKPOINT_FILE}.part"
+            torch.save(payload, part)
+            os.replace(part, Path(folder) / CHECKPOINT_FILE)  # never half a file under the name
+            yield folder
+
+
+def read_checkpoint(checkpoint: Any, *, sweep_dir: str, owner: Mapping[str, str]) -> Any:
+    """The payload of Ray's ``checkpoint`` for the trial ``owner`` names, or None.
+
+    None, with a warning, for a checkpoint outside ``sweep_dir`` (on a local file system), one
+    that cannot be read, or one of another format, sweep or trial: the trial then trains from
+    its first epoch.
+    """
+    if checkpoint is None:
+        return None
+    where = str(getattr(checkpoint, "path", checkpoint))
+    try:
+        _check_inside(checkpoint, sweep_dir)
+        with checkpoint.as_directory() as folder:
+            payload = _load(Path(folder) / CHECKPOINT_FILE)
+        for key, value in {"format": _FORMAT, **owner}.items():
+            if not isinstance(payload, dict) or payload.get(key) != value:
+                found = payload.get(key) if isinstance(payload, dict) else type(payload).__name__
+                raise ValueError(f"{key} is {found!r}, expected {value!r}")
+    except Exception as err:  # anything wrong with it: start over, never fail the sweep
+        logger.warning(
+            "trial %s: checkpoint %s not used (%s: %s); training from the first epoch",
+            owner.get("trial_id"),
+            where,
+            type(err).__name__,
+            err,
+        )
+        return None
+    return payload
+
+
+def _check_inside(checkpoint: Any, sweep_dir: str) -> None:
+    filesystem = getattr(checkpoint, "filesystem", None)
+    if filesystem is not None and getattr(filesystem, "type_name", "local") != "local":
+        return  # shared or cloud storage: Ray put it under the sweep's storage path itself
+    path = Path(checkpoint.path).resolve()
+    if not path.is_relative_to(Path(sweep_dir).resolve()):
+        raise ValueError(f"it is outside the sweep folder {sweep_dir}")
+
+
+def _load(path: Path) -> Any:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -164,17 +164,21 @@ def searcher(plan: SweepPlan) -> Any:
     )
 
 
+# config.SAMPLERS (the names validation accepts) -> Optuna's sampler class and its arguments
+# besides the seed; tests/sweep/test_samplers.py holds the keys to those names
+_OPTUNA_SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "tpe": ("TPESampler", {"multivariate": True, "constant_liar": True}),
+    "nsga2": ("NSGAIISampler", {}),
+    "gp": ("GPSampler", {}),
+    "random": ("RandomSampler", {}),
+}
+
+
 def _sampler(config: PipelineConfig) -> Any:
     import optuna
 
-    search = config.search
-    if search.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=search.seed, multivariate=True, constant_liar=True)
-    if search.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=search.seed)
-    if search.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=search.seed)
-    return optuna.samplers.RandomSampler(seed=search.seed)
+    name, kwargs = _OPTUNA_SAMPLERS[config.search.sampler]  # an unknown name fails validation
+    return getattr(optuna.samplers, name)(seed=config.search.seed, **kwargs)
 
 
 def open_storage(url: str) -> Any:

@@ -8,13 +8,22 @@ import pickle
 import optuna
 import pytest
 
+from graft_hpo.config import SAMPLERS
 from graft_hpo.config import load_pipeline
+from graft_hpo.exceptions import ConfigError
 from graft_hpo.space import load_space
+from graft_hpo.sweep._search import _OPTUNA_SAMPLERS
 from graft_hpo.sweep._search import _sampler
 from graft_hpo.sweep._search import define_by_run
 
 
-@pytest.mark.parametrize("name", ["tpe", "nsga2", "gp", "random"])
+def test_every_sampler_name_a_pipeline_may_give_builds_one_and_no_other() -> None:
+    assert list(_OPTUNA_SAMPLERS) == list(SAMPLERS)
+    with pytest.raises(ConfigError, match=r"search.sampler must be one of .*did you mean 'gp'"):
+        load_pipeline("digits", ["search.sampler=gpp"])
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
 def test_sampler_runs_a_two_objective_study(name: str) -> None:
     config = load_pipeline("digits", [f"search.sampler={name}", "search.seed=3"])
     space = define_by_run(load_space("digits"))

@@ -252,7 +252,7 @@ def _git_state() -> Json:
 
 
 def run_all(args: argparse.Namespace) -> Json:
-    from graft_hpo.sweep import load_space
+    from graft_hpo.space import load_space
 
     git = _git_state()
     space = {s.name: s for s in load_space(SPACE).params}

@@ -120,7 +120,7 @@ def anytime(trials: list[Json], shared_kwh: float, reference: list[float]) -> li
 
 
 def one_sweep(args: argparse.Namespace, arm: str, seed: int, uri: str, stamp: str) -> Json:
-    from graft_hpo.sweep import load_space
+    from graft_hpo.space import load_space
     from graft_hpo.sweep._folder import ranking_cost
 
     overrides = [*ARMS[arm], f"search.seed={seed}", *args.set]

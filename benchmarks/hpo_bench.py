@@ -85,7 +85,7 @@ from benchmarks._trials import sweep_hypervolume  # noqa: E402
 from benchmarks._trials import time_breakdown  # noqa: E402
 from benchmarks._trials import total  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
-from graft_hpo.sweep import load_space  # noqa: E402
+from graft_hpo.space import load_space  # noqa: E402
 from graft_hpo.trial import run_trial  # noqa: E402
 
 Json = dict[str, Any]

@@ -151,7 +151,7 @@ def sweep_overrides(args: argparse.Namespace, arm: str, seed: int) -> list[str]:
 
 
 def one_sweep(args: argparse.Namespace, arm: str, seed: int, uri: str, stamp: str) -> Json:
-    from graft_hpo.sweep import load_space
+    from graft_hpo.space import load_space
     from graft_hpo.sweep._folder import ranking_cost
 
     overrides = sweep_overrides(args, arm, seed)

@@ -51,7 +51,7 @@ from benchmarks._sweeps import warm_up  # noqa: E402
 from benchmarks._tables import head  # noqa: E402
 from benchmarks._tables import num  # noqa: E402
 from graft_hpo.config import load_pipeline  # noqa: E402
-from graft_hpo.sweep import load_space  # noqa: E402
+from graft_hpo.space import load_space  # noqa: E402
 
 Json = dict[str, Any]
 

@@ -58,7 +58,7 @@ def test_python_tags_in_a_pipeline_are_refused(
 
 
 def test_python_tags_in_overrides_and_search_spaces_are_refused(tmp_path: Path) -> None:
-    from graft_hpo.sweep import load_space
+    from graft_hpo.space import load_space
 
     marker = tmp_path / "ran"
     with pytest.raises(ConfigError, match="python/object/apply"):

@@ -53,11 +53,14 @@ from graft_hpo.config._schema import SelectConfig
 from graft_hpo.config._schema import SelectionConfig
 from graft_hpo.config._schema import TrackingConfig
 from graft_hpo.config._schema import TrainConfig
+from graft_hpo.config._validate import SAMPLERS
 from graft_hpo.config._validate import rule_errors
+from graft_hpo.config._validate import show
 from graft_hpo.config._yaml import load_yaml
 
 __all__ = [
     "BUNDLED_KINDS",
+    "SAMPLERS",
     "DataConfig",
     "EmissionsConfig",
     "ModelConfig",
@@ -83,4 +86,5 @@ __all__ = [
     "parse_overrides",
     "resolve_bundled",
     "rule_errors",
+    "show",
 ]

@@ -127,7 +127,7 @@ def _default_objectives() -> list[ObjectiveConfig]:
 class SearchConfig:
     space: str | None = None  # bundled space name or path to a search-space YAML
     objectives: list[ObjectiveConfig] = field(default_factory=_default_objectives)
-    sampler: str = "tpe"  # tpe | nsga2 | gp | random
+    sampler: str = "tpe"  # one of _validate.SAMPLERS: tpe | nsga2 | gp | random
     trials: int = 12  # in [1, 1000000]
     seed: int = 0  # seeds the sampler
     max_concurrent: int = 2  # trials running at once, in [1, 10000]

@@ -39,6 +39,7 @@ from graft_hpo.config._schema import TrainConfig
 __all__ = [
     "CROSS_CHECKS",
     "RULES",
+    "SAMPLERS",
     "Check",
     "CrossCheck",
     "build_config",
@@ -106,6 +107,8 @@ NON_EMPTY = Check("a non-empty string", lambda v: v.strip() != "")
 NON_EMPTY_LIST = Check("a non-empty list", lambda v: len(v) > 0)
 NAME = matches(r"[A-Za-z0-9_.-]+", "a non-empty string of letters, digits, '_', '.' and '-'")
 MODE = one_of("max", "min")
+# Optuna's samplers a pipeline may name; sweep/_search.py builds each (one entry per name)
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
 
 # section dataclass -> field -> constraint on the (type-checked, non-None) value
 RULES: dict[type, dict[str, Check]] = {
@@ -167,7 +170,7 @@ RULES: dict[type, dict[str, Check]] = {
     SearchConfig: {
         "space": NON_EMPTY,
         "objectives": NON_EMPTY_LIST,
-        "sampler": one_of("tpe", "nsga2", "gp", "random"),
+        "sampler": one_of(*SAMPLERS),
         "trials": interval(1, MAX_TRIALS, "[]"),
         "seed": at_least(0),
         "max_concurrent": interval(1, MAX_CONCURRENT, "[]"),

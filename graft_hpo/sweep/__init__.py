@@ -29,6 +29,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+# re-exported: they were graft_hpo.sweep's names before graft_hpo.space held them
+from graft_hpo.space import ParamSpec
+from graft_hpo.space import SearchSpace
+from graft_hpo.space import load_space
+from graft_hpo.space import validate_space
 from graft_hpo.sweep._console import Printer
 from graft_hpo.sweep._console import SweepConsole
 from graft_hpo.sweep._driver import execute
@@ -48,10 +53,6 @@ from graft_hpo.sweep._prepare import find_sweep_dir
 from graft_hpo.sweep._prepare import prepare_sweep
 from graft_hpo.sweep._ray import init_ray
 from graft_hpo.sweep._result import SweepResult
-from graft_hpo.sweep._space import ParamSpec
-from graft_hpo.sweep._space import SearchSpace
-from graft_hpo.sweep._space import load_space
-from graft_hpo.sweep._space import validate_space
 
 __all__ = [
     "ParamSpec",

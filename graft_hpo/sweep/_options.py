@@ -15,11 +15,10 @@ from graft_hpo.config import ModelConfig
 from graft_hpo.data import check_data
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.models import check_model
-from graft_hpo.sweep._space import with_source
 
 if TYPE_CHECKING:
     from graft_hpo.config import PipelineConfig
-    from graft_hpo.sweep._space import SearchSpace
+    from graft_hpo.space import SearchSpace
 
 __all__ = ["check_option_params"]
 
@@ -63,4 +62,4 @@ def check_option_params(space: SearchSpace, config: PipelineConfig) -> None:
             if found and all(message is not None for message in found):
                 errors.append(f"params.{prefix}{key}: {found[0]}")
     if errors:
-        raise ConfigError(with_source(errors, space.source))
+        raise space.error(errors)

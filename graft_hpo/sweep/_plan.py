@@ -16,9 +16,9 @@ from graft_hpo.config import PipelineConfig
 from graft_hpo.config import config_from_dict
 from graft_hpo.config import config_to_dict
 from graft_hpo.exceptions import ConfigError
+from graft_hpo.space import SearchSpace
+from graft_hpo.space import space_from_dict
 from graft_hpo.sweep._folder import write_json
-from graft_hpo.sweep._space import SearchSpace
-from graft_hpo.sweep._space import space_from_dict
 
 __all__ = ["SweepPlan", "optuna_storage", "plan_from_dict", "plan_to_dict", "read_plan"]
 

@@ -16,6 +16,9 @@ from graft_hpo.config import apply_overrides
 from graft_hpo.config import flatten_config
 from graft_hpo.config import load_pipeline
 from graft_hpo.exceptions import ConfigError
+from graft_hpo.space import SearchSpace
+from graft_hpo.space import load_space
+from graft_hpo.space import validate_space
 from graft_hpo.sweep._folder import default_sweeps_dir
 from graft_hpo.sweep._folder import write_ranking
 from graft_hpo.sweep._options import check_option_params
@@ -28,9 +31,6 @@ from graft_hpo.sweep._ray import check_resources
 from graft_hpo.sweep._ray import init_ray
 from graft_hpo.sweep._search import EMISSIONS_METRICS
 from graft_hpo.sweep._search import open_storage
-from graft_hpo.sweep._space import SearchSpace
-from graft_hpo.sweep._space import load_space
-from graft_hpo.sweep._space import validate_space
 from graft_hpo.tracking import METRICS
 from graft_hpo.tracking import TAG_OBJECTIVES
 from graft_hpo.tracking import TAG_ROLE

@@ -22,7 +22,7 @@ from graft_hpo.emissions import measure_emissions
 from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.proxy import proxy_ranking
 from graft_hpo.selection import Ranking
-from graft_hpo.sweep._space import SearchSpace
+from graft_hpo.space import SearchSpace
 from graft_hpo.trial import set_up_process
 
 __all__ = ["COST_PREFIX", "compute_ranking", "needs_ranking"]
@@ -46,7 +46,7 @@ def needs_ranking(config: PipelineConfig, space: SearchSpace) -> bool:
     for spec in space.params:
         if spec.name in options and spec.choices is not None:
             # always sampled: the pipeline's value never applies; conditional: it may
-            kept = options[spec.name] if spec.when is not None else set()
+            kept = options[spec.name] if spec.when else set()
             options[spec.name] = kept | set(spec.choices)
     return "graft" in options["selection.strategy"] and "sweep" in options["selection.scope"]
 

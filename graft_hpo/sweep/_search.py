@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import TYPE_CHECKING
 from typing import Any
 
 from graft_hpo.config import PipelineConfig
@@ -15,11 +16,15 @@ from graft_hpo.sweep._folder import ranking_cost
 from graft_hpo.sweep._moasha import make_moasha
 from graft_hpo.sweep._plan import SweepPlan
 from graft_hpo.sweep._plan import optuna_storage
-from graft_hpo.sweep._space import define_by_run
 from graft_hpo.tracking import ATTR_MLFLOW_RUN
 from graft_hpo.tracking import TAG_OPTUNA_TRIAL
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import redact
+
+if TYPE_CHECKING:
+    from optuna.trial import BaseTrial
+
+    from graft_hpo.space import SearchSpace
 
 __all__ = [
     "COST_METRICS",
@@ -27,6 +32,7 @@ __all__ = [
     "EMISSIONS_METRICS",
     "EPOCHS_DONE",
     "FAILED_KEY",
+    "define_by_run",
     "open_storage",
     "scheduler",
     "scheduler_rungs",
@@ -72,6 +78,33 @@ def told_optuna(
         scale = epochs / result[EPOCHS_DONE]
         return {k: v * scale if k in COST_METRICS else v for k, v in result.items()}
     return result
+
+
+class _DefineByRun:
+    """A picklable define-by-run function (Ray pickles the searcher with its space)."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+
+    def __call__(self, trial: BaseTrial) -> None:
+        self.space.sample(trial)
+
+    def __repr__(self) -> str:
+        return (
+            f"define_by_run({self.space.source or 'search space'}: {', '.join(self.space.names)})"
+        )
+
+
+def define_by_run(space: SearchSpace) -> _DefineByRun:
+    """The define-by-run function for ``ray.tune.search.optuna.OptunaSearch(space=...)``.
+
+    Ray wraps the Optuna trial so that each ``suggest_*`` call records its value under its
+    name, runs this function, and hands the trainable ``unflatten_dict(recorded)``, which
+    splits names on ``"/"`` only: dotted names stay flat keys of the trial's config
+    (``config["selection.fraction"]``), ready for ``apply_overrides``. Inactive parameters are
+    absent. The function returns None (no constants to add).
+    """
+    return _DefineByRun(space)
 
 
 def searcher(plan: SweepPlan) -> Any:
@@ -137,17 +170,21 @@ def searcher(plan: SweepPlan) -> Any:
     )
 
 
+# config.SAMPLERS (the names validation accepts) -> Optuna's sampler class and its arguments
+# besides the seed; tests/sweep/test_samplers.py holds the keys to those names
+_OPTUNA_SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "tpe": ("TPESampler", {"multivariate": True, "constant_liar": True}),
+    "nsga2": ("NSGAIISampler", {}),
+    "gp": ("GPSampler", {}),
+    "random": ("RandomSampler", {}),
+}
+
+
 def _sampler(config: PipelineConfig) -> Any:
     import optuna
 
-    search = config.search
-    if search.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=search.seed, multivariate=True, constant_liar=True)
-    if search.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=search.seed)
-    if search.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=search.seed)
-    return optuna.samplers.RandomSampler(seed=search.seed)
+    name, kwargs = _OPTUNA_SAMPLERS[config.search.sampler]  # an unknown name fails validation
+    return getattr(optuna.samplers, name)(seed=config.search.seed, **kwargs)
 
 
 def open_storage(url: str) -> Any:

@@ -30,7 +30,7 @@ from benchmarks.fidelity_bench import sample_configs
 from benchmarks.fidelity_bench import top1_regret
 from graft_hpo.config import load_pipeline
 from graft_hpo.selection import Ranking
-from graft_hpo.sweep import load_space
+from graft_hpo.space import load_space
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,29 @@
-"""Every sampler a pipeline can name drives a real multi-objective Optuna study."""
+"""Every sampler a pipeline can name drives a real multi-objective Optuna study, sampling the
+search space through Ray's OptunaSearch."""
 
 from __future__ import annotations
+
+import pickle
 
 import optuna
 import pytest
 
+from graft_hpo.config import SAMPLERS
 from graft_hpo.config import load_pipeline
+from graft_hpo.exceptions import ConfigError
+from graft_hpo.space import load_space
+from graft_hpo.sweep._search import _OPTUNA_SAMPLERS
 from graft_hpo.sweep._search import _sampler
-from graft_hpo.sweep._space import define_by_run
-from graft_hpo.sweep._space import load_space
+from graft_hpo.sweep._search import define_by_run
 
 
-@pytest.mark.parametrize("name", ["tpe", "nsga2", "gp", "random"])
+def test_every_sampler_name_a_pipeline_may_give_builds_one_and_no_other() -> None:
+    assert list(_OPTUNA_SAMPLERS) == list(SAMPLERS)
+    with pytest.raises(ConfigError, match=r"search.sampler must be one of .*did you mean 'gp'"):
+        load_pipeline("digits", ["search.sampler=gpp"])
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
 def test_sampler_runs_a_two_objective_study(name: str) -> None:
     config = load_pipeline("digits", [f"search.sampler={name}", "search.seed=3"])
     space = define_by_run(load_space("digits"))
@@ -40,3 +52,32 @@ def test_seeded_sampler_repeats_its_suggestions() -> None:
         return out
 
     assert suggestions() == suggestions()
+
+
+def test_define_by_run_only_suggests_and_returns_none() -> None:
+    space = load_space("digits")
+    function = define_by_run(space)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    trial = study.ask()
+    assert function(trial) is None
+    assert set(trial.params) <= set(space.names) and "selection.strategy" in trial.params
+    assert pickle.loads(pickle.dumps(function)).space == space  # Ray pickles its searcher
+
+
+def test_ray_optuna_search_hands_dotted_names_to_the_trainable() -> None:
+    optuna_search = pytest.importorskip("ray.tune.search.optuna")
+    space = load_space("digits")  # the bundled space with a condition on the strategy
+    searcher = optuna_search.OptunaSearch(
+        space=define_by_run(space),
+        metric=["val_acc", "co2_kg"],
+        mode=["max", "min"],
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    configs = [searcher.suggest(f"t{i}") for i in range(24)]
+    for config in configs:
+        assert set(config) <= set(space.names)  # flat dotted keys, not nested dicts
+        assert {"train.lr", "selection.strategy"} <= set(config)
+        subset = config["selection.strategy"] in ("graft", "random")
+        assert ("selection.fraction" in config) == subset
+        assert ("selection.prune_ratio" in config) == (config["selection.strategy"] == "infobatch")
+    assert {c["selection.strategy"] for c in configs} == {"graft", "random", "full", "infobatch"}

@@ -12,7 +12,7 @@ from graft_hpo.config import load_pipeline
 from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.selection import Ranking
 from graft_hpo.selection._base import budget_of
-from graft_hpo.sweep import load_space
+from graft_hpo.space import load_space
 from graft_hpo.sweep import resume_sweep
 from graft_hpo.sweep import run_sweep
 from graft_hpo.sweep._ranking import needs_ranking

@@ -1,7 +1,7 @@
 """Check the plain data of a search-space YAML file, collecting every problem at once.
 
 :func:`check_space_data` turns ``{"params": {...}}`` into one keyword dict per parameter (the
-fields of :class:`graft_hpo.sweep._space.ParamSpec`) plus a list of messages, each of the form
+fields of :class:`graft_hpo.space.ParamSpec`) plus a list of messages, each of the form
 ``"params.<dotted.name>.<field> must be <constraint>; got <value>"``.
 """
 
@@ -14,14 +14,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from graft_hpo.sweep._conditions import ConditionSyntaxError
-from graft_hpo.sweep._conditions import Node
-from graft_hpo.sweep._conditions import Scalar
-from graft_hpo.sweep._conditions import comparisons
-from graft_hpo.sweep._conditions import parse_condition
-from graft_hpo.sweep._conditions import scalars_equal
+from graft_hpo.config import show
+from graft_hpo.space._conditions import NAME
+from graft_hpo.space._conditions import Condition
+from graft_hpo.space._conditions import ConditionSyntaxError
+from graft_hpo.space._conditions import Scalar
+from graft_hpo.space._conditions import parse_when
+from graft_hpo.space._conditions import scalars_equal
 
-__all__ = ["PARAM_TYPES", "check_space_data", "show"]
+__all__ = ["PARAM_TYPES", "check_space_data"]
 
 PARAM_TYPES = ("float", "int", "categorical")
 _NUMERIC_FIELDS = ("type", "low", "high", "log", "step", "when")
@@ -37,14 +38,8 @@ _ARTICLED = {
 }
 _ALL_FIELDS = ("type", "low", "high", "log", "step", "choices", "when")
 _TOP_KEYS = ("params",)
-_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_PATH = re.compile(NAME)
 _SCALARS = "strings, finite numbers, true, false or null"
-
-
-def show(value: Any, limit: int = 80) -> str:
-    """``repr(value)``, shortened to about ``limit`` characters for messages."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _close(word: object, choices: tuple[str, ...] | list[str]) -> str:
@@ -144,25 +139,28 @@ _NO_TWIN = object()
 
 
 def _check_literals(
-    node: Node, declared: Mapping[str, dict[str, Any] | None], key: str, errors: list[str]
+    when: tuple[Condition, ...],
+    declared: Mapping[str, dict[str, Any] | None],
+    key: str,
+    errors: list[str],
 ) -> None:
     """A literal that a parameter can never take makes a condition silently constant."""
-    for comparison in comparisons(node):
-        target = declared.get(comparison.name)
+    for condition in when:
+        target = declared.get(condition.name)
         if target is None:  # declared, but invalid itself: already reported
             continue
-        for value in comparison.values:
+        for value in condition.values:
             if target["type"] == "categorical":
                 choices = target["choices"]
                 if not any(scalars_equal(value, choice) for choice in choices):
                     words = [choice for choice in choices if isinstance(choice, str)]
                     errors.append(
-                        f"{key}.when must compare {comparison.name} with one of its choices "
+                        f"{key}.when must compare {condition.name} with one of its choices "
                         f"({', '.join(map(repr, choices))}); got {value!r}{_close(value, words)}"
                     )
             elif isinstance(value, bool) or not isinstance(value, int | float):
                 errors.append(
-                    f"{key}.when must compare {comparison.name} (a {target['type']} parameter) "
+                    f"{key}.when must compare {condition.name} (a {target['type']} parameter) "
                     f"with numbers; got {value!r}"
                 )
 
@@ -173,23 +171,23 @@ def _condition(
     declared: Mapping[str, dict[str, Any] | None],
     later: list[str],
     errors: list[str],
-) -> Node | None:
+) -> tuple[Condition, ...]:
     key = f"params.{name}"
     if not isinstance(text, str):
         errors.append(
             f"{key}.when must be a condition string like \"selection.strategy == 'graft'\"; "
             f"got {show(text)}"
         )
-        return None
+        return ()
     try:
-        node = parse_condition(text)
+        when = parse_when(text)
     except ConditionSyntaxError as exc:
         errors.append(
             f"{key}.when has invalid syntax at column {exc.column}: {exc.message}; in {show(text)}"
         )
-        return None
+        return ()
     first = len(errors)
-    for ref in node.names():
+    for ref in dict.fromkeys(condition.name for condition in when):
         if ref in declared:
             continue
         if ref == name:
@@ -202,8 +200,8 @@ def _condition(
             f"{key}.when must name only parameters declared before {name}; got {ref!r}, {why}"
         )
     if len(errors) == first:
-        _check_literals(node, declared, key, errors)
-    return None if len(errors) > first else node
+        _check_literals(when, declared, key, errors)
+    return when
 
 
 def _param(
@@ -240,10 +238,10 @@ def _param(
         fields = None if choices is None else {"choices": choices}
     elif kind in ("float", "int"):
         fields = _range_fields(kind, spec, key, errors)
-    when = _condition(name, spec["when"], declared, later, errors) if "when" in spec else None
+    when = _condition(name, spec["when"], declared, later, errors) if "when" in spec else ()
     if fields is None or len(errors) > first:
         return None
-    return {"name": name, "type": kind, **fields, "when": when, "when_text": spec.get("when")}
+    return {"name": name, "type": kind, **fields, "when": when}
 
 
 def _params(params: Mapping[Any, Any], errors: list[str]) -> list[dict[str, Any]]:

@@ -1,72 +1,51 @@
-"""Search spaces: a YAML file of parameters -> an Optuna define-by-run function.
+"""The search space's classes, and reading one from YAML and checking it against a pipeline.
 
-A search space maps dotted config paths to parameter specs, sampled in file order::
-
-    params:
-      train.lr:            {type: float, low: 1.0e-3, high: 0.3, log: true}
-      train.batch_size:    {type: categorical, choices: [64, 128, 256]}
-      selection.strategy:  {type: categorical, choices: [graft, random, full]}
-      selection.fraction:  {type: float, low: 0.05, high: 0.5,
-                            when: "selection.strategy != 'full'"}
-
-Types: ``float`` and ``int`` (``low`` < ``high``, optional ``log: true`` or ``step``) and
-``categorical`` (``choices``: strings, numbers, true, false, null). ``when:`` is a condition in
-the small language of :mod:`graft_hpo.sweep._conditions`; it may name only parameters declared
-earlier, and a parameter whose condition does not hold (or names an inactive parameter) is not
-sampled, so the trial keeps the pipeline's value for it.
-
-Parsing needs no Optuna; only sampling calls a trial's ``suggest_*`` methods.
-
-Example:
-    >>> space = space_from_dict({"params": {
-    ...     "selection.strategy": {"type": "categorical", "choices": ["graft", "full"]},
-    ...     "selection.fraction": {"type": "float", "low": 0.1, "high": 0.5,
-    ...                            "when": "selection.strategy != 'full'"}}})
-    >>> space.names
-    ('selection.strategy', 'selection.fraction')
-    >>> import optuna
-    >>> trial = optuna.trial.FixedTrial({"selection.strategy": "full"})
-    >>> space.sample(trial)
-    {'selection.strategy': 'full'}
+Parsing needs no Optuna; only sampling calls a trial's ``suggest_*`` methods. The format is
+described in :mod:`graft_hpo.space`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
+from typing import Protocol
 
 from graft_hpo.config import apply_overrides
 from graft_hpo.config import load_yaml
 from graft_hpo.config import resolve_bundled
 from graft_hpo.exceptions import ConfigError
-from graft_hpo.sweep._conditions import Node
-from graft_hpo.sweep._conditions import Scalar
-from graft_hpo.sweep._conditions import condition_holds
-from graft_hpo.sweep._space_checks import check_space_data
+from graft_hpo.space._checks import check_space_data
+from graft_hpo.space._conditions import Condition
+from graft_hpo.space._conditions import Scalar
+from graft_hpo.space._conditions import holds
 
 if TYPE_CHECKING:
-    from optuna.trial import BaseTrial
-
     from graft_hpo.config import PipelineConfig
 
-__all__ = [
-    "ParamSpec",
-    "SearchSpace",
-    "define_by_run",
-    "load_space",
-    "space_from_dict",
-    "validate_space",
-]
+__all__ = ["ParamSpec", "SearchSpace", "load_space", "space_from_dict", "validate_space"]
 
 logger = logging.getLogger(__name__)
 
 ParamType = Literal["float", "int", "categorical"]
+
+
+class Trial(Protocol):
+    """What sampling asks of a trial: the ``suggest_*`` methods of ``optuna.trial.BaseTrial``."""
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int, log: bool) -> int: ...
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None, log: bool
+    ) -> float: ...
+
+
 # Read by the driver before any trial starts, so a sampled value would silently do nothing.
 _FIXED_SECTIONS = ("name", "search", "tracking", "resources")
 
@@ -83,8 +62,7 @@ class ParamSpec:
         log: sample on a log scale (float/int; needs ``low > 0``).
         step: discretisation step (float/int); None for a continuous float, 1 for an int.
         choices: the values of a categorical parameter.
-        when: the parsed condition, or None when the parameter is always sampled.
-        when_text: the condition as written.
+        when: the conditions that must all hold for it to be sampled; () to always sample it.
     """
 
     name: str
@@ -94,10 +72,9 @@ class ParamSpec:
     log: bool = False
     step: float | int | None = None
     choices: tuple[Scalar, ...] | None = None
-    when: Node | None = None
-    when_text: str | None = None
+    when: tuple[Condition, ...] = ()
 
-    def suggest(self, trial: BaseTrial) -> Any:
+    def suggest(self, trial: Trial) -> Any:
         """Ask ``trial`` for this parameter's value (``trial.suggest_*`` under ``name``).
 
         Raises:
@@ -128,8 +105,8 @@ class ParamSpec:
                 data["log"] = True
             if self.step is not None:
                 data["step"] = self.step
-        if self.when_text is not None:
-            data["when"] = self.when_text
+        if self.when:
+            data["when"] = " and ".join(map(str, self.when))
         return data
 
 
@@ -150,7 +127,7 @@ class SearchSpace:
         """The dotted names of all parameters, in sampling order."""
         return tuple(spec.name for spec in self.params)
 
-    def sample(self, trial: BaseTrial) -> dict[str, Any]:
+    def sample(self, trial: Trial) -> dict[str, Any]:
         """The define-by-run body: suggest every parameter whose condition holds.
 
         Args:
@@ -162,7 +139,7 @@ class SearchSpace:
         """
         values: dict[str, Any] = {}
         for spec in self.params:
-            if spec.when is None or condition_holds(spec.when, values):
+            if holds(spec.when, values):
                 values[spec.name] = spec.suggest(trial)
         return values
 
@@ -170,11 +147,15 @@ class SearchSpace:
         """``{"params": {name: spec}}``, as in the YAML file (without its comments)."""
         return {"params": {spec.name: spec.to_dict() for spec in self.params}}
 
+    def error(self, errors: list[str]) -> ConfigError:
+        """The error for problems found in this space: the first message names its file."""
+        return _error(errors, self.source)
 
-def with_source(errors: list[str], source: str | None) -> list[str]:
+
+def _error(errors: list[str], source: str | None) -> ConfigError:
     # the file is named once, on the first message, so a list of problems stays readable
     where = f"search space {source}" if source else "search space"
-    return [f"{where}: {errors[0]}", *errors[1:]]
+    return ConfigError([f"{where}: {errors[0]}", *errors[1:]])
 
 
 def space_from_dict(data: Any, *, source: str | None = None) -> SearchSpace:
@@ -194,7 +175,7 @@ def space_from_dict(data: Any, *, source: str | None = None) -> SearchSpace:
     """
     fields, errors = check_space_data(data)
     if errors:
-        raise ConfigError(with_source(errors, source))
+        raise _error(errors, source)
     return SearchSpace(tuple(ParamSpec(**kwargs) for kwargs in fields), source)
 
 
@@ -269,37 +250,4 @@ def validate_space(space: SearchSpace, config: PipelineConfig) -> None:
             where = key if len(fields) == len(probes) else f"{key}.{fields[0]}"
             errors.append(f"{where}: {message}")
     if errors:
-        raise ConfigError(with_source(errors, space.source))
-
-
-class _DefineByRun:
-    """A picklable define-by-run function (Ray pickles the searcher with its space)."""
-
-    def __init__(self, space: SearchSpace) -> None:
-        self.space = space
-
-    def __call__(self, trial: BaseTrial) -> None:
-        self.space.sample(trial)
-
-    def __repr__(self) -> str:
-        return (
-            f"define_by_run({self.space.source or 'search space'}: {', '.join(self.space.names)})"
-        )
-
-
-def define_by_run(space: SearchSpace) -> Callable[[BaseTrial], None]:
-    """The define-by-run function for ``ray.tune.search.optuna.OptunaSearch(space=...)``.
-
-    Ray wraps the Optuna trial so that each ``suggest_*`` call records its value under its
-    name, runs this function, and hands the trainable ``unflatten_dict(recorded)``, which
-    splits names on ``"/"`` only: dotted names stay flat keys of the trial's config
-    (``config["selection.fraction"]``), ready for ``apply_overrides``. Inactive parameters are
-    absent. The function returns None (no constants to add).
-
-    Args:
-        space: the search space.
-
-    Returns:
-        A picklable callable ``f(trial) -> None`` that only calls ``trial.suggest_*``.
-    """
-    return _DefineByRun(space)
+        raise space.error(errors)

@@ -160,6 +160,7 @@ def run_trial(
     if tracking and resume.run_id is not None:
         run = RunLogger(tracking_uri or config.tracking.uri, resume.run_id)
         run.reopen()
+        run.set_tags(dict(tags or {}))  # this attempt's (its node, ...)
     elif tracking:
         run = _start_run(
             config, params, uri=tracking_uri, parent=parent_run_id, name=run_name, tags=tags

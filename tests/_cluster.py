@@ -223,7 +223,7 @@ def _ray_start(head: bool) -> list[str]:
 
 
 def _ray_node_cmd(
-    head: bool, temp_dir: Path, ports: list[int], resources: dict[str, float]
+    head: bool, temp_dir: Path, ports: list[int], resources: dict[str, float], cpus: int = 1
 ) -> list[str]:
     agent_http, agent_grpc, runtime_env, metrics = ports
     return [
@@ -232,7 +232,7 @@ def _ray_node_cmd(
         "--node-ip-address",
         HOST,
         "--num-cpus",
-        "1",
+        str(cpus),
         "--num-gpus",
         "0",
         "--resources",
@@ -259,22 +259,34 @@ def _ray_node_cmd(
     ]
 
 
-def _ray_started(daemon: Daemon) -> bool:
+def ray_started(daemon: Daemon) -> bool:
     return "Ray runtime started" in daemon.log_tail(100_000)
 
 
-def start_ray_head(c: Cluster) -> Daemon:
+def start_ray_head(c: Cluster, cpus: int = 1) -> Daemon:
     gcs, dashboard, *node_ports = free_ports(6)
-    cmd = _ray_node_cmd(True, c.root / "rh", node_ports, {"head_node": 1})
+    cmd = _ray_node_cmd(True, c.root / "rh", node_ports, {"head_node": 1}, cpus)
     cmd += ["--port", str(gcs), "--include-dashboard", "false", "--dashboard-port", str(dashboard)]
     c.ray_address = f"{HOST}:{gcs}"
     return c.add(start("ray-head", cmd, c.env, c.root))
 
 
-def start_ray_worker(c: Cluster) -> Daemon:
-    cmd = _ray_node_cmd(False, c.root / "rw", free_ports(4), {"worker_node": 1})
+def start_ray_worker(c: Cluster, name: str = "ray-worker") -> Daemon:
+    cmd = _ray_node_cmd(False, c.root / name, free_ports(4), {"worker_node": 1})
     cmd += ["--address", c.ray_address]
-    return c.add(start("ray-worker", cmd, c.env, c.root))
+    return c.add(start(name, cmd, c.env, c.root))
+
+
+def kill(daemon: Daemon, *, timeout_s: float = 10.0) -> None:
+    """SIGKILL to everything in the daemon's session at once: a node that dies (preempted,
+    powered off), not one that shuts down."""
+    sid = daemon.proc.pid
+    for pid in session_members(sid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        daemon.proc.wait(timeout=timeout_s)
+    wait_until(lambda: not session_members(sid), timeout_s=timeout_s, what="kill", daemons=[])
 
 
 def start_mlflow_server(c: Cluster) -> Daemon:
@@ -300,8 +312,10 @@ def start_mlflow_server(c: Cluster) -> Daemon:
 
 
 @contextlib.contextmanager
-def cluster(*, timeout_s: float = 120.0) -> Iterator[Cluster]:
+def cluster(*, timeout_s: float = 120.0, head_cpus: int = 1) -> Iterator[Cluster]:
     """Start an MLflow server, a Ray head and a Ray worker node; stop exactly those at exit.
+
+    ``head_cpus=0`` keeps trials off the head: they all run on the worker node.
 
     Every log, socket and store lives under a short ``/tmp/gh-*`` folder (unix socket paths
     are limited to ~107 characters), removed at exit.
@@ -310,13 +324,11 @@ def cluster(*, timeout_s: float = 120.0) -> Iterator[Cluster]:
     c = Cluster(root=root, env=loopback_env(root / "home"))
     try:
         server = start_mlflow_server(c)  # its start overlaps the head's: both take seconds
-        head = start_ray_head(c)
-        wait_until(
-            lambda: _ray_started(head), timeout_s=timeout_s, what="ray head", daemons=[head]
-        )
+        head = start_ray_head(c, head_cpus)
+        wait_until(lambda: ray_started(head), timeout_s=timeout_s, what="ray head", daemons=[head])
         worker = start_ray_worker(c)
         wait_until(
-            lambda: _ray_started(worker), timeout_s=timeout_s, what="ray worker", daemons=[worker]
+            lambda: ray_started(worker), timeout_s=timeout_s, what="ray worker", daemons=[worker]
         )
         health = f"{c.tracking_uri}/health"
         wait_until(lambda: http_ok(health), timeout_s=timeout_s, what="mlflow", daemons=[server])

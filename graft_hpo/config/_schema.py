@@ -52,9 +52,10 @@ class TrainConfig:
     # auto (channels_last on the CPU, contiguous on CUDA) | channels_last | contiguous
     memory_format: str = "auto"
     compile: bool = False  # torch.compile the training forward pass (benchmarks/gpu_check.py)
-    # in a sweep, checkpoint the trial every N epochs (and at every scheduler rung) into the
-    # sweep's storage: a trial whose worker dies goes on from there; 0: never. In [0, 100000]
-    checkpoint_every: int = 1
+    # in a sweep, checkpoint the trial into the sweep's storage every N epochs and at every
+    # scheduler rung: a trial whose worker dies goes on from there. null: as often as costs at
+    # most 2% of the trial's time (measured as it goes); 0: never. In [0, 100000]
+    checkpoint_every: int | None = None
 
 
 @dataclass(frozen=True)

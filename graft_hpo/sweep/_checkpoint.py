@@ -24,7 +24,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CHECKPOINT_FILE", "CHECKPOINT_S", "Checkpoints", "read_checkpoint"]
+__all__ = ["AUTO_SHARE", "CHECKPOINT_FILE", "CHECKPOINT_S", "Checkpoints", "read_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,23 +32,29 @@ CHECKPOINT_FILE = "trial.pt"
 # metric: a trial's seconds spent writing checkpoints and reporting them (an upper bound of
 # what checkpointing costs it: the report would be sent anyway)
 CHECKPOINT_S = "checkpoint_s"
+AUTO_SHARE = 0.02  # train.checkpoint_every: null: checkpoints take at most this share of a trial
 _FORMAT = 1  # of the file's outer layout (the loop's state has its own)
 
 
 @dataclass
 class Checkpoints:
-    """When one trial checkpoints, and what: every ``every`` epochs and at every rung of the
-    scheduler, but not after the last epoch (the trial's end follows at once).
+    """When one trial checkpoints, and what.
+
+    After an epoch at a rung of the scheduler, and every ``every`` epochs; with ``every=None``
+    (the default), once the time since the last checkpoint is at least ``1 / AUTO_SHARE``
+    times what that checkpoint took, so that checkpoints cost at most ``AUTO_SHARE`` of the
+    trial's time (a checkpoint's time here includes Ray's copy and its report: an upper
+    bound). Never after the last epoch: the trial's end follows at once.
 
     Args:
-        every: ``train.checkpoint_every`` (0: never).
+        every: ``train.checkpoint_every`` (0: never; None: by their cost).
         rungs: epoch counts a scheduler compares trials at.
         epochs: the trial's ``train.epochs``.
         owner: ``sweep_id`` and ``trial_id``, written into the file and checked on reading.
         spent: what earlier attempts measured (``duration_s`` among it): carried on.
     """
 
-    every: int
+    every: int | None
     rungs: set[int]
     epochs: int
     owner: dict[str, str]
@@ -56,22 +62,40 @@ class Checkpoints:
     run_id: str | None = None
     started: float = field(default_factory=time.perf_counter)  # this attempt's start
     spent_s: float = 0.0  # seconds spent checkpointing, earlier attempts included
+    off: bool = False  # set when one could not be written: the trial goes on without
+    last_cost_s: float = 0.0  # what the last checkpoint took
+    last_at: float = field(default_factory=time.perf_counter)  # when it ended (or the start)
 
     def __post_init__(self) -> None:
         self.spent_s = self.spent.get(CHECKPOINT_S, 0.0)
 
-    def epoch_counts(self) -> set[int]:
-        """The epoch counts after which a checkpoint is written (and the trial validates)."""
-        if self.every <= 0:
-            return set()
-        due = set(range(self.every, self.epochs + 1, self.every)) | self.rungs
-        return {n for n in due if n < self.epochs}
+    def due(self, done: int) -> bool:
+        """Whether to checkpoint now, after ``done`` epochs."""
+        if self.off or self.every == 0 or done >= self.epochs:
+            return False
+        if done in self.rungs:
+            return True
+        if self.every is None:
+            return time.perf_counter() - self.last_at >= self.last_cost_s / AUTO_SHARE
+        return done % self.every == 0
 
     @contextlib.contextmanager
     def written(self, snapshot: Mapping[str, Any], metrics: Mapping[str, float]) -> Iterator[str]:
         """A folder holding the checkpoint after the epoch of ``metrics`` (whose emissions
         figures are the trial's totals so far); it is deleted when the block ends, once Ray has
-        persisted it (``tune.report`` copies it into storage before returning)."""
+        persisted it (``tune.report`` copies it into storage before returning). The block's
+        time, the report in it included, is the checkpoint's cost."""
+        start = time.perf_counter()
+        try:
+            with self._folder(snapshot, metrics) as folder:
+                yield folder
+        finally:
+            self.last_at = time.perf_counter()
+            self.last_cost_s = self.last_at - start
+            self.spent_s += self.last_cost_s
+
+    @contextlib.contextmanager
+    def _folder(self, snapshot: Mapping[str, Any], metrics: Mapping[str, float]) -> Iterator[str]:
         import torch
 
         from graft_hpo.sweep._search import EMISSIONS_METRICS

@@ -17,7 +17,6 @@ import dataclasses
 import logging
 import os
 import socket
-import time
 from typing import Any
 
 from graft_hpo.config import PipelineConfig
@@ -67,19 +66,17 @@ class _ReportToRay(TrialHooks):
         self.needed = needed  # the objectives: Ray refuses a report without them
         self.rungs = rungs  # the epochs a scheduler compares trials at: validated there
         self.checkpoints = checkpoints
-        self.checkpoint_at: set[int] = set()  # epoch counts, set when training starts
 
     def on_trial_start(self, run_id: str | None) -> None:
         self.run_id = self.checkpoints.run_id = run_id
 
     def on_train_start(self, state: Any) -> None:
-        self.checkpoint_at = self.checkpoints.epoch_counts()
         state.eval_at |= self.rungs
 
     def on_epoch_end(self, state: Any, metrics: dict[str, float]) -> None:
         from ray import tune
 
-        due = state.epoch + 1 in self.checkpoint_at
+        due = self.checkpoints.due(state.epoch + 1)
         if "val_acc" in metrics:
             check_measured(metrics, self.needed)
         elif not due:  # no validation this epoch (train.eval_every > 1), nothing to report
@@ -91,7 +88,6 @@ class _ReportToRay(TrialHooks):
         report = {**metrics, "epoch": state.epoch, EPOCHS_DONE: state.epoch + 1}
         report["mlflow_run_id"] = self.run_id
         try:
-            due = state.epoch + 1 in self.checkpoint_at
             if not (due and self._report_with_checkpoint(state, metrics, report)):
                 tune.report(report)
         except SystemExit:
@@ -110,7 +106,6 @@ class _ReportToRay(TrialHooks):
         checkpoints, and the report is still to be sent."""
         from ray import tune
 
-        start = time.perf_counter()
         try:
             with self.checkpoints.written(state.snapshot(), metrics) as folder:
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
@@ -122,10 +117,9 @@ class _ReportToRay(TrialHooks):
                 type(err).__name__,
                 err,
             )
-            self.checkpoint_at = set()
+            self.checkpoints.off = True
             return False
         finally:
-            self.checkpoints.spent_s += time.perf_counter() - start
             metrics[CHECKPOINT_S] = self.checkpoints.spent_s
         return True
 

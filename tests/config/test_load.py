@@ -57,7 +57,7 @@ def test_mnist_matches_the_documented_demo() -> None:
         0.25,  # data_on_device
         "auto",  # memory_format
         False,  # compile
-        1,  # checkpoint_every
+        None,  # checkpoint_every: by their cost
     )
     sel = cfg.selection
     assert (sel.strategy, sel.fraction, sel.select_every, sel.warm_start_epochs) == (

@@ -45,14 +45,44 @@ def _persisted(tmp_path: Path, checkpoints: Checkpoints, name: str = "checkpoint
 @pytest.mark.parametrize(
     ("every", "rungs", "epochs", "expected"),
     [
-        (1, set(), 4, {1, 2, 3}),  # not after the last epoch: the trial ends right after it
-        (2, {1, 3}, 7, {1, 2, 3, 4, 6}),  # and at every rung of the scheduler
-        (0, {1, 3}, 7, set()),  # 0: never, not even at the rungs
-        (10, set(), 5, set()),
+        (1, set(), 4, [1, 2, 3]),  # not after the last epoch: the trial ends right after it
+        (2, {1, 3}, 7, [1, 2, 3, 4, 6]),  # and at every rung of the scheduler
+        (0, {1, 3}, 7, []),  # 0: never, not even at the rungs
+        (10, set(), 5, []),
     ],
 )
-def test_checkpoint_epochs(every: int, rungs: set[int], epochs: int, expected: set[int]) -> None:
-    assert _checkpoints(every=every, rungs=rungs, epochs=epochs).epoch_counts() == expected
+def test_checkpoint_epochs(every: int, rungs: set[int], epochs: int, expected: list[int]) -> None:
+    checkpoints = _checkpoints(every=every, rungs=rungs, epochs=epochs)
+    assert [n for n in range(1, epochs + 1) if checkpoints.due(n)] == expected
+
+
+def test_by_default_checkpoints_cost_at_most_their_share_of_the_trial(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``every=None``: the first epoch checkpoints; then one that took 0.1 s waits for 5 s
+    (0.1 / 0.02) of training; a rung checkpoints whatever the clock says."""
+    from graft_hpo.sweep import _checkpoint
+
+    now = [100.0]
+    monkeypatch.setattr(_checkpoint, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    checkpoints = _checkpoints(every=None, rungs={4}, epochs=10, last_at=now[0])
+    assert checkpoints.due(1)
+    checkpoints.last_at, checkpoints.last_cost_s = now[0], 0.1  # what `written` records
+    now[0] += 4.9
+    assert not checkpoints.due(2)
+    assert checkpoints.due(4)  # a rung
+    now[0] += 0.1
+    assert checkpoints.due(3)
+    assert _checkpoint.AUTO_SHARE == 0.02
+    checkpoints.off = True  # one could not be written: none again
+    assert not checkpoints.due(4)
+
+
+def test_written_records_what_the_checkpoint_took(tmp_path: Path) -> None:
+    checkpoints = _checkpoints(spent={"checkpoint_s": 1.0})
+    _persisted(tmp_path, checkpoints)
+    assert checkpoints.last_cost_s > 0.0
+    assert checkpoints.spent_s == pytest.approx(1.0 + checkpoints.last_cost_s)
 
 
 def test_a_checkpoint_round_trips_with_what_the_trial_spent(tmp_path: Path) -> None:
@@ -131,11 +161,11 @@ def test_a_checkpoint_ray_cannot_persist_leaves_the_trial_going_without(
     hook = _ReportToRay(["val_acc"], set(), _checkpoints(epochs=4))
     state = SimpleNamespace(eval_at=set(), epoch=0, snapshot=dict)
     hook.on_train_start(state)
-    assert hook.checkpoint_at == {1, 2, 3}
+    assert hook.checkpoints.due(1)
     with caplog.at_level(logging.WARNING, logger="graft_hpo.sweep._trainable"):
         hook.on_epoch_end(state, {"val_acc": 0.5})
     assert [r["val_acc"] for r in reports] == [0.5]
-    assert hook.checkpoint_at == set()
+    assert not hook.checkpoints.due(2)
     assert "it goes on without them" in caplog.text
 
 

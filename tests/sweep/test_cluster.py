@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -140,3 +141,77 @@ def test_a_sweep_runs_trials_on_both_nodes_of_a_cluster() -> None:
         sessions = [d.proc.pid for d in c.daemons]
     # teardown left none of the processes the test started running
     assert all(not _cluster.session_members(sid) for sid in sessions)
+
+
+KILL_AFTER = 4  # epochs the trial logs before its node is killed
+EPOCHS = 16
+
+
+def _trial_epochs(client: Any, experiment: str) -> tuple[str | None, int]:
+    """The sweep's trial run, and the epochs it has logged so far."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None, 0
+    runs = client.search_runs([found.experiment_id], "tags.`graft_hpo.role` = 'trial'")
+    if not runs:
+        return None, 0
+    run_id = runs[0].info.run_id
+    return run_id, len({m.step for m in client.get_metric_history(run_id, "train_loss")})
+
+
+def test_a_trial_goes_on_from_its_checkpoint_when_its_node_dies(tmp_path: Path) -> None:
+    """The head takes no trials, so the one trial trains on the worker node; that node is
+    killed (SIGKILL to its raylet and workers) mid-trial and a new node joins, as on a
+    preemptible cluster. The trial goes on there from its last checkpoint, in its run."""
+    from mlflow import MlflowClient
+
+    space = tmp_path / "space.yaml"
+    space.write_text("params:\n  selection.strategy: {type: categorical, choices: [graft]}\n")
+    with _cluster.cluster(head_cpus=0) as c:
+        cmd = [
+            sys.executable, "-m", "graft_hpo.cli", "sweep", "digits", "--address",
+            c.ray_address, "--tracking-uri", c.tracking_uri, "--sweep-dir",
+            str(c.root / "sweep"), "--trials", "1", "--json",
+            *[a for s in (
+                f"train.epochs={EPOCHS}", "train.device=cpu", "train.checkpoint_every=1",
+                "emissions.measure_power_secs=1", f"search.space={space}",
+                "search.scheduler=null", "resources.cpu=1", "tracking.experiment=node-lost",
+            ) for a in ("--set", s)],
+        ]  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, cwd=c.root, env=c.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        client = MlflowClient(c.tracking_uri)
+        (worker,) = [d for d in c.daemons if d.name == "ray-worker"]
+        node_ids = c.ray_node_ids()
+        _cluster.wait_until(
+            lambda: _trial_epochs(client, "node-lost")[1] >= KILL_AFTER,
+            timeout_s=SWEEP_TIMEOUT_S,
+            what=f"{KILL_AFTER} epochs of the trial",
+            daemons=[worker],
+        )
+        _cluster.kill(worker)
+        run_id, killed_at = _trial_epochs(client, "node-lost")
+        assert killed_at < EPOCHS, "the trial finished before its node was killed"
+        spare = _cluster.start_ray_worker(c, name="ray-worker-2")
+        _cluster.wait_until(
+            lambda: _cluster.ray_started(spare), timeout_s=120, what="spare", daemons=[spare]
+        )
+        try:
+            out, err = proc.communicate(timeout=SWEEP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"sweep ran over {SWEEP_TIMEOUT_S}s:\n{err[-3000:]}\n{c.logs()}")
+        assert proc.returncode == 0, f"{err[-4000:]}\n{c.logs()}"
+        result = json.loads(out.strip().splitlines()[-1])
+        assert result["trials"]["FINISHED"] == 1
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["attempts"] == "2"
+        assert killed_at - 1 <= int(run.data.tags["resumed_from_epoch"]) <= killed_at
+        assert run.data.metrics["epochs_completed"] == EPOCHS
+        # it finished on the new node, not on the head or the dead one
+        spare_id = c.ray_node_ids()["ray-worker-2"]
+        assert run.data.tags["node_id"] == spare_id != node_ids["ray-worker"]
+        assert "RETRIED" in err

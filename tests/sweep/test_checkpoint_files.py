@@ -59,23 +59,27 @@ def test_checkpoint_epochs(every: int, rungs: set[int], epochs: int, expected: l
 def test_by_default_checkpoints_cost_at_most_their_share_of_the_trial(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``every=None``: the first epoch checkpoints; then one that took 0.1 s waits for 5 s
-    (0.1 / 0.02) of training; a rung checkpoints whatever the clock says."""
+    """``every=None``: the first after 2.5 s (0.05 s assumed / 0.02); then one that took 0.1 s
+    waits for 5 s of training; rungs do not count."""
     from graft_hpo.sweep import _checkpoint
 
     now = [100.0]
     monkeypatch.setattr(_checkpoint, "time", SimpleNamespace(perf_counter=lambda: now[0]))
-    checkpoints = _checkpoints(every=None, rungs={4}, epochs=10, last_at=now[0])
-    assert checkpoints.due(1)
-    checkpoints.last_at, checkpoints.last_cost_s = now[0], 0.1  # what `written` records
-    now[0] += 4.9
-    assert not checkpoints.due(2)
-    assert checkpoints.due(4)  # a rung
+    checkpoints = _checkpoints(every=None, rungs={2}, epochs=10, last_at=now[0])
+    now[0] += 2.4
+    assert not checkpoints.due(1)
+    assert not checkpoints.due(2)  # a rung
     now[0] += 0.1
     assert checkpoints.due(3)
+    checkpoints.last_at, checkpoints.last_cost_s = now[0], 0.1  # what `written` records
+    now[0] += 4.9
+    assert not checkpoints.due(4)
+    now[0] += 0.1
+    assert checkpoints.due(5)
+    assert not checkpoints.due(10)  # the last epoch
     assert _checkpoint.AUTO_SHARE == 0.02
     checkpoints.off = True  # one could not be written: none again
-    assert not checkpoints.due(4)
+    assert not checkpoints.due(5)
 
 
 def test_written_records_what_the_checkpoint_took(tmp_path: Path) -> None:

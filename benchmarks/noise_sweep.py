@@ -222,12 +222,14 @@ def _mix(counts: dict[str, Any]) -> str:
 def markdown(report: Json) -> str:
     args = report.get("args", {})
     metric = args.get("metric", "test_acc")
+    spaces = [s.split("=", 1)[1] for s in args.get("set", []) if s.startswith("search.space=")]
+    space = f"the space `{spaces[-1]}`" if spaces else "its own search space"
     lines = [
         "# noise_sweep: does a sweep with the noise filter beat random subsets at equal CO2?",
         "",
         f"Machine: {report.get('machine', {}).get('description')}; pipeline "
-        f"`{args.get('pipeline')}` with `data.label_noise={args.get('noise')}`, its own search "
-        f"space, {args.get('trials')} trials per sweep; accuracy: `{metric}` (%), CO2 of each "
+        f"`{args.get('pipeline')}` with `data.label_noise={args.get('noise')}`, {space}, "
+        f"{args.get('trials')} trials per sweep; accuracy: `{metric}` (%), CO2 of each "
         f"trial (mg). Wall time {num(report.get('wall_s'), '.0f')} s.",
         "",
         *head(

@@ -54,12 +54,14 @@ _SWEEP = [
 ARMS: dict[str, list[str]] = {
     "graft": ["selection.strategy=graft", "selection.noise_filter=chance"],
     "graft_misfit": ["selection.strategy=graft", "selection.noise_filter=misfit"],
+    "graft_knn": ["selection.strategy=graft", "selection.noise_filter=knn"],
     "graft_off": ["selection.strategy=graft", "selection.noise_filter=none"],
     "random": ["selection.strategy=random"],
     "infobatch": ["selection.strategy=infobatch", "selection.prune_ratio=0.5"],
     "full": ["selection.strategy=full"],
     "graft_sweep": ["selection.strategy=graft", "selection.noise_filter=chance", *_SWEEP],
     "graft_sweep_misfit": ["selection.strategy=graft", "selection.noise_filter=misfit", *_SWEEP],
+    "graft_sweep_knn": ["selection.strategy=graft", "selection.noise_filter=knn", *_SWEEP],
     "graft_sweep_off": ["selection.strategy=graft", "selection.noise_filter=none", *_SWEEP],
     "random_sweep": ["selection.strategy=random", *_SWEEP[2:]],
 }

@@ -70,7 +70,14 @@ def goals(summary: Json) -> list[Json]:
     trial and in the sweep's recipe), at least full's on ``synthetic_hard`` at 0.2, no loss
     against GRAFT before the fix on clean data, and selection within 10% of a trial."""
     checks: list[Json] = []
-    pairs = (("graft", "random"), ("graft_sweep", "random_sweep"), ("graft", "graft_off"))
+    pairs = (
+        ("graft", "random"),
+        ("graft_knn", "random"),
+        ("graft_sweep", "random_sweep"),
+        ("graft_sweep_knn", "random_sweep"),
+        ("graft", "graft_off"),
+        ("graft_knn", "graft_off"),
+    )
     for cell, rows in summary.items():
         for row in rows.values():
             for arm, control in pairs:
@@ -122,8 +129,11 @@ def _row_line(row: Json) -> str:
 
 def headline(summary: Json, fraction: float = 0.2) -> list[str]:
     """One line per cell: test accuracy of every arm at ``fraction`` (and full, infobatch)."""
-    arms = ["graft_off", "graft_misfit", "graft", "random", "infobatch", "full"]
-    sweep = ["graft_sweep_off", "graft_sweep_misfit", "graft_sweep", "random_sweep"]
+    arms = ["graft_off", "graft_misfit", "graft", "graft_knn", "random", "infobatch", "full"]
+    sweep = ["graft_sweep_off", "graft_sweep_misfit", "graft_sweep", "graft_sweep_knn"]
+    sweep.append("random_sweep")
+    ran = {row["arm"] for rows in summary.values() for row in rows.values()}
+    arms, sweep = [a for a in arms if a in ran], [a for a in sweep if a in ran]
     lines = head("cell | " + " | ".join(arms + sweep))
     for cell, rows in summary.items():
         cells = []

@@ -13,10 +13,12 @@ per-trial recipe (``pipelines/digits.yaml``: 20 epochs, 2 warm-up epochs, re-sel
 9, embedding features, stratified batches, threshold 1.0) except MNIST-5k, which takes its
 own pipeline with per-trial selection (warm start 1, one selection, as ``train_bench.py``).
 
-Arms (``--arms``), at every budget unless said otherwise: ``graft`` (``noise_filter=misfit``,
-the default), ``graft_off`` (``noise_filter=none``: GRAFT before the fix), ``random``,
+Arms (``--arms``), at every budget unless said otherwise: ``graft`` (``noise_filter=chance``,
+the default), ``graft_misfit`` and ``graft_knn`` (the other filters), ``graft_off``
+(``noise_filter=none``: GRAFT before the fix), ``random``,
 ``infobatch`` (its own prune ratio 0.5, once), ``full`` (once); ``graft_sweep``,
-``graft_sweep_off`` and ``random_sweep``: the sweep's recipe (``scope=sweep``: one ranking by a
+``graft_sweep_off``, ``graft_sweep_misfit``, ``graft_sweep_knn`` and ``random_sweep``: the
+sweep's recipe (``scope=sweep``: one ranking by a
 2-epoch proxy, no warm start, one subset for the whole trial; the random control draws once).
 The metric is the clean test split's accuracy (``test_acc``); validation is as noisy as
 training. For the GRAFT and random arms, the first selection round's composition is measured

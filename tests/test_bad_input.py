@@ -573,7 +573,7 @@ CASES: list[Case] = [
         validate("selection.noise_filter=misfits"),
         2,
         (
-            "selection.noise_filter must be one of 'chance', 'misfit', 'none'",
+            "selection.noise_filter must be one of 'chance', 'misfit', 'knn', 'none'",
             "got 'misfits'",
             "'misfit'",
         ),

@@ -87,6 +87,7 @@ class SelectionConfig:
     # of the candidates, judged by the current model (the proxy), at most half of a class, so
     # the share adapts to the data (docs/noise.md). chance: the model rates the label below
     # 1/classes | misfit: it predicts another class (also drops a weak model's hard samples)
+    # | knn: fewer than 2 of its 10 nearest neighbours in the model's embedding share its label
     # | none: GRAFT as published
     noise_filter: str = "chance"
 

@@ -87,9 +87,9 @@ class GraftSelector(Selector):
         pool: score only a uniformly drawn pool of ``pool`` times the budget, split into
             batches as the whole data set would be; None scores the whole data set.
         noise_filter: ``"chance"`` leaves the samples whose label the current model rates
-            below chance out of the candidates, ``"misfit"`` those it assigns to another class
-            (at most half of a class; :func:`~graft_hpo.selection._noise.misfits`); ``"none"``
-            keeps every sample.
+            below chance out of the candidates, ``"misfit"`` those it assigns to another class,
+            ``"knn"`` those most of whose embedding neighbours have another label (at most half
+            of a class; :func:`~graft_hpo.selection._noise.misfits`); ``"none"`` keeps all.
     """
 
     name = "graft"
@@ -281,7 +281,7 @@ class GraftSelector(Selector):
         if candidates is None:
             candidates = torch.arange(len(dataset))  # type: ignore[arg-type]
         feats, logits, embeds, targets = self._forward(model, dataset, [candidates], device)
-        kept, left_out = split_suspects(candidates, logits, targets, self.noise_filter)
+        kept, left_out = split_suspects(candidates, logits, targets, self.noise_filter, embeds)
         n, held = len(dataset), None if self.features == "raw" else feats  # type: ignore[arg-type]
         return kept, left_out, Forwarded.of(n, candidates, held, logits, embeds, targets)
 

@@ -9,12 +9,14 @@ labels on ``synthetic_hard`` (10% in the pool, random's 10.1%) and 54% / 70% on 
 Before a round, one forward pass of the current model (or the sweep's proxy) over the
 candidates, which the round's scoring then reuses, flags the samples whose label the model does
 not believe: ``chance`` (the default), the label has less than chance probability ``1 / C``;
-``misfit``, the predicted class is another. Per class, highest loss first, at most half of the
-class. What is left out follows the data: ``chance`` 1.5% of clean digits, 18% / 30% with 20% /
-40% noise; ``misfit`` 4.7%, 26%, 43%, but also 29% of clean MNIST-5k after one warm-up epoch
-(a weak model's honest mistakes). Nothing is left out while the model fits no more than twice
-chance of the labels. CRUST, RHO-LOSS and CCS likewise keep learnable samples and leave out
-those a model cannot fit.
+``misfit``, the predicted class is another; ``knn``, fewer than 2 of the sample's 10 nearest
+neighbours in the model's embedding share its label (a deep k-NN filter, Bahri et al., ICML
+2020: a weak model's embedding already groups a class, where its head still errs). Per class,
+highest loss first, at most half of the class. What is left out follows the data: ``chance``
+1.5% of clean digits, 18% / 30% with 20% / 40% noise; ``misfit`` 4.7%, 26%, 43%, but also 29%
+of clean MNIST-5k after one warm-up epoch (a weak model's honest mistakes). Nothing is left out
+while the model fits no more than twice chance of the labels. CRUST, RHO-LOSS and CCS likewise
+keep learnable samples and leave out those a model cannot fit.
 """
 
 from __future__ import annotations
@@ -29,9 +31,59 @@ from torch.utils.data import Dataset
 
 from graft_hpo._torch import gather_batch
 
-__all__ = ["MAX_CLASS_SHARE", "Forwarded", "misfits", "split_suspects"]
+__all__ = ["MAX_CLASS_SHARE", "Forwarded", "knn_outliers", "misfits", "split_suspects"]
 
 MAX_CLASS_SHARE = 0.5  # never leave out more than this share of a class's candidates
+KNN_K = 10  # rule "knn": the nearest neighbours that vote on a sample's label
+KNN_MIN_AGREE = 2  # ... and fewer of them than this sharing it makes the sample a suspect
+KNN_REFERENCES = 8192  # neighbours are looked for among at most this many candidates
+_KNN_CHUNK = 1024  # rows of the similarity matrix at a time
+
+
+def knn_outliers(
+    embeds: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    k: int = KNN_K,
+    min_agree: int = KNN_MIN_AGREE,
+) -> torch.Tensor:
+    """The samples whose label fewer than ``min_agree`` of their ``k`` nearest neighbours share.
+
+    Neighbours by cosine similarity of ``embeds``, among the samples themselves (each sample
+    excluded from its own), or, beyond :data:`KNN_REFERENCES` samples, among every
+    ``ceil(m / KNN_REFERENCES)``-th one (the cost stays ``m x 8192`` dot products). Runs on
+    ``embeds``' device.
+
+    Args:
+        embeds: ``(m, E)`` float embeddings.
+        labels: ``(m,)`` int64 labels.
+
+    Returns:
+        ``(m,)`` bool on the CPU; all False when there are no more than ``k`` samples.
+
+    Example:
+        >>> embeds = torch.tensor([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 4)
+        >>> knn_outliers(embeds, torch.tensor([0, 0, 0, 1, 1, 1, 1, 1]), k=3).tolist()
+        [False, False, False, True, False, False, False, False]
+    """
+    m = labels.numel()
+    out = torch.zeros(m, dtype=torch.bool)
+    if m <= k:
+        return out
+    feats = F.normalize(embeds.float(), dim=1)
+    labels = labels.to(feats.device)
+    stride = max(1, math.ceil(m / KNN_REFERENCES))
+    ref = torch.arange(0, m, stride, device=feats.device)
+    k = min(k, len(ref) - 1)
+    for start in range(0, m, _KNN_CHUNK):
+        rows = torch.arange(start, min(start + _KNN_CHUNK, m), device=feats.device)
+        sim = feats[rows] @ feats[ref].T
+        own = (rows % stride == 0).nonzero().squeeze(1)  # rows that are references too
+        sim[own, rows[own] // stride] = -math.inf  # not its own neighbour
+        near = ref[sim.topk(k, dim=1).indices]
+        agree = (labels[near] == labels[rows, None]).sum(1)
+        out[start : start + len(rows)] = (agree < min_agree).cpu()
+    return out
 
 
 def misfits(
@@ -40,13 +92,15 @@ def misfits(
     *,
     rule: str = "chance",
     max_share: float = MAX_CLASS_SHARE,
+    embeds: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The samples whose label the model does not believe: likely mislabelled.
 
     ``rule="chance"``: the model gives the label less than chance probability, ``1 / C``
     (it is confident the sample belongs elsewhere). ``rule="misfit"``: the model's arg-max
     class is not the label (also a weak model's honest mistakes: measured on MNIST-5k after one
-    epoch, 32% of the clean samples). Per class, highest cross-entropy first, at most
+    epoch, 32% of the clean samples). ``rule="knn"``: :func:`knn_outliers` of ``embeds``
+    (its neighbours' labels disagree). Per class, highest cross-entropy first, at most
     ``max_share`` of the class (rounded down). None at all when the model agrees with no more
     of the labels than twice chance, ``2 / C`` (for few classes, halfway from chance to all,
     ``(1 + 1 / C) / 2``): it then knows nothing of the labels yet.
@@ -54,8 +108,9 @@ def misfits(
     Args:
         logits: ``(m, C)`` float logits.
         labels: ``(m,)`` int64 labels.
-        rule: ``"chance"`` or ``"misfit"``.
+        rule: ``"chance"``, ``"misfit"`` or ``"knn"``.
         max_share: the largest share of a class to flag, in [0, 1].
+        embeds: ``(m, E)`` embeddings, for ``rule="knn"`` (on any device).
 
     Returns:
         ``(m,)`` bool, True for a sample to leave out.
@@ -68,7 +123,12 @@ def misfits(
     num_classes = logits.shape[1]
     log_p = logits.float().log_softmax(1).gather(1, labels[:, None]).squeeze(1)
     wrong = logits.argmax(1) != labels
-    suspect = wrong if rule == "misfit" else log_p < -math.log(num_classes)
+    if rule == "knn":
+        if embeds is None:
+            raise ValueError("noise_filter 'knn' needs the embeddings; got none")
+        suspect = knn_outliers(embeds, labels)
+    else:
+        suspect = wrong if rule == "misfit" else log_p < -math.log(num_classes)
     flagged = torch.zeros_like(wrong)
     floor = min(2.0 / num_classes, (1.0 + 1.0 / num_classes) / 2)
     if labels.numel() == 0 or 1.0 - wrong.double().mean() <= floor:
@@ -83,13 +143,18 @@ def misfits(
 
 
 def split_suspects(
-    candidates: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, rule: str
+    candidates: torch.Tensor,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    rule: str,
+    embeds: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(kept, left_out)``: ``candidates`` (``(m,)`` dataset indices, with their ``(m, C)``
-    logits and ``(m,)`` labels) split by :func:`misfits` with ``rule``. ``kept`` keeps the
-    candidates' order; ``left_out`` is ordered least suspect (lowest loss) first."""
+    logits, ``(m,)`` labels and ``(m, E)`` embeddings) split by :func:`misfits` with ``rule``.
+    ``kept`` keeps the candidates' order; ``left_out`` is ordered least suspect (lowest loss)
+    first."""
     logits, labels = logits.float().cpu(), labels.cpu()
-    flagged = misfits(logits, labels, rule=rule)
+    flagged = misfits(logits, labels, rule=rule, embeds=embeds)
     out = flagged.nonzero().squeeze(1)
     loss = F.cross_entropy(logits[out], labels[out], reduction="none")
     return candidates[~flagged], candidates[out[loss.argsort()]]

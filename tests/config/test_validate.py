@@ -66,7 +66,7 @@ BAD_VALUES: list[tuple[str, Any, str]] = [
     ("selection.anneal", -0.5, "must be in [0, 1]"),
     ("selection.proxy_epochs", -1, "must be in [0, 100]"),
     ("selection.proxy_epochs", 1.5, "must be an integer"),
-    ("selection.noise_filter", "loss", "must be one of 'chance', 'misfit', 'none'"),
+    ("selection.noise_filter", "loss", "must be one of 'chance', 'misfit', 'knn', 'none'"),
     ("selection.noise_filter", False, "must be a string"),  # unquoted off/no in YAML
     ("emissions.enabled", "true", "must be true or false"),
     ("emissions.country_iso_code", "us", "must be an ISO 3166-1 alpha-3 code"),

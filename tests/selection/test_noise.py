@@ -8,6 +8,8 @@ from torch import nn
 from torch.utils.data import Subset
 
 from graft_hpo.selection import GraftSelector
+from graft_hpo.selection import _noise
+from graft_hpo.selection._noise import knn_outliers
 from graft_hpo.selection._noise import misfits
 
 from ._data import InMemory
@@ -53,6 +55,36 @@ def test_misfits_refuses_a_binary_model_fitting_three_quarters():
     assert not misfits(logits, torch.zeros(4, dtype=torch.long)).any()  # 0.75 <= (1 + 1/2) / 2
 
 
+def test_knn_flags_labels_their_neighbours_do_not_share_never_counting_the_sample_itself():
+    # two tight clusters of 6; one sample of each carries the other cluster's label
+    embeds = torch.tensor([[1.0, 0.0]] * 6 + [[0.0, 1.0]] * 6) + 0.01 * torch.arange(12)[:, None]
+    labels = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0])
+    assert knn_outliers(embeds, labels, k=4).nonzero().squeeze(1).tolist() == [5, 11]
+    # with itself among its neighbours, a lone label would count one vote for itself
+    assert not knn_outliers(embeds, labels, k=4, min_agree=0).any()
+    assert not knn_outliers(embeds[:4], labels[:4], k=4).any()  # no more samples than k
+
+
+def test_knn_looks_for_neighbours_among_every_stride_th_sample_beyond_the_cap(monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 8, generator=g)
+    labels = torch.arange(300) % 3
+    embeds = centres[labels] + 0.05 * torch.randn(300, 8, generator=g)
+    labels[[7, 100]] = (labels[[7, 100]] + 1) % 3  # two wrong labels
+    full = knn_outliers(embeds, labels)
+    monkeypatch.setattr(_noise, "KNN_REFERENCES", 64)  # every 5th sample is a reference
+    assert torch.equal(knn_outliers(embeds, labels), full)
+    assert full.nonzero().squeeze(1).tolist() == [7, 100]
+
+
+def test_the_knn_rule_needs_the_embeddings():
+    logits, labels = torch.eye(3).repeat(4, 1), torch.arange(3).repeat(4)
+    with pytest.raises(ValueError, match="needs the embeddings"):
+        misfits(logits, labels, rule="knn")
+    flagged = misfits(logits, labels, rule="knn", embeds=torch.eye(3).repeat(4, 1))
+    assert not flagged.any()
+
+
 @pytest.fixture(scope="module")
 def noisy(digits_tensors: tuple[torch.Tensor, torch.Tensor]) -> tuple[InMemory, torch.Tensor]:
     """Digits with 20% of the labels shifted to another class, and the mask of those."""
@@ -86,7 +118,7 @@ def _wrong_share(selector: GraftSelector, model, data, wrong) -> tuple[float, di
     return float(wrong[sel.indices].float().mean()), sel.stats
 
 
-@pytest.mark.parametrize("rule", ["chance", "misfit"])
+@pytest.mark.parametrize("rule", ["chance", "misfit", "knn"])
 def test_graft_over_picks_wrong_labels_and_the_filter_keeps_them_out(noisy, fitted, rule):
     data, wrong = noisy
     off, _ = _wrong_share(GraftSelector(fraction=0.2, noise_filter="none"), fitted, data, wrong)
@@ -97,7 +129,7 @@ def test_graft_over_picks_wrong_labels_and_the_filter_keeps_them_out(noisy, fitt
     assert NOISE * 0.75 < stats["filtered"] < NOISE * 1.75  # the share adapts to the noise
 
 
-@pytest.mark.parametrize("rule", ["chance", "misfit"])
+@pytest.mark.parametrize("rule", ["chance", "misfit", "knn"])
 def test_an_untrained_model_filters_nothing_and_selects_as_without_filter(noisy, rule):
     data, _ = noisy
     model = make_mlp(1)

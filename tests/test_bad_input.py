@@ -240,6 +240,24 @@ CASES: list[Case] = [
         ("search.stopped_report must be one of 'projected', 'complete', 'pruned'", "'truncated'"),
     ),
     Case(
+        "checkpoint-storage-relative",
+        validate("search.checkpoint_storage=shared/sweeps"),
+        2,
+        ("search.checkpoint_storage must be an absolute path or a URI", "'shared/sweeps'"),
+    ),
+    Case(
+        "max-failures-negative",
+        validate("search.max_failures=-1"),
+        2,
+        ("search.max_failures must be in [0, 100]", "-1"),
+    ),
+    Case(
+        "checkpoint-every-negative",
+        validate("train.checkpoint_every=-2"),
+        2,
+        ("train.checkpoint_every must be in [0, 100000]", "-2"),
+    ),
+    Case(
         "threshold-searched-over-a-shared-ranking",
         validate("selection.scope=sweep", "search.space={tmp}/space_threshold.yaml"),
         2,

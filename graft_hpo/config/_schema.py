@@ -138,6 +138,10 @@ class SearchConfig:
     # train.epochs, accuracy as reached) | complete (truncated values) | pruned (no values)
     stopped_report: str = "projected"
     storage: str | None = None  # Optuna RDB URL all nodes reach; None -> sqlite in the sweep dir
+    # where Ray keeps the sweep's trial checkpoints and experiment state, in a folder named by
+    # the sweep id: an absolute path every node mounts, or a URI Ray's storage reads (s3://,
+    # gs://). None -> the sweep folder (enough on one machine, or when it is shared)
+    checkpoint_storage: str | None = None
     fail_fast: bool = False  # at the first failed trial start no new ones (running ones finish)
     # a trial whose worker or node dies restarts (from its last checkpoint) up to this many
     # times; one that fails by itself (NaN loss, plug-in error) is not retried. In [0, 100]

@@ -177,6 +177,9 @@ RULES: dict[type, dict[str, Check]] = {
         "stopped_report": one_of("projected", "complete", "pruned"),
         "max_failures": interval(0, 100, "[]"),
         "storage": matches(r"[a-z][a-z0-9+]*://.*", "an SQLAlchemy URL such as 'sqlite:///...'"),
+        "checkpoint_storage": matches(
+            r"(/|[a-z][a-z0-9+.-]*://).+", "an absolute path or a URI such as 's3://bucket/sweeps'"
+        ),
         "co2_budget_kg": above(0),
         "energy_budget_kwh": above(0),
         "time_budget_s": above(0),

@@ -24,7 +24,14 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AUTO_SHARE", "CHECKPOINT_FILE", "CHECKPOINT_S", "Checkpoints", "read_checkpoint"]
+__all__ = [
+    "AUTO_SHARE",
+    "CHECKPOINT_FILE",
+    "CHECKPOINT_S",
+    "Checkpoints",
+    "ray_storage",
+    "read_checkpoint",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -122,18 +129,29 @@ class Checkpoints:
             yield folder
 
 
-def read_checkpoint(checkpoint: Any, *, sweep_dir: str, owner: Mapping[str, str]) -> Any:
+def ray_storage(sweep_dir: str, sweep_id: str, checkpoint_storage: str | None) -> str:
+    """The folder (or URI) of the sweep's Ray experiment: its state and trial checkpoints.
+
+    ``<sweep_dir>/ray`` by default; ``<search.checkpoint_storage>/<sweep_id>`` when set (shared
+    or cloud storage every node reaches).
+    """
+    if checkpoint_storage is None:
+        return str(Path(sweep_dir) / "ray")
+    return f"{checkpoint_storage.rstrip('/')}/{sweep_id}"
+
+
+def read_checkpoint(checkpoint: Any, *, storage: str, owner: Mapping[str, str]) -> Any:
     """The payload of Ray's ``checkpoint`` for the trial ``owner`` names, or None.
 
-    None, with a warning, for a checkpoint outside ``sweep_dir`` (on a local file system), one
-    that cannot be read, or one of another format, sweep or trial: the trial then trains from
-    its first epoch.
+    None, with a warning, for a checkpoint outside the sweep's ``storage`` (:func:`ray_storage`,
+    on a local file system), one that cannot be read, or one of another format, sweep or
+    trial: the trial then trains from its first epoch.
     """
     if checkpoint is None:
         return None
     where = str(getattr(checkpoint, "path", checkpoint))
     try:
-        _check_inside(checkpoint, sweep_dir)
+        _check_inside(checkpoint, storage)
         with checkpoint.as_directory() as folder:
             payload = _load(Path(folder) / CHECKPOINT_FILE)
         for key, value in {"format": _FORMAT, **owner}.items():
@@ -152,13 +170,13 @@ def read_checkpoint(checkpoint: Any, *, sweep_dir: str, owner: Mapping[str, str]
     return payload
 
 
-def _check_inside(checkpoint: Any, sweep_dir: str) -> None:
+def _check_inside(checkpoint: Any, storage: str) -> None:
     filesystem = getattr(checkpoint, "filesystem", None)
     if filesystem is not None and getattr(filesystem, "type_name", "local") != "local":
-        return  # shared or cloud storage: Ray put it under the sweep's storage path itself
+        return  # cloud storage: Ray put it under the sweep's storage path itself
     path = Path(checkpoint.path).resolve()
-    if not path.is_relative_to(Path(sweep_dir).resolve()):
-        raise ValueError(f"it is outside the sweep folder {sweep_dir}")
+    if not path.is_relative_to(Path(storage).resolve()):
+        raise ValueError(f"it is outside the sweep's storage {storage}")
 
 
 def _load(path: Path) -> Any:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from graft_hpo.sweep._checkpoint import ray_storage
 from graft_hpo.sweep._console import SweepConsole
 from graft_hpo.sweep._console import is_number
 from graft_hpo.sweep._folder import read_ranking
@@ -114,9 +115,11 @@ def _tuner(plan: SweepPlan, *, resume: bool, console: SweepConsole) -> Any:
         ),
         {"cpu": plan.config.resources.cpu, "gpu": plan.config.resources.gpu},
     )
+    experiment = ray_storage(plan.sweep_dir, plan.sweep_id, plan.config.search.checkpoint_storage)
+    storage_path, name = experiment.rsplit("/", 1)
     if resume:
         return tune.Tuner.restore(
-            str(Path(plan.sweep_dir) / "ray"),
+            experiment,
             trainable=runnable,
             resume_unfinished=True,
             resume_errored=False,
@@ -134,8 +137,8 @@ def _tuner(plan: SweepPlan, *, resume: bool, console: SweepConsole) -> Any:
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name="ray",
-            storage_path=plan.sweep_dir,
+            name=name,  # "ray" in the sweep folder, the sweep id in checkpoint_storage
+            storage_path=storage_path,
             callbacks=[_callback(plan, console)],
             verbose=0,
             # a trial whose worker dies restarts from its last checkpoint (the trainable does

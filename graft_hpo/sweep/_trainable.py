@@ -25,6 +25,7 @@ from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.selection import Ranking
 from graft_hpo.sweep._checkpoint import CHECKPOINT_S
 from graft_hpo.sweep._checkpoint import Checkpoints
+from graft_hpo.sweep._checkpoint import ray_storage
 from graft_hpo.sweep._checkpoint import read_checkpoint
 from graft_hpo.sweep._plan import SweepPlan
 from graft_hpo.sweep._plan import plan_from_dict
@@ -146,7 +147,8 @@ def trainable(
         tune.report({FAILED_KEY: earlier.tags.get("error", ""), "mlflow_run_id": earlier.run_id})
         return
     owner = {"sweep_id": plan.sweep_id, "trial_id": trial_id}
-    saved = read_checkpoint(tune.get_checkpoint(), sweep_dir=plan.sweep_dir, owner=owner)
+    storage = ray_storage(plan.sweep_dir, plan.sweep_id, plan.config.search.checkpoint_storage)
+    saved = read_checkpoint(tune.get_checkpoint(), storage=storage, owner=owner)
     resume = _resume(plan, earlier, saved)
     needed = [m for m, _ in plan.objectives]
     sched = plan.config.search.scheduler

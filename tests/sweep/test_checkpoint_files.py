@@ -21,6 +21,7 @@ import torch
 
 from graft_hpo.sweep._checkpoint import CHECKPOINT_FILE
 from graft_hpo.sweep._checkpoint import Checkpoints
+from graft_hpo.sweep._checkpoint import ray_storage
 from graft_hpo.sweep._checkpoint import read_checkpoint
 
 OWNER = {"sweep_id": "s1", "trial_id": "t1"}
@@ -94,7 +95,7 @@ def test_a_checkpoint_round_trips_with_what_the_trial_spent(tmp_path: Path) -> N
     checkpoints = _checkpoints(spent=spent_before, run_id="run-1")
     assert checkpoints.spent_s == 0.5  # the earlier attempts' checkpointing time goes on
     payload = read_checkpoint(
-        _persisted(tmp_path, checkpoints), sweep_dir=str(tmp_path / "sweep"), owner=OWNER
+        _persisted(tmp_path, checkpoints), storage=str(tmp_path / "sweep"), owner=OWNER
     )
     assert payload is not None
     assert payload["run_id"] == "run-1" and payload["trial_id"] == "t1"
@@ -107,7 +108,7 @@ def test_a_checkpoint_round_trips_with_what_the_trial_spent(tmp_path: Path) -> N
 
 
 def test_no_checkpoint_means_the_first_epoch() -> None:
-    assert read_checkpoint(None, sweep_dir="anywhere", owner=OWNER) is None
+    assert read_checkpoint(None, storage="anywhere", owner=OWNER) is None
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
@@ -139,7 +140,7 @@ def test_a_checkpoint_that_is_not_ours_or_not_readable_is_not_used(
     else:
         file.unlink()
     with caplog.at_level(logging.WARNING, logger="graft_hpo.sweep._checkpoint"):
-        assert read_checkpoint(checkpoint, sweep_dir=str(sweep_dir), owner=owner) is None
+        assert read_checkpoint(checkpoint, storage=str(sweep_dir), owner=owner) is None
     assert "training from the first epoch" in caplog.text
     if spoil == "code":  # refused by torch's weights-only unpickler, before anything runs
         assert "UnpicklingError" in caplog.text
@@ -205,3 +206,43 @@ def test_an_epoch_without_validation_still_checkpoints_when_due(
         (4, True, False),  # the last epoch, validated: reported, never checkpointed
     ]
     assert reports[1][0]["checkpoint_s"] > 0.0  # the time the first one took
+
+
+def test_the_sweeps_ray_storage_is_its_folder_or_a_subfolder_of_the_shared_one() -> None:
+    assert ray_storage("/runs/sweeps/s1", "s1", None) == "/runs/sweeps/s1/ray"
+    assert ray_storage("/runs/sweeps/s1", "s1", "/mnt/shared/") == "/mnt/shared/s1"
+    assert ray_storage("/runs/sweeps/s1", "s1", "s3://bucket/sweeps") == "s3://bucket/sweeps/s1"
+
+
+@pytest.mark.ray
+@pytest.mark.mlflow
+def test_checkpoints_go_to_the_checkpoint_storage_when_one_is_set(
+    ray_local: Path, tmp_path: Path
+) -> None:
+    """``search.checkpoint_storage`` (a folder every node mounts, here another local one): Ray
+    keeps the sweep's checkpoints and state under ``<storage>/<sweep id>``, not in the sweep
+    folder."""
+    from graft_hpo.sweep import run_sweep
+
+    shared = tmp_path / "shared"
+    result = run_sweep(
+        "digits",
+        trials=1,
+        overrides=[
+            "train.epochs=3",
+            "train.device=cpu",
+            "train.checkpoint_every=1",
+            "emissions.enabled=false",
+            "search.objectives=[{metric: val_acc, mode: max}]",
+            "search.scheduler=null",
+            "selection.strategy=random",
+            f"search.checkpoint_storage={shared}",
+        ],
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        sweep_dir=tmp_path / "sweep",
+        printer=None,
+    )
+    assert result.trials["FINISHED"] == 1
+    saved = sorted(p.parent.name for p in (shared / result.sweep_id).rglob(CHECKPOINT_FILE))
+    assert saved == ["checkpoint_000000", "checkpoint_000001"]  # after epochs 1 and 2
+    assert not (tmp_path / "sweep" / "ray").exists()

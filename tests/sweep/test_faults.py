@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from graft_hpo.cli import main
+from graft_hpo.tracking import metric_history
 from graft_hpo.tracking import query_runs
 
 if TYPE_CHECKING:
@@ -165,6 +166,16 @@ def test_progress_lines_of_failed_trials_carry_the_error(faults: CliSweep) -> No
     assert len(lines) == 4
     for kind in ("raise", "nan", "inf", "oom"):
         assert any(EXPECTED_ERROR[kind] in line for line in lines), (kind, lines)
+
+
+def test_a_trial_that_fails_by_itself_is_not_retried(faults: CliSweep) -> None:
+    """A NaN loss or a plug-in's error would fail again: the trial trains once, in one run,
+    and Ray is not asked to retry it (search.max_failures is for lost workers)."""
+    assert "RETRIED" not in faults.err
+    for run in faults.trial_runs():
+        assert "attempts" not in run.tags
+        history = metric_history(faults.uri, run.run_id, "train_loss")
+        assert len({step for step, _ in history}) == len(history)  # no epoch trained twice
 
 
 def test_fail_fast_stops_at_the_first_failure_and_exits_1(ray_local: Path, tmp_path: Path) -> None:

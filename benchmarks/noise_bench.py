@@ -14,7 +14,8 @@ per-trial recipe (``pipelines/digits.yaml``: 20 epochs, 2 warm-up epochs, re-sel
 own pipeline with per-trial selection (warm start 1, one selection, as ``train_bench.py``).
 
 Arms (``--arms``), at every budget unless said otherwise: ``graft`` (``noise_filter=chance``,
-the default), ``graft_misfit`` and ``graft_knn`` (the other filters), ``graft_off``
+the default until ``knn`` measured better), ``graft_misfit`` and ``graft_knn`` (``knn``: the
+default now), ``graft_off``
 (``noise_filter=none``: GRAFT before the fix), ``random``,
 ``infobatch`` (its own prune ratio 0.5, once), ``full`` (once); ``graft_sweep``,
 ``graft_sweep_off``, ``graft_sweep_misfit``, ``graft_sweep_knn`` and ``random_sweep``: the
@@ -63,7 +64,7 @@ from benchmarks._noise_report import summarise  # noqa: E402
 
 Json = dict[str, Any]
 
-DEFAULT_ARMS = ["graft", "graft_misfit", "graft_off", "random", "infobatch", "full"]
+DEFAULT_ARMS = ["graft", "graft_misfit", "graft_knn", "graft_off", "random", "infobatch", "full"]
 SWEEP_ARMS = ["graft_sweep", "graft_sweep_misfit", "graft_sweep_off", "random_sweep"]
 
 

@@ -23,7 +23,6 @@ import pytest
 import torch
 
 from graft_hpo.cli import main
-from graft_hpo.tracking import metric_history
 from graft_hpo.tracking import query_runs
 
 if TYPE_CHECKING:
@@ -172,10 +171,9 @@ def test_a_trial_that_fails_by_itself_is_not_retried(faults: CliSweep) -> None:
     """A NaN loss or a plug-in's error would fail again: the trial trains once, in one run,
     and Ray is not asked to retry it (search.max_failures is for lost workers)."""
     assert "RETRIED" not in faults.err
-    for run in faults.trial_runs():
-        assert "attempts" not in run.tags
-        history = metric_history(faults.uri, run.run_id, "train_loss")
-        assert len({step for step, _ in history}) == len(history)  # no epoch trained twice
+    runs = faults.trial_runs()
+    assert len(runs) == len(faults.study().trials) == 5  # one run per trial, none started again
+    assert all("attempts" not in run.tags for run in runs)  # the tag of a restarted trial
 
 
 def test_fail_fast_stops_at_the_first_failure_and_exits_1(ray_local: Path, tmp_path: Path) -> None:

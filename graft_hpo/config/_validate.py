@@ -96,8 +96,7 @@ def matches(pattern: str, text: str) -> Check:
     return Check(text, lambda v: compiled.fullmatch(v) is not None)
 
 
-# Sane upper bounds for counts: a typo (train.epochs=1000000000) is refused in one line instead
-# of starting a sweep that never ends.
+# Sane upper bounds for counts: a typo (train.epochs=1000000000) is refused, not swept forever
 MAX_EPOCHS = 100_000
 MAX_SAMPLES = 1_000_000  # per batch
 MAX_TRIALS = 1_000_000
@@ -107,8 +106,8 @@ NON_EMPTY = Check("a non-empty string", lambda v: v.strip() != "")
 NON_EMPTY_LIST = Check("a non-empty list", lambda v: len(v) > 0)
 NAME = matches(r"[A-Za-z0-9_.-]+", "a non-empty string of letters, digits, '_', '.' and '-'")
 MODE = one_of("max", "min")
-# Optuna's samplers a pipeline may name; sweep/_search.py builds each (one entry per name)
-SAMPLERS = ("tpe", "nsga2", "gp", "random")
+SAMPLERS = ("tpe", "nsga2", "gp", "random")  # Optuna's; sweep/_search.py builds each one
+PATH_OR_URI = matches(r"(/|[a-z][a-z0-9+.-]*://).+", "an absolute path or a URI (s3://...)")
 
 # section dataclass -> field -> constraint on the (type-checked, non-None) value
 RULES: dict[type, dict[str, Check]] = {
@@ -177,9 +176,7 @@ RULES: dict[type, dict[str, Check]] = {
         "stopped_report": one_of("projected", "complete", "pruned"),
         "max_failures": interval(0, 100, "[]"),
         "storage": matches(r"[a-z][a-z0-9+]*://.*", "an SQLAlchemy URL such as 'sqlite:///...'"),
-        "checkpoint_storage": matches(
-            r"(/|[a-z][a-z0-9+.-]*://).+", "an absolute path or a URI such as 's3://bucket/sweeps'"
-        ),
+        "checkpoint_storage": PATH_OR_URI,
         "co2_budget_kg": above(0),
         "energy_budget_kwh": above(0),
         "time_budget_s": above(0),

@@ -86,11 +86,10 @@ class GraftSelector(Selector):
         levels: number of candidate subset sizes per batch, >= 1 (not a pipeline knob).
         pool: score only a uniformly drawn pool of ``pool`` times the budget, split into
             batches as the whole data set would be; None scores the whole data set.
-        noise_filter: ``"knn"`` (the default) leaves out of the candidates the samples most of
-            whose embedding neighbours have another label, ``"chance"`` those whose label the
-            current model rates below chance, ``"misfit"`` those it assigns to another class
-            (at most half of a class; :func:`~graft_hpo.selection._noise.misfits`); ``"none"``
-            keeps all.
+        noise_filter: ``"knn"`` (default) leaves out the candidates most of whose embedding
+            neighbours have another label, ``"chance"`` those the model rates below chance,
+            ``"misfit"`` those it puts in another class (at most half a class each:
+            :func:`~graft_hpo.selection._noise.misfits`); ``"none"`` keeps all.
     """
 
     name = "graft"

@@ -125,19 +125,26 @@ def _models_tried(space: SearchSpace, config: PipelineConfig) -> list[str]:
 
 
 def _check_threshold_searched(space: SearchSpace, config: PipelineConfig) -> None:
-    """Refuse searching GRAFT's alignment threshold over one shared ranking.
+    """Refuse searching GRAFT's alignment threshold or noise filter over one shared ranking.
 
     The proxy that ranks has trained on all the data, so its selection batches are aligned
     with few samples: on MNIST-5k a threshold of 0.8-0.95 kept 4-39% of the budget. Searched,
     the knob measures emptied subsets, not budgets (search ``selection.fraction`` instead).
+    The noise filter acts when the sweep ranks, before any trial: a trial's value is unused.
     """
-    searched = "selection.alignment_threshold" in space.names
-    if searched and config.selection.scope == "sweep" and "selection.scope" not in space.names:
+    if config.selection.scope != "sweep" or "selection.scope" in space.names:
+        return
+    why = {
+        "selection.alignment_threshold": "under one shared ranking a threshold below ~0.98 "
+        "empties the subset whatever its budget; search selection.fraction",
+        "selection.noise_filter": "the sweep ranks once, with the pipeline's filter, so a value "
+        "drawn per trial changes nothing; set it in the pipeline",
+    }
+    for name in [n for n in why if n in space.names]:
         raise ConfigError(
-            f"{space.source or 'the search space'}: selection.alignment_threshold cannot be "
-            "searched with selection.scope 'sweep' (under one shared ranking a threshold below "
-            "~0.98 empties the subset whatever its budget); search selection.fraction, or set "
-            "selection.scope=trial; got it in the space"
+            f"{space.source or 'the search space'}: {name} cannot be searched with "
+            f"selection.scope 'sweep' ({why[name]}), or set selection.scope=trial; got it in "
+            "the space"
         )
 
 

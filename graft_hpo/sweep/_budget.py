@@ -73,43 +73,43 @@ def emissions_totals(
     spent: Iterable[Mapping[str, Any]], shared: Mapping[str, float] | None = None
 ) -> dict[str, float]:
     """Energy and CO2 summed over trials (each a mapping holding its cumulative ``energy_kwh``
-    and ``co2_kg``, e.g. a run's metrics or a trial's latest report), plus the sweep's
-    ``shared`` selection's own cost, when it has one. The one place the sweep sums them: the
-    budget gate, the console and the sweep's final totals all call it."""
-    totals = {key: float((shared or {}).get(key, 0.0)) for key in SPENT_KEYS}
-    for figures in spent:
-        for key in SPENT_KEYS:
-            totals[key] += _figure(figures.get(key)) or 0.0
-    return totals
+    and ``co2_kg``, e.g. a run's metrics), plus the sweep's ``shared`` selection's own cost,
+    when it has one (a :class:`Spending` of them: the one place the sweep sums them)."""
+    spending = Spending(shared)
+    for i, figures in enumerate(spent):
+        spending.record(str(i), figures)
+    return spending.totals()
 
 
 class Spending:
     """What each trial has measured so far, kept as it reports, and the sum (the shared
-    selection's cost included).
+    selection's cost included), kept up to date: reading it costs the same at any size.
 
     A trial's figures are cumulative, so each keeps the largest value seen: a report without
     them (a failed trial's last) or an older copy (a record read from the store after a newer
-    report) never lowers them.
+    report) never lowers them. The budget gate, the console and the sweep's final totals
+    (:func:`emissions_totals`) all sum with it.
 
     Args:
         shared: the energy and CO2 the sweep spent before its trials (its shared selection).
     """
 
     def __init__(self, shared: Mapping[str, float] | None = None) -> None:
-        self.shared = dict(shared or {})
         self.trials: dict[str, dict[str, float]] = {}
+        self._sum = {key: _figure((shared or {}).get(key)) or 0.0 for key in SPENT_KEYS}
 
     def record(self, key: str, figures: Mapping[str, Any]) -> None:
         """``key``'s (a trial's, or its run's) latest cumulative figures, e.g. a report."""
         mine = self.trials.setdefault(key, {})
         for name in SPENT_KEYS:
             value = _figure(figures.get(name))
-            if value is not None and value >= mine.get(name, float("-inf")):
+            if value is not None and value >= mine.get(name, 0.0):
+                self._sum[name] += value - mine.get(name, 0.0)
                 mine[name] = value
 
     def totals(self) -> dict[str, float]:
         """Energy and CO2 measured so far, the shared selection's included."""
-        return emissions_totals(self.trials.values(), self.shared)
+        return dict(self._sum)
 
 
 def spent_in_store(*, tracking_uri: str, experiment: str, sweep_id: str) -> Spending:

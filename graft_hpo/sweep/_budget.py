@@ -9,11 +9,12 @@ run).
 
 What counts: every trial's measured energy and CO2 (a finished trial's totals, a running one's
 so far) and the sweep's shared selection (its ranking's cost). The gate keeps these totals as
-trials report (Tune hands it every report: each validated epoch, each checkpoint and the
-trial's last, all carrying the trial's cumulative energy and CO2), so deciding costs the same at
-the 2,000th trial as at the first. It reads the MLflow store once, before its first decision in
-a session: a resumed sweep (whose searcher Tune restores from its pickle) then counts every
-earlier trial too. A running trial counts as of its latest report. Time counts the sweep's
+trials report (Tune hands the searcher each trial's reports, at every validated epoch and
+checkpoint, and its last result, all carrying the trial's cumulative energy and CO2), so
+deciding costs the same at the 2,000th trial as at the first (``benchmarks/driver_bench.py``).
+It reads the MLflow store once, before its first decision in a session: a resumed sweep (whose
+searcher Tune restores from its pickle) then counts every earlier trial too. A running trial
+counts as of its latest report. Time counts the sweep's
 running sessions only (an interrupted sweep's pause is not charged).
 """
 

@@ -60,7 +60,8 @@ def fronts(values: npt.ArrayLike, maximize: Sequence[bool]) -> npt.NDArray[np.in
 
 def _fronts_2d(points: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
     """:func:`fronts` of finite rows of two objectives, both minimised, in O(n log n) (the
-    peeling above is O(n^2) per front: 33 ms for a rung of 2,000 trials, 1 ms this way).
+    peeling above is O(n^2) per front: a decision at a rung of 2,000 trials took 33 ms with
+    it, 3 ms with this).
 
     In lexicographic order every row comes after the rows that dominate it, and a row is
     dominated by a front exactly when the front's smallest second value so far is at most its

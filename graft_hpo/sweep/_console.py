@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
 
+from graft_hpo.sweep._budget import Spending
+
 __all__ = ["Printer", "SweepConsole", "is_number", "quiet_stderr"]
 
 Printer = Callable[[str], None]
@@ -77,8 +79,7 @@ class SweepConsole:
         self.failed = 0
         self.retries = 0  # restarts of trials whose worker was lost
         self.running: set[str] = set()
-        self.shared = dict(spent or {})
-        self.spent: dict[str, dict[str, float]] = {}  # per trial: its latest cumulative report
+        self.spending = Spending(spent)  # per trial: its latest cumulative figures
         self.best: float | None = None
         self._bar = self._open_bar() if bar else None
 
@@ -104,9 +105,7 @@ class SweepConsole:
 
     def reported(self, trial_id: str, result: Mapping[str, Any]) -> None:
         """A trial's report (every validated epoch, and its last)."""
-        self.spent[trial_id] = {
-            k: float(result[k]) for k in ("energy_kwh", "co2_kg") if is_number(result.get(k))
-        }
+        self.spending.record(trial_id, result)
         metric, mode = self.objectives[0]
         if is_number(result.get(metric)):
             value = float(result[metric])
@@ -148,10 +147,7 @@ class SweepConsole:
 
     def totals(self) -> dict[str, float]:
         """Energy and CO2 measured so far: every trial's latest report, plus the shared cost."""
-        return {
-            key: self.shared.get(key, 0.0) + sum(s.get(key, 0.0) for s in self.spent.values())
-            for key in ("energy_kwh", "co2_kg")
-        }
+        return self.spending.totals()
 
     def status(self) -> str:
         """The bar's text after the counts, e.g. ``running 2, failed 0, best val_acc 0.97``."""

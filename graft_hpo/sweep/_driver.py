@@ -32,12 +32,11 @@ from graft_hpo.sweep._search import DONE_KEY
 from graft_hpo.sweep._search import FAILED_KEY
 from graft_hpo.sweep._search import scheduler
 from graft_hpo.sweep._search import searcher
-from graft_hpo.sweep._trainable import TAG_RAY_TRIAL
 from graft_hpo.sweep._trainable import trainable
+from graft_hpo.sweep._trainable import trial_runs
 from graft_hpo.tracking import METRICS
 from graft_hpo.tracking import TAG_EARLY_STOPPED
 from graft_hpo.tracking import RunLogger
-from graft_hpo.tracking import query_runs
 
 __all__ = ["execute"]
 
@@ -219,11 +218,10 @@ def _close_lost_run(plan: SweepPlan, trial: Any, error: str) -> None:
     with the error, as the console says (a trial that failed by itself closed its own)."""
     run_id = (trial.last_result or {}).get("mlflow_run_id")
     if not run_id:  # lost before its first report: find its run by its Ray trial id
-        runs = query_runs(plan.tracking_uri, plan.experiment, sweep_id=plan.sweep_id)
-        mine = [r.run_id for r in runs if r.tags.get(TAG_RAY_TRIAL) == trial.trial_id]
+        mine = trial_runs(plan, trial.trial_id)
         if not mine:
             return
-        run_id = mine[0]
+        run_id = mine[0].run_id
     run = RunLogger(plan.tracking_uri, run_id)
     if run.status() == "RUNNING":
         run.set_tags({"error": error or "the trial's worker was lost"})

@@ -97,8 +97,9 @@ def _counts(runs: list[RunRecord]) -> dict[str, int]:
 def _totals(plan: SweepPlan, runs: list[RunRecord]) -> dict[str, float]:
     """What the sweep spent: energy and CO2 (the shared selection's included), and time."""
     shared = ranking_cost(plan.sweep_dir)
+    spent = emissions_totals((r.metrics for r in runs), shared)
     return {
-        **{f"sweep_{k}": v for k, v in emissions_totals(runs, shared).items()},
+        **{f"sweep_{k}": v for k, v in spent.items()},
         **{f"sweep_{COST_PREFIX}{k}": v for k, v in shared.items()},
         "sweep_trial_duration_s": sum(r.metrics.get("duration_s", 0.0) for r in runs),
         "sweep_wall_s": sweep_wall_s(plan.sweep_dir),

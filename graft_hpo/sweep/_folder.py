@@ -8,13 +8,15 @@ Every file is written atomically, so a killed driver never leaves half of one:
 - ``stop.json``: why the sweep stopped before its trial count (a budget, fail-fast);
 - ``ranking.pt`` and ``ranking.json``: the shared GRAFT ranking (``selection.scope: sweep``)
   and what it cost (energy, CO2, seconds);
-- ``rungs.json``: what the multi-objective ASHA recorded at each rung (a resumed sweep keeps
-  it: Tune checkpoints its searcher, not its scheduler).
+- ``rungs.jsonl``: what the multi-objective ASHA recorded at each rung, a line per record (a
+  resumed sweep keeps it: Tune checkpoints its searcher, not its scheduler); older sweeps kept
+  the whole table in ``rungs.json``, still read.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from typing import Any
 from graft_hpo.selection import Ranking
 
 __all__ = [
+    "append_rung",
     "clear_stop",
     "default_sweeps_dir",
     "ranking_cost",
@@ -33,7 +36,6 @@ __all__ = [
     "sweep_wall_s",
     "write_json",
     "write_ranking",
-    "write_rungs",
     "write_stop",
 ]
 
@@ -41,7 +43,8 @@ STOP_FILE = "stop.json"
 SESSIONS_FILE = "sessions.json"
 RANKING_FILE = "ranking.pt"
 RANKING_COST_FILE = "ranking.json"
-RUNGS_FILE = "rungs.json"
+RUNGS_FILE = "rungs.json"  # written by sweeps before rungs.jsonl; still read
+RUNGS_LOG = "rungs.jsonl"
 
 
 def default_sweeps_dir() -> Path:
@@ -145,12 +148,34 @@ def ranking_cost(sweep_dir: str) -> dict[str, float]:
 # ---- the multi-objective scheduler's rungs
 
 
-def write_rungs(sweep_dir: str, rungs: dict[int, dict[str, list[float]]]) -> None:
-    """Record, per rung (epochs), each trial's objective values there."""
-    write_json(Path(sweep_dir) / RUNGS_FILE, {str(m): r for m, r in rungs.items()})
+def append_rung(sweep_dir: str, milestone: int, trial_id: str, values: list[float]) -> None:
+    """Record a trial's objective values at a rung (epochs): one line appended to
+    ``rungs.jsonl``, so a record costs the same however many the sweep holds. A driver killed
+    mid-write leaves at most a partial line, which :func:`read_rungs` skips (the next record
+    starts a line of its own)."""
+    line = json.dumps([milestone, trial_id, values]).encode() + b"\n"
+    with open(Path(sweep_dir) / RUNGS_LOG, "a+b") as log:
+        if log.seek(0, os.SEEK_END) > 0:
+            log.seek(-1, os.SEEK_END)
+            if log.read(1) != b"\n":  # a line cut short: end it
+                line = b"\n" + line
+        log.write(line)
 
 
 def read_rungs(sweep_dir: str) -> dict[int, dict[str, list[float]]]:
-    """What :func:`write_rungs` recorded; empty before the first record."""
+    """Per rung, each trial's recorded objective values, in the order recorded; empty before
+    the first record. Reads ``rungs.json`` too: the whole-table file sweeps before
+    ``rungs.jsonl`` rewrote after every record (a resumed old sweep keeps its rungs)."""
     saved = _read_json(Path(sweep_dir) / RUNGS_FILE) or {}
-    return {int(m): dict(r) for m, r in saved.items()}
+    rungs = {int(m): dict(r) for m, r in saved.items()}
+    try:
+        lines = (Path(sweep_dir) / RUNGS_LOG).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            milestone, trial_id, values = json.loads(line)
+        except ValueError:  # a line cut short by a killed driver
+            continue
+        rungs.setdefault(int(milestone), {})[str(trial_id)] = [float(v) for v in values]
+    return rungs

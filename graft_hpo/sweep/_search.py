@@ -11,6 +11,7 @@ from typing import Any
 from graft_hpo.config import PipelineConfig
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.sweep._budget import Budgets
+from graft_hpo.sweep._budget import Ledger
 from graft_hpo.sweep._budget import budget_gate
 from graft_hpo.sweep._folder import ranking_cost
 from graft_hpo.sweep._moasha import make_moasha
@@ -158,9 +159,7 @@ def searcher(plan: SweepPlan) -> Any:
         storage=open_storage(optuna_storage(plan)),
         study_name=plan.sweep_id,
     )
-    return budget_gate(
-        search,
-        plan.config.search.max_concurrent,
+    ledger = Ledger(
         Budgets.of(plan.config.search),
         tracking_uri=plan.tracking_uri,
         experiment=plan.experiment,
@@ -168,6 +167,7 @@ def searcher(plan: SweepPlan) -> Any:
         sweep_dir=plan.sweep_dir,
         shared=ranking_cost(plan.sweep_dir),  # written before any trial, fixed since
     )
+    return budget_gate(search, plan.config.search.max_concurrent, ledger)
 
 
 # config.SAMPLERS (the names validation accepts) -> Optuna's sampler class and its arguments

@@ -49,7 +49,7 @@ from graft_hpo.trial import TrialHooks
 from graft_hpo.trial import TrialResult
 from graft_hpo.trial import run_trial
 
-__all__ = ["TAG_RAY_TRIAL", "check_measured", "trainable"]
+__all__ = ["TAG_RAY_TRIAL", "check_measured", "trainable", "trial_runs"]
 
 TAG_RAY_TRIAL = "ray_trial_id"
 TAG_NODE = "node"
@@ -235,14 +235,21 @@ def _earlier_run(plan: SweepPlan, trial_id: str) -> RunRecord | None:
     running trials the way ASHA does when a sweep is interrupted; a trial ASHA stopped is never
     run again): it goes on. The last two come back with the status they are read as.
     """
-    runs = query_runs(plan.tracking_uri, plan.experiment, sweep_id=plan.sweep_id)
-    mine = [run for run in runs if run.tags.get(TAG_RAY_TRIAL) == trial_id]
+    mine = trial_runs(plan, trial_id)
     if not mine:
         return None
     run = mine[0]  # newest first
     if run.status == "FINISHED" and run.tags.get(TAG_EARLY_STOPPED) == "true":
         return dataclasses.replace(run, status="KILLED")
     return run
+
+
+def trial_runs(plan: SweepPlan, trial_id: str) -> list[RunRecord]:
+    """The runs of Ray trial ``trial_id`` of the sweep, newest first: found by the store's own
+    search, so a trial's start costs the same however many trials the sweep holds."""
+    return query_runs(
+        plan.tracking_uri, plan.experiment, sweep_id=plan.sweep_id, tags={TAG_RAY_TRIAL: trial_id}
+    )
 
 
 def _resume(plan: SweepPlan, earlier: RunRecord | None, saved: Any) -> Resume:

@@ -340,6 +340,7 @@ def query_runs(
     *,
     sweep_id: str | None = None,
     parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> list[RunRecord]:
     """Runs of ``experiment``, optionally only those of one sweep and/or one parent run.
 
@@ -348,6 +349,7 @@ def query_runs(
         experiment: experiment name.
         sweep_id: keep runs tagged ``sweep_id=<sweep_id>`` (the parent run carries it too).
         parent_run_id: keep runs nested under this run.
+        tags: keep runs with these tag values too (filtered by the store, not here).
 
     Returns:
         Matching runs, newest first.
@@ -359,7 +361,7 @@ def query_runs(
     resolved = resolve_tracking_uri(uri)
     client = open_client(resolved)
     exp = experiment_or_error(client, resolved, experiment)
-    flt = tag_filter({TAG_SWEEP_ID: sweep_id, TAG_PARENT_RUN_ID: parent_run_id})
+    flt = tag_filter({TAG_SWEEP_ID: sweep_id, TAG_PARENT_RUN_ID: parent_run_id, **(tags or {})})
     return search_records(client, [exp.experiment_id], flt)
 
 

@@ -5,6 +5,7 @@ fails at a rung, a resumed sweep)."""
 from __future__ import annotations
 
 import itertools
+import json
 import pickle
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from ray import cloudpickle
 
 from graft_hpo import load_pipeline
+from graft_hpo.sweep._folder import read_rungs
 from graft_hpo.sweep._moasha import crowding_distance
 from graft_hpo.sweep._moasha import fronts
 from graft_hpo.sweep._moasha import make_moasha
@@ -44,6 +46,16 @@ def test_fronts_match_brute_force_with_ties(seed: int) -> None:
     rng = np.random.default_rng(seed)
     points = rng.integers(0, 4, size=(rng.integers(1, 30), rng.integers(2, 4))).astype(float)
     maximize = [bool(m) for m in rng.integers(0, 2, size=points.shape[1])]
+    as_min = points * np.where(maximize, -1.0, 1.0)
+    assert fronts(points, maximize).tolist() == _brute_fronts(as_min)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_two_objective_fronts_match_brute_force_on_large_rungs_with_ties(seed: int) -> None:
+    # two objectives take the O(n log n) path: many rows, many ties and duplicates
+    rng = np.random.default_rng(seed)
+    points = rng.integers(0, 12, size=(150, 2)).astype(float)
+    maximize = [bool(m) for m in rng.integers(0, 2, size=2)]
     as_min = points * np.where(maximize, -1.0, 1.0)
     assert fronts(points, maximize).tolist() == _brute_fronts(as_min)
 
@@ -146,6 +158,28 @@ def test_the_rungs_survive_a_resumed_sweep(tmp_path) -> None:  # type: ignore[no
     restored = pickle.loads(frozen)  # a resumed sweep: reads the rungs recorded since
     assert restored.rungs[2] == {"a": [0.9, 1.0]}
     assert restored.decide("b", _report(0.8, 2.0)) == STOP
+
+
+def test_each_record_appends_one_line_and_old_rungs_json_still_loads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # a sweep folder from before rungs.jsonl: the whole table in rungs.json
+    (tmp_path / "rungs.json").write_text(json.dumps({"2": {"old": [0.5, 5.0]}}))
+    sched = _moasha(tmp_path)
+    assert sched.rungs[2] == {"old": [0.5, 5.0]}
+    assert sched.decide("a", _report(0.9, 1.0)) == CONTINUE
+    assert sched.decide("b", _report(0.8, 2.0)) == STOP
+    log = (tmp_path / "rungs.jsonl").read_text()
+    assert log == '[2, "a", [0.9, 1.0]]\n[2, "b", [0.8, 2.0]]\n'
+    assert json.loads((tmp_path / "rungs.json").read_text()) == {"2": {"old": [0.5, 5.0]}}
+    # a driver killed mid-write: the cut line is skipped, the next record stays whole
+    with open(tmp_path / "rungs.jsonl", "a") as f:
+        f.write('[2, "c", [0.')
+    _moasha(tmp_path).decide("d", _report(0.85, 0.1))
+    assert read_rungs(str(tmp_path))[2] == {
+        "old": [0.5, 5.0],
+        "a": [0.9, 1.0],
+        "b": [0.8, 2.0],
+        "d": [0.85, 0.1],
+    }
 
 
 def test_the_pipeline_selects_moasha_on_its_objectives_and_rungs() -> None:

@@ -3,7 +3,6 @@ trials' test score, and the scheduler's rungs across a killed driver."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import pytest
 
 from graft_hpo.sweep import resume_sweep
 from graft_hpo.sweep import run_sweep
+from graft_hpo.sweep._folder import read_rungs
 from tests.sweep.test_sweep import QUICK
 from tests.sweep.test_sweep import _finished
 from tests.sweep.test_sweep import _open_gate
@@ -54,9 +54,9 @@ def test_stopped_trials_are_told_to_optuna_with_their_cost_projected(
     assert not any("test_acc" in r.metrics for r in stopped)
     assert not {r.run_id for r in stopped} & {p["run_id"] for p in result.pareto}
     # the rungs the scheduler ranked at, with every trial that reached them
-    rungs = json.loads((tmp_path / "sweep" / "rungs.json").read_text())
-    assert {r for r, recorded in rungs.items() if recorded} == {"1", "2"}  # 3 epochs: not 4
-    assert len(rungs["1"]) == 6
+    rungs = read_rungs(str(tmp_path / "sweep"))
+    assert {r for r, recorded in rungs.items() if recorded} == {1, 2}  # 3 epochs: not 4
+    assert len(rungs[1]) == 6
     # Optuna: a finished trial as logged; a stopped one with the values it was ranked on at
     # its last rung, CO2 scaled to the 3 epochs (matched by the sampled learning rate)
     study = _study(result.sweep_dir, result.sweep_id)
@@ -71,7 +71,7 @@ def test_stopped_trials_are_told_to_optuna_with_their_cost_projected(
             continue
         ray_id = run.tags["ray_trial_id"]
         rung = max(int(r) for r, recorded in rungs.items() if ray_id in recorded)
-        acc, co2 = rungs[str(rung)][ray_id]
+        acc, co2 = rungs[rung][ray_id]
         assert trial.values == pytest.approx([acc, co2 * 3 / rung], rel=1e-9)
 
 
@@ -87,14 +87,14 @@ def test_resume_after_a_killed_driver_keeps_the_rungs(ray_local: Path, tmp_path:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     assert _finished(tmp_path / "mlflow.db") == 1
-    before = json.loads((tmp_path / "sweep" / "rungs.json").read_text())
-    assert len(before["1"]) == 1  # the first trial, ranked before the kill
+    before = read_rungs(str(tmp_path / "sweep"))
+    assert len(before[1]) == 1  # the first trial, ranked before the kill
     _open_gate(tmp_path)
     result = resume_sweep(str(tmp_path / "sweep"), printer=None)
-    after = json.loads((tmp_path / "sweep" / "rungs.json").read_text())
-    assert set(before["1"]) < set(after["1"])  # kept, not started afresh
+    after = read_rungs(str(tmp_path / "sweep"))
+    assert set(before[1]) < set(after[1])  # kept, not started afresh
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     records = _trial_records(uri, "sweep-resume", result.sweep_id)
     ended = [r for r in records if r.status == "FINISHED"]
     assert len({r.tags["ray_trial_id"] for r in ended}) == 4  # every trial, none twice
-    assert len(after["1"]) == 4
+    assert len(after[1]) == 4

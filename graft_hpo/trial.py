@@ -20,7 +20,6 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
-from typing import TypeVar
 
 import torch
 
@@ -69,8 +68,6 @@ __all__ = [
 CONFIG_ARTIFACT = "config.json"  # each trial run's whole pipeline config, as JSON
 
 logger = logging.getLogger(__name__)
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)

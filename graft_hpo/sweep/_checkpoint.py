@@ -24,6 +24,8 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from graft_hpo.training import LOOP_FORMAT
+
 __all__ = [
     "AUTO_SHARE",
     "CHECKPOINT_FILE",
@@ -158,6 +160,9 @@ def read_checkpoint(checkpoint: Any, *, storage: str, owner: Mapping[str, str]) 
             if not isinstance(payload, dict) or payload.get(key) != value:
                 found = payload.get(key) if isinstance(payload, dict) else type(payload).__name__
                 raise ValueError(f"{key} is {found!r}, expected {value!r}")
+        loop = payload.get("loop")
+        if not isinstance(loop, dict) or loop.get("format") != LOOP_FORMAT:
+            raise ValueError(f"its training-loop state is not of format {LOOP_FORMAT}")
     except Exception as err:  # anything wrong with it: start over, never fail the sweep
         logger.warning(
             "trial %s: checkpoint %s not used (%s: %s); training from the first epoch",

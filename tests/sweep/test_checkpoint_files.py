@@ -114,7 +114,15 @@ def test_no_checkpoint_means_the_first_epoch() -> None:
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize(
     "spoil",
-    ["another trial", "another sweep", "outside the sweep folder", "corrupt", "code", "missing"],
+    [
+        "another trial",
+        "another sweep",
+        "outside the sweep folder",
+        "corrupt",
+        "code",
+        "missing",
+        "an older loop",
+    ],
 )
 def test_a_checkpoint_that_is_not_ours_or_not_readable_is_not_used(
     tmp_path: Path, spoil: str, caplog: pytest.LogCaptureFixture
@@ -135,6 +143,9 @@ def test_a_checkpoint_that_is_not_ours_or_not_readable_is_not_used(
         checkpoint = Checkpoint.from_directory(str(elsewhere))
     elif spoil == "corrupt":
         file.write_bytes(file.read_bytes()[:100])  # cut short, as by a lost node
+    elif spoil == "an older loop":  # written by a version whose loop state differs
+        payload = torch.load(file, weights_only=True)
+        torch.save({**payload, "loop": {**payload["loop"], "format": 0}}, file)
     elif spoil == "code":  # a pickle that would run code when loaded
         file.write_bytes(pickle.dumps(SimpleNamespace(x=1)))
     else:

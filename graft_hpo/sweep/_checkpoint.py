@@ -2,12 +2,13 @@
 a resumed sweep) reads back. docs/reliability.md says what survives what.
 
 A checkpoint is one file, ``trial.pt``, in a folder Ray persists into the sweep's storage
-(``<sweep>/ray/<trial>/checkpoint_NNNNNN``): the training loop's state (model, optimizer,
-sampler, RNGs, progress: :mod:`graft_hpo.training._checkpoint`), the trial's MLflow run, and
-the energy, CO2 and time it has spent so far. It is written under a temporary name and renamed,
-read with ``torch.load(weights_only=True)`` (tensors and plain data only, no code), and only
-from inside the sweep's own folder. A checkpoint that is missing, corrupt, of another format or
-of another trial restarts the trial from its first epoch with a warning; it never fails a sweep.
+(:func:`ray_storage`: ``<sweep>/ray/<trial>/checkpoint_NNNNNN`` by default): the training loop's
+state (model, optimizer, sampler, RNGs, progress: :mod:`graft_hpo.training._checkpoint`), the
+trial's MLflow run, and the energy, CO2 and time it has spent so far. It is written under a
+temporary name and renamed, read with ``torch.load(weights_only=True)`` (tensors and plain data
+only, no code), and only from inside the sweep's own storage. A checkpoint that is missing,
+corrupt, of another format or of another trial restarts the trial from its first epoch with a
+warning; it never fails a sweep.
 """
 
 from __future__ import annotations

@@ -133,9 +133,6 @@ FILES: dict[str, str] = {
     "space_threshold.yaml": (
         "params:\n  selection.alignment_threshold: {type: float, low: 0.8, high: 1.0}\n"
     ),
-    "space_filter.yaml": (
-        "params:\n  selection.noise_filter: {type: categorical, choices: [knn, none]}\n"
-    ),
     # sweep folders and tracking stores that are not
     "nosweep/README": "a folder without sweep.json\n",
     "corrupt_sweep/sweep.json": "{not json",
@@ -265,12 +262,6 @@ CASES: list[Case] = [
         validate("selection.scope=sweep", "search.space={tmp}/space_threshold.yaml"),
         2,
         ("space_threshold.yaml", "alignment_threshold cannot be searched", "scope 'sweep'"),
-    ),
-    Case(
-        "noise-filter-searched-over-a-shared-ranking",
-        validate("selection.scope=sweep", "search.space={tmp}/space_filter.yaml"),
-        2,
-        ("space_filter.yaml", "noise_filter cannot be searched", "scope 'sweep'"),
     ),
     Case(
         "scheduler-grace-past-the-last-epoch",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -42,6 +43,8 @@ from graft_hpo.trial import check_pipeline
 from graft_hpo.trial import check_plugins
 
 __all__ = ["check_sweep", "find_sweep_dir", "prepare_sweep"]
+
+logger = logging.getLogger(__name__)
 
 # reported after every epoch, so a scheduler can compare trials on them
 EPOCH_METRICS = ("val_acc", "val_loss", "train_loss", "co2_kg", "energy_kwh", "selection_s")
@@ -125,26 +128,32 @@ def _models_tried(space: SearchSpace, config: PipelineConfig) -> list[str]:
 
 
 def _check_threshold_searched(space: SearchSpace, config: PipelineConfig) -> None:
-    """Refuse searching GRAFT's alignment threshold or noise filter over one shared ranking.
+    """Refuse searching GRAFT's alignment threshold over one shared ranking; warn that a
+    searched noise filter has no effect there.
 
     The proxy that ranks has trained on all the data, so its selection batches are aligned
     with few samples: on MNIST-5k a threshold of 0.8-0.95 kept 4-39% of the budget. Searched,
     the knob measures emptied subsets, not budgets (search ``selection.fraction`` instead).
-    The noise filter acts when the sweep ranks, before any trial: a trial's value is unused.
+    The noise filter acts when the sweep ranks, before any trial, with the pipeline's value: a
+    trial's drawn value is unused (a warning, not an error: the bundled digits space searches
+    it, and ``--set selection.scope=sweep`` on it must still run).
     """
     if config.selection.scope != "sweep" or "selection.scope" in space.names:
         return
-    why = {
-        "selection.alignment_threshold": "under one shared ranking a threshold below ~0.98 "
-        "empties the subset whatever its budget; search selection.fraction",
-        "selection.noise_filter": "the sweep ranks once, with the pipeline's filter, so a value "
-        "drawn per trial changes nothing; set it in the pipeline",
-    }
-    for name in [n for n in why if n in space.names]:
+    where = space.source or "the search space"
+    if "selection.noise_filter" in space.names:
+        logger.warning(
+            "%s: selection.noise_filter is searched, but with selection.scope 'sweep' the "
+            "sweep ranks once with the pipeline's filter (%r): the drawn values change nothing",
+            where,
+            config.selection.noise_filter,
+        )
+    if "selection.alignment_threshold" in space.names:
         raise ConfigError(
-            f"{space.source or 'the search space'}: {name} cannot be searched with "
-            f"selection.scope 'sweep' ({why[name]}), or set selection.scope=trial; got it in "
-            "the space"
+            f"{where}: selection.alignment_threshold cannot be searched with selection.scope "
+            "'sweep' (under one shared ranking a threshold below ~0.98 empties the subset "
+            "whatever its budget); search selection.fraction, or set selection.scope=trial; "
+            "got it in the space"
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -557,3 +558,20 @@ def test_free_form_options_accept_any_key() -> None:
         }
     )
     validate_space(space, load_pipeline("mnist"))
+
+
+def test_a_searched_noise_filter_over_a_shared_ranking_warns_and_still_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The digits space searches the noise filter; with selection.scope=sweep the sweep ranks
+    once with the pipeline's filter, so the drawn values change nothing: a warning says so,
+    and the sweep is not refused (the alignment threshold, which would empty the subsets, is)."""
+    pipeline = load_pipeline("digits", overrides=["selection.scope=sweep"])
+    with caplog.at_level(logging.WARNING, logger="graft_hpo.sweep._prepare"):
+        check_sweep(pipeline)
+    assert "selection.noise_filter is searched" in caplog.text
+    assert "'knn'" in caplog.text  # the filter the ranking uses
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="graft_hpo.sweep._prepare"):
+        check_sweep(load_pipeline("digits"))  # per-trial GRAFT: each trial's value is used
+    assert "noise_filter" not in caplog.text

@@ -300,6 +300,12 @@ def _trial_text(result: dict[str, Any]) -> str:
 
 def _emit(data: Any, *, as_json: bool, text: Callable[[Any], str]) -> None:
     print(json.dumps(data, default=str) if as_json else text(data))
+    real = sys.__stdout__
+    if as_json and real is not None and sys.stdout is real:  # not a caller's redirection
+        # stdout holds the one object: what others print from here on (Ray's shutdown at exit,
+        # on a cluster that lost a node) goes to stderr
+        real.flush()
+        os.dup2(sys.stderr.fileno(), real.fileno())
 
 
 _COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {

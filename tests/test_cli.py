@@ -106,3 +106,19 @@ def test_verbose_goes_before_or_after_the_command(argv: list[str], verbose: bool
     from graft_hpo.cli import build_parser
 
     assert build_parser().parse_args(argv).verbose is verbose
+
+
+def test_json_output_stays_the_last_line_of_stdout_whatever_prints_after_it() -> None:
+    """With --json, stdout is the one object: what a library prints after it (Ray's shutdown at
+    exit did, once a cluster node had died) goes to stderr instead."""
+    code = (
+        "import atexit, graft_hpo.cli as cli\n"
+        "atexit.register(print, 'printed at exit')\n"
+        "cli._emit({'sweep_id': 's1'}, as_json=True, text=str)\n"
+        "print('printed after')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout == '{"sweep_id": "s1"}\n'
+    assert "printed after" in done.stderr and "printed at exit" in done.stderr

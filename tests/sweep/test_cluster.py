@@ -204,7 +204,9 @@ def test_a_trial_goes_on_from_its_checkpoint_when_its_node_dies(tmp_path: Path) 
             out, err = proc.communicate()
             pytest.fail(f"sweep ran over {SWEEP_TIMEOUT_S}s:\n{err[-3000:]}\n{c.logs()}")
         assert proc.returncode == 0, f"{err[-4000:]}\n{c.logs()}"
-        result = json.loads(out.strip().splitlines()[-1])
+        last = out.strip().splitlines()[-1]
+        assert last.startswith("{"), f"stdout does not end with --json's object: {out[-2000:]!r}"
+        result = json.loads(last)
         assert result["trials"]["FINISHED"] == 1
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"

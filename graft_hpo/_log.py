@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "stdout_alone"]
 
 
 def _own_lines(record: logging.LogRecord) -> bool:
@@ -38,3 +38,12 @@ def configure_logging(*, verbose: bool, debug: bool) -> None:
         handler.addFilter(_own_lines)
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # its own handler, not ours
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
+
+
+def stdout_alone() -> None:
+    """After ``--json``'s object: what is printed from here on (by anyone, at exit too) goes to
+    stderr, so stdout holds the object alone. Not when a caller redirected ``sys.stdout``."""
+    real = sys.__stdout__
+    if real is not None and sys.stdout is real:
+        real.flush()
+        os.dup2(sys.stderr.fileno(), real.fileno())

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from graft_hpo import __version__
-from graft_hpo._log import configure_logging
+from graft_hpo import _log
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.exceptions import GraftHPOError
 
@@ -130,12 +130,10 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
         runs = sweep_runs(sweep_id=sweep_id, **where)
         plot_front(runs, None, args.plot)
         print(f"plot of {len(runs)} trials written to {args.plot}", file=sys.stderr)
-    if args.json:
-        points = {"points": [p.to_dict() for p in front]}
-        print(json.dumps({"sweep_id": sweep_id, "objectives": objectives, **points}, default=str))
-    else:
-        shown = " vs ".join(f"{m} {mode}" for m, mode in objectives)
-        print(f"sweep {sweep_id}: Pareto front ({shown})\n{pareto_table(front, objectives)}")
+    shown = " vs ".join(f"{m} {mode}" for m, mode in objectives)
+    table = f"sweep {sweep_id}: Pareto front ({shown})\n{pareto_table(front, objectives)}"
+    data = {"sweep_id": sweep_id, "objectives": objectives, "points": [p.to_dict() for p in front]}
+    _emit(data, as_json=args.json, text=lambda _: table)
     return EXIT_OK
 
 
@@ -300,12 +298,8 @@ def _trial_text(result: dict[str, Any]) -> str:
 
 def _emit(data: Any, *, as_json: bool, text: Callable[[Any], str]) -> None:
     print(json.dumps(data, default=str) if as_json else text(data))
-    real = sys.__stdout__
-    if as_json and real is not None and sys.stdout is real:  # not a caller's redirection
-        # stdout holds the one object: what others print from here on (Ray's shutdown at exit,
-        # on a cluster that lost a node) goes to stderr
-        real.flush()
-        os.dup2(sys.stderr.fileno(), real.fileno())
+    if as_json:  # stdout holds the one object: what prints later goes to stderr
+        _log.stdout_alone()
 
 
 _COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
@@ -381,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``graft-hpo`` console script."""
     args = build_parser().parse_args(argv)
     args.verbose = args.verbose or args.debug
-    configure_logging(verbose=args.verbose, debug=args.debug)
+    _log.configure_logging(verbose=args.verbose, debug=args.debug)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stderr is ours
     handler, _ = _COMMANDS[args.command]

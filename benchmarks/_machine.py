@@ -151,3 +151,22 @@ def interpreter() -> str:
     """The Python that runs, as a reader would type it: relative to the repository if inside."""
     exe = Path(sys.executable)
     return str(exe.relative_to(ROOT)) if exe.is_relative_to(ROOT) else exe.name
+
+
+def provenance(report: Json, script: str) -> str:
+    """A report's first sentence: the machine, its load at the start, the command that ran
+    ``benchmarks/<script>`` (as this process was called) and the wall time."""
+    machine = report["machine"]
+    load = machine.get("load_avg_1min_at_start")
+    load_text = f"{load:.1f}" if isinstance(load, (int, float)) and math.isfinite(load) else "-"
+    command = " ".join([f"benchmarks/{script}", *sys.argv[1:]])
+    return (
+        f"Machine: {machine['description']}, load average {load_text} at the start. Command: "
+        f"`{command}`; wall time {report['wall_s']:.0f} s."
+    )
+
+
+def saved_report(path: Path) -> Json:
+    """The report a benchmark's ``--json`` run printed as its last line, read back from the
+    Markdown file its stdout went to (``--render``: the tables again, nothing run)."""
+    return json.loads(path.read_text().strip().splitlines()[-1])  # type: ignore[no-any-return]

@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
 from benchmarks._cli import add_json_line  # noqa: E402
 from benchmarks._cli import add_overrides  # noqa: E402
 from benchmarks._machine import print_report  # noqa: E402
+from benchmarks._machine import provenance  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
 from benchmarks._sweeps import open_store  # noqa: E402  (sets Ray/MLflow/codecarbon env)
 from benchmarks._sweeps import timed_sweep  # noqa: E402
@@ -139,15 +140,11 @@ def _median(values: list[Any]) -> float | None:
 
 
 def markdown(report: Json) -> str:
-    machine = report["machine"]
-    load = num(machine["load_avg_1min_at_start"], ".1f")
-    command = " ".join(["benchmarks/checkpoint_bench.py", *sys.argv[1:]])
     lines = [
         "# Trial checkpoints: their cost inside the trials, and the sweeps side by side",
         "",
-        f"Machine: {machine['description']}, load average {load} at the start. Command: "
-        f"`{command}`; wall time {report['wall_s']:.0f} s. Goal (issue 23): checkpointing at "
-        f"most {GOAL_SHARE:.0%} of a trial's wall time.",
+        f"{provenance(report, 'checkpoint_bench.py')} Goal (issue 23): checkpointing at most "
+        f"{GOAL_SHARE:.0%} of a trial's wall time.",
         "",
         *head(
             "pipeline | checkpoint_every | trials | median epochs | median trial s | "

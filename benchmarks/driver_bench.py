@@ -47,6 +47,7 @@ from typing import Any
 from benchmarks._cli import add_json_line
 from benchmarks._machine import ROOT
 from benchmarks._machine import print_report
+from benchmarks._machine import provenance
 from benchmarks._machine import run_report
 from benchmarks._tables import head
 from benchmarks._tables import num
@@ -322,15 +323,12 @@ def _mean(values: list[float]) -> float:
 
 
 def markdown(report: Json) -> str:
-    machine, sides = report["machine"], report["sides"]
+    sides = report["sides"]
     names = [s for s in ("before", "after") if s in sides]
-    command = " ".join(["benchmarks/driver_bench.py", *sys.argv[1:]])
     lines = [
         "# The sweep driver's own cost per trial as a sweep grows",
         "",
-        f"Machine: {machine['description']}, load average "
-        f"{num(machine['load_avg_1min_at_start'], '.1f')} at the start. Command: `{command}`; "
-        f"wall time {report['wall_s']:.0f} s. Trials that train nothing, one at a time; "
+        f"{provenance(report, 'driver_bench.py')} Trials that train nothing, one at a time; "
         f"milliseconds per trial, averaged over the trials ending at each size. `before`: the "
         f"package at {report.get('before_rev') or '-'}; `after`: this tree. Driver = budget "
         "gate + MO-ASHA + callbacks (in the driver process); the trial's lookup of its earlier "

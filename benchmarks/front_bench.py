@@ -49,6 +49,7 @@ from benchmarks._cli import add_plot  # noqa: E402
 from benchmarks._machine import json_safe  # noqa: E402
 from benchmarks._machine import print_report  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
+from benchmarks._machine import saved_report  # noqa: E402
 from benchmarks._machine import say  # noqa: E402
 from benchmarks._plot import axes_row  # noqa: E402
 from benchmarks._plot import save_figure  # noqa: E402
@@ -389,7 +390,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.render is not None:  # the tables again, from a report's JSON (its last line)
-        report = json.loads(args.render.read_text().strip().splitlines()[-1])
+        report = saved_report(args.render)
         return print_report(args, report, markdown, plot)
     return print_report(args, run_report(args, run_all), markdown, plot)
 

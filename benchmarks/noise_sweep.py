@@ -47,6 +47,7 @@ from benchmarks._cli import add_overrides  # noqa: E402
 from benchmarks._machine import json_safe  # noqa: E402
 from benchmarks._machine import print_report  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
+from benchmarks._machine import saved_report  # noqa: E402
 from benchmarks._machine import say  # noqa: E402
 from benchmarks._stats import mean  # noqa: E402
 from benchmarks._tables import check  # noqa: E402
@@ -308,7 +309,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.render is not None:  # the tables again, from a report's JSON (its last line)
-        report = json.loads(args.render.read_text().strip().splitlines()[-1])
+        report = saved_report(args.render)
         if args.metric != report["args"].get("metric"):
             report["args"]["metric"] = args.metric
             for per in report["seeds"].values():

@@ -20,9 +20,9 @@ from graft_hpo.exceptions import ConfigError
 from graft_hpo.models import build_model
 from graft_hpo.models import check_model
 from graft_hpo.models import check_model_outputs
+from graft_hpo.pareto import parse_policy
 from graft_hpo.selection import Selector
 from graft_hpo.selection import selector_for
-from graft_hpo.tracking import parse_policy
 
 __all__ = ["check_pipeline", "check_plugins"]
 

@@ -17,7 +17,7 @@ from typing import Any
 from benchmarks._stats import finite
 from benchmarks._stats import median
 from benchmarks._stats import ratio
-from graft_hpo.tracking import hypervolume_2d
+from graft_hpo.pareto import hypervolume_2d
 
 Json = dict[str, Any]
 Trial = Mapping[str, Any]

@@ -93,9 +93,9 @@ def budget_key(budget: float) -> str:
 def arm_uses_ranking(arm: str) -> bool:
     """Whether ``arm``'s trainings take a prefix of the shared ranking (scope sweep)."""
     from graft_hpo import load_pipeline
-    from graft_hpo.proxy import uses_ranking
+    from graft_hpo.selection import uses_ranking
 
-    return uses_ranking(load_pipeline(PIPELINE, overrides=ARMS[arm]))
+    return uses_ranking(load_pipeline(PIPELINE, overrides=ARMS[arm]).selection)
 
 
 def sample_value(spec: Any, rng: np.random.Generator) -> Any:

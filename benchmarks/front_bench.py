@@ -98,8 +98,8 @@ def finished(trials: list[Json]) -> list[Json]:
 
 def front_of(trials: list[Json], reference: list[float]) -> tuple[float, list[Json]]:
     """Hypervolume of the finished trials' (test_acc, co2_kg) and the trials on their front."""
-    from graft_hpo.tracking import hypervolume_2d
-    from graft_hpo.tracking import pareto_mask
+    from graft_hpo.pareto import hypervolume_2d
+    from graft_hpo.pareto import pareto_mask
 
     done = finished(trials)
     if not done:
@@ -261,7 +261,7 @@ def goals(report: Json, arm: str) -> list[Json]:
 def demo_goals(report: Json, arm: str) -> list[Json]:
     """The demo's goals, on ``arm`` (the pipeline's own settings): its printed front (val_acc
     vs co2_kg of the finished trials) in the median seed, realised subset sizes, wall time."""
-    from graft_hpo.tracking import pareto_mask
+    from graft_hpo.pareto import pareto_mask
 
     sizes, spans, ratios, walls = [], [], [], []
     for per in report["seeds"].values():

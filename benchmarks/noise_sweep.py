@@ -88,7 +88,7 @@ def noise_filter(trial: Json) -> str:
 
 def front(trials: list[Json], metric: str) -> list[Json]:
     """The trials no other trial dominates on (``metric`` max, ``co2_kg`` min)."""
-    from graft_hpo.tracking import pareto_mask
+    from graft_hpo.pareto import pareto_mask
 
     if not trials:
         return []

@@ -20,9 +20,9 @@ from graft_hpo.exceptions import ConfigError
 from graft_hpo.models import build_model
 from graft_hpo.models import check_model
 from graft_hpo.models import check_model_outputs
+from graft_hpo.pareto import parse_policy
 from graft_hpo.selection import Selector
-from graft_hpo.selection import build_selector
-from graft_hpo.tracking import parse_policy
+from graft_hpo.selection import selector_for
 
 __all__ = ["check_pipeline", "check_plugins"]
 
@@ -35,13 +35,13 @@ def check_pipeline(config: PipelineConfig) -> Selector:
     Cheap (no data is loaded). Raises :class:`ConfigError` listing every problem.
 
     Returns:
-        The selector ``config.selection`` describes, built by the check: a trial trains with
-        it rather than build another.
+        The selector :func:`~graft_hpo.selection.selector_for` decides for ``config`` (no
+        ranking yet), built by the check: a trial trains with it rather than build another.
     """
     add_plugin_path(config.plugin_path)
     errors: list[str] = []
     _collect(errors, lambda: check_data(config.data))
-    selector = _collect(errors, lambda: build_selector(config.selection, config.train))
+    selector = _collect(errors, lambda: selector_for(config.selection, config.train))
     _collect(errors, lambda: check_model(config.model))
     _collect(errors, lambda: _check_final_stage(config))
     if errors or selector is None:

@@ -116,15 +116,15 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_pareto(args: argparse.Namespace) -> int:
+    from graft_hpo.pareto import pareto_table
     from graft_hpo.tracking import pareto_front
-    from graft_hpo.tracking import pareto_table
     from graft_hpo.tracking import sweep_objectives
 
     where = {"experiment": args.experiment, "tracking_uri": args.tracking_uri}
     objectives, sweep_id = sweep_objectives(sweep_id=args.sweep_id, **where)
     front = pareto_front(sweep_id=sweep_id, **where)
     if args.plot:  # the same sweep's trials
-        from graft_hpo.tracking import plot_front
+        from graft_hpo.pareto import plot_front
         from graft_hpo.tracking import sweep_runs
 
         runs = sweep_runs(sweep_id=sweep_id, **where)
@@ -200,8 +200,8 @@ def _retrain_text(data: dict[str, Any]) -> str:
 
 
 def _sweep_text(result: dict[str, Any]) -> str:
-    from graft_hpo.tracking import ParetoPoint
-    from graft_hpo.tracking import pareto_table
+    from graft_hpo.pareto import ParetoPoint
+    from graft_hpo.pareto import pareto_table
 
     points = [
         ParetoPoint(p["run_id"], p["params"], p["metrics"], p["tags"]) for p in result["pareto"]

@@ -22,19 +22,13 @@ from graft_hpo.data import DataBundle
 from graft_hpo.data import load_data
 from graft_hpo.models import build_model
 from graft_hpo.selection import GraftSelector
-from graft_hpo.selection import PrefixSelector
 from graft_hpo.selection import Ranking
 from graft_hpo.selection import Selector
-from graft_hpo.selection import build_selector
+from graft_hpo.selection import selector_for
 from graft_hpo.training import resolve_device
 from graft_hpo.training import train
 
-__all__ = ["proxy_ranking", "selector_for", "uses_ranking"]
-
-
-def uses_ranking(config: PipelineConfig) -> bool:
-    """True when a trial of ``config`` trains on a prefix of a sweep-level ranking."""
-    return config.selection.strategy == "graft" and config.selection.scope == "sweep"
+__all__ = ["proxy_ranking"]
 
 
 def proxy_ranking(
@@ -68,12 +62,16 @@ def proxy_ranking(
     device = resolve_device(config.train.device)
     epochs = config.selection.proxy_epochs
     if epochs > 0:
-        proxy = replace(
-            config,
-            train=replace(config.train, epochs=epochs, eval_every=epochs),
-            selection=replace(config.selection, strategy="full"),
+        proxy = replace(config, train=replace(config.train, epochs=epochs, eval_every=epochs))
+        selector = selector_for(proxy.selection, proxy.train, proxy=True)
+        train(
+            model,
+            train_set=bundle.train,
+            val_set=bundle.val,
+            config=proxy,
+            device=device,
+            selector=selector,
         )
-        train(model, train_set=bundle.train, val_set=bundle.val, config=proxy, device=device)
     model.to(device)
     if not isinstance(ranker, GraftSelector):
         ranker = GraftSelector.from_config(config.selection, config.train)
@@ -85,12 +83,3 @@ def proxy_ranking(
     )
     ranking.stats.update(proxy_epochs=float(epochs), duration_s=time.perf_counter() - start)
     return ranking
-
-
-def selector_for(config: PipelineConfig, ranking: Ranking | None) -> Selector:
-    """The selector a trial of ``config`` trains with, given the sweep's ranking (if any)."""
-    if not uses_ranking(config):
-        return build_selector(config.selection, config.train)
-    if ranking is None:
-        raise ValueError("selection.scope=sweep needs the sweep's ranking; got none")
-    return PrefixSelector.from_config(config.selection, config.train, ranking=ranking)

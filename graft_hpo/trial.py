@@ -43,10 +43,10 @@ from graft_hpo.exceptions import ConfigError
 from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.models import build_model
 from graft_hpo.proxy import proxy_ranking
-from graft_hpo.proxy import selector_for
-from graft_hpo.proxy import uses_ranking
 from graft_hpo.selection import Ranking
 from graft_hpo.selection import Selector
+from graft_hpo.selection import selector_for
+from graft_hpo.selection import uses_ranking
 from graft_hpo.tracking import RunLogger
 from graft_hpo.training import TrainHooks
 from graft_hpo.training import evaluate
@@ -184,7 +184,7 @@ class _Trial:
     config: PipelineConfig
     bundle: DataBundle
     model: torch.nn.Module
-    selector: Selector  # what config.selection describes, built once (by check_pipeline)
+    selector: Selector  # selector_for(config), built once (by check_pipeline)
 
     @classmethod
     def build(cls, config: PipelineConfig) -> _Trial:
@@ -218,11 +218,11 @@ class _Trial:
         """Train (on the prefix of ``ranking`` with ``selection.scope=sweep``, ranking first
         if there is none), then evaluate; results go into ``measured`` as they come."""
         config, selector, ranking_s = self.config, self.selector, 0.0
-        if uses_ranking(config):
+        if uses_ranking(config.selection):
             if ranking is None:  # no sweep ranked for us: our own proxy ranks, measured
                 ranking = proxy_ranking(config, self.bundle, ranker=selector)
                 ranking_s = ranking.stats.get("duration_s", 0.0)
-            selector = selector_for(config, ranking)
+            selector = selector_for(config.selection, config.train, ranking)
         result = train(
             self.model,
             train_set=self.bundle.train,

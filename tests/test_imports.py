@@ -33,10 +33,14 @@ LIGHT = {
         "assert m.result.error == 'disabled'",
         HEAVY,
     ),
+    "pareto": (
+        "import graft_hpo.pareto as p\n"
+        "p.pareto_mask([[1.0, 2.0]], [True, False])\n"
+        "p.parse_policy('knee')",
+        (*HEAVY, "matplotlib", "torch"),
+    ),
     "tracking, pure parts": (
-        "import graft_hpo.tracking as t\n"
-        "t.pareto_mask([[1.0, 2.0]], [True, False])\n"
-        "t.resolve_tracking_uri(None)",
+        "import graft_hpo.tracking as t\nt.resolve_tracking_uri(None)",
         (*HEAVY, "matplotlib", "torch"),
     ),
 }

@@ -6,11 +6,12 @@ import torch
 
 from graft_hpo.config import load_pipeline
 from graft_hpo.proxy import proxy_ranking
-from graft_hpo.proxy import selector_for
-from graft_hpo.proxy import uses_ranking
+from graft_hpo.selection import FullSelector
 from graft_hpo.selection import GraftSelector
 from graft_hpo.selection import PrefixSelector
 from graft_hpo.selection import Selection
+from graft_hpo.selection import selector_for
+from graft_hpo.selection import uses_ranking
 from graft_hpo.selection._base import budget_of
 from graft_hpo.training import TrainState
 from graft_hpo.trial import TrialHooks
@@ -38,11 +39,16 @@ class _Selections(TrialHooks):
 
 
 def test_only_graft_with_sweep_scope_uses_a_ranking() -> None:
-    assert uses_ranking(load_pipeline("digits", SHARED))
-    assert not uses_ranking(load_pipeline("digits", [*SHARED, "selection.scope=trial"]))
-    assert not uses_ranking(load_pipeline("digits", [*SHARED, "selection.strategy=random"]))
+    sweep = load_pipeline("digits", SHARED)
+    assert uses_ranking(sweep.selection)
     trial = load_pipeline("digits", [*SHARED, "selection.scope=trial"])
-    assert isinstance(selector_for(trial, None), GraftSelector)
+    assert not uses_ranking(trial.selection)
+    random = load_pipeline("digits", [*SHARED, "selection.strategy=random"])
+    assert not uses_ranking(random.selection)
+    assert isinstance(selector_for(trial.selection, trial.train), GraftSelector)
+    # without a ranking, the selector that ranks; the proxy trains on all the data
+    assert isinstance(selector_for(sweep.selection, sweep.train), GraftSelector)
+    assert isinstance(selector_for(sweep.selection, sweep.train, proxy=True), FullSelector)
 
 
 def test_the_proxy_ranking_is_seeded_and_depends_on_the_proxy() -> None:
@@ -67,7 +73,7 @@ def test_a_trial_given_the_ranking_trains_on_its_budgets_prefix() -> None:
     n = len(ranking)
     assert result.metrics["fraction_effective"] == budget_of(0.25, n) / n
     assert result.metrics["selection_s"] < 0.05  # a prefix, not a scoring pass
-    selector = selector_for(config, ranking)
+    selector = selector_for(config.selection, config.train, ranking)
     assert isinstance(selector, PrefixSelector) and selector.fraction == 0.25
 
 

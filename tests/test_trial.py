@@ -120,15 +120,15 @@ def test_a_trial_builds_its_selector_once_and_trains_with_it(
     trained_with: list[selection.Selector | None] = []
 
     def build(*args: Any) -> selection.Selector:
-        built.append(selection.build_selector(*args))
+        built.append(selection.selector_for(*args))
         return built[-1]
 
     def train(*args: Any, selector: selection.Selector | None = None, **kwargs: Any) -> Any:
         trained_with.append(selector)
         return loop.train(*args, selector=selector, **kwargs)
 
-    monkeypatch.setattr(checks, "build_selector", build)
-    monkeypatch.setattr(loop, "build_selector", build)
+    monkeypatch.setattr(checks, "selector_for", build)
+    monkeypatch.setattr(loop, "selector_for", build)
     monkeypatch.setattr(trial, "train", train)
     config = load_pipeline("digits", [*FAST, "selection.strategy=infobatch"])
     result = run_trial(config, tracking=False)

@@ -30,6 +30,8 @@ from graft_hpo.selection._rank import Ranking
 from graft_hpo.selection._registry import available_selectors
 from graft_hpo.selection._registry import build_selector
 from graft_hpo.selection._registry import get_selector
+from graft_hpo.selection._registry import selector_for
+from graft_hpo.selection._registry import uses_ranking
 from graft_hpo.selection._sampler import SubsetSampler
 from graft_hpo.selection._simple import FullSelector
 from graft_hpo.selection._simple import RandomSelector
@@ -51,4 +53,6 @@ __all__ = [
     "fast_maxvol",
     "get_selector",
     "log_volume",
+    "selector_for",
+    "uses_ranking",
 ]

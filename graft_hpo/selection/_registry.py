@@ -12,10 +12,18 @@ from graft_hpo.selection._base import Selector
 from graft_hpo.selection._base import keyword_parameters
 from graft_hpo.selection._graft import GraftSelector
 from graft_hpo.selection._infobatch import InfoBatchSelector
+from graft_hpo.selection._rank import PrefixSelector
+from graft_hpo.selection._rank import Ranking
 from graft_hpo.selection._simple import FullSelector
 from graft_hpo.selection._simple import RandomSelector
 
-__all__ = ["available_selectors", "build_selector", "get_selector"]
+__all__ = [
+    "available_selectors",
+    "build_selector",
+    "get_selector",
+    "selector_for",
+    "uses_ranking",
+]
 
 _SELECTORS: dict[str, type[Selector]] = {
     cls.name: cls for cls in (GraftSelector, RandomSelector, FullSelector, InfoBatchSelector)
@@ -70,6 +78,31 @@ def build_selector(selection: SelectionConfig, train: TrainConfig) -> Selector:
         return cls.from_config(selection, train)
     except ValueError as err:
         raise ConfigError(f"selector {selection.strategy!r}: {err}") from err
+
+
+def uses_ranking(selection: SelectionConfig) -> bool:
+    """True when a model trained with ``selection`` takes a prefix of a ranking made once for
+    many trainings (``graft`` with ``scope: sweep``); the one place that says so."""
+    return selection.strategy == "graft" and selection.scope == "sweep"
+
+
+def selector_for(
+    selection: SelectionConfig,
+    train: TrainConfig,
+    ranking: Ranking | None = None,
+    *,
+    proxy: bool = False,
+) -> Selector:
+    """The selector a model trains with, decided here only: the ``proxy`` that ranks for a
+    sweep trains on all the data (:class:`FullSelector`); with :func:`uses_ranking` and a
+    ``ranking``, the budget's prefix of it (:class:`PrefixSelector`); otherwise what
+    ``selection`` describes (:func:`build_selector`; ``ConfigError`` if it cannot be built).
+    """
+    if proxy:
+        return FullSelector()
+    if ranking is not None and uses_ranking(selection):
+        return PrefixSelector.from_config(selection, train, ranking=ranking)
+    return build_selector(selection, train)
 
 
 def _strategy(name: str) -> type[Selector]:

@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from graft_hpo.exceptions import ConfigError
+from graft_hpo.pareto import ParetoPoint
+from graft_hpo.pareto import front_of
+from graft_hpo.pareto import plot_front
 from graft_hpo.sweep._budget import emissions_totals
 from graft_hpo.sweep._folder import ranking_cost
 from graft_hpo.sweep._folder import sweep_wall_s
@@ -27,25 +30,16 @@ from graft_hpo.sweep._plan import optuna_storage
 from graft_hpo.sweep._ranking import COST_PREFIX
 from graft_hpo.sweep._result import SweepResult
 from graft_hpo.tracking import TAG_EARLY_STOPPED
-from graft_hpo.tracking import ParetoPoint
+from graft_hpo.tracking import TAG_STOP_REASON
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import RunRecord
-from graft_hpo.tracking import front_of
 from graft_hpo.tracking import link_artifact
-from graft_hpo.tracking import plot_front
 from graft_hpo.tracking import redact
+from graft_hpo.tracking import select_run
 from graft_hpo.tracking import sweep_runs
 from graft_hpo.tracking import tag_pareto
 
-__all__ = [
-    "TAG_STOP_REASON",
-    "final_stage",
-    "finish_sweep",
-    "mark_interrupted",
-    "reopen_parent",
-]
-
-TAG_STOP_REASON = "stop_reason"  # on the parent run: why the sweep ended before its trial count
+__all__ = ["final_stage", "finish_sweep", "mark_interrupted", "reopen_parent"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +116,7 @@ def finish_sweep(plan: SweepPlan, *, stop_reason: str | None = None) -> SweepRes
     totals = _totals(plan, runs)
     parent = RunLogger(plan.tracking_uri, plan.parent_run_id)
     parent.log_metrics({**totals, **{f"trials_{k}": float(v) for k, v in counts.items()}})
-    if stop_reason is not None:
+    if stop_reason is not None:  # on the parent: why the sweep ended before its trial count
         parent.set_tags({TAG_STOP_REASON: stop_reason})
     artifacts = _log_front(parent, plan, front, runs, stop_reason)
     if plan.owns_parent_run:
@@ -192,7 +186,9 @@ def _log_front(
 
 
 def final_stage(plan: SweepPlan, result: SweepResult, say: Any) -> SweepResult:
-    """The pipeline's ``select`` (and ``retrain``) stage: from the front to a model.
+    """The pipeline's ``select`` (and ``retrain``) stage: from the front to a model, with the
+    functions ``graft-hpo select`` and ``graft-hpo retrain`` call (:func:`select_run`,
+    :func:`~graft_hpo.retraining.retrain`).
 
     Raises:
         ConfigError: no point of the front satisfies the policy (names the closest one).
@@ -200,19 +196,20 @@ def final_stage(plan: SweepPlan, result: SweepResult, say: Any) -> SweepResult:
     config = plan.config
     if config.select is None:
         return result
-    from graft_hpo.tracking import choose
-
-    points = [
-        ParetoPoint(p["run_id"], p["params"], p["metrics"], p.get("tags", {}))
-        for p in result.pareto
-    ]
-    point = choose(points, config.select.policy, plan.objectives)
-    selected = {"policy": config.select.policy, **point.to_dict()}
+    policy = config.select.policy
+    point = select_run(
+        policy,
+        experiment=plan.experiment,
+        sweep_id=plan.sweep_id,
+        tracking_uri=plan.tracking_uri,
+        objectives=plan.objectives,
+    )
+    selected = {"policy": policy, **point.to_dict()}
     selected.pop("tags", None)
     parent = RunLogger(plan.tracking_uri, plan.parent_run_id)
-    parent.set_tags({"selected_run_id": point.run_id, "selected_policy": config.select.policy})
+    parent.set_tags({"selected_run_id": point.run_id, "selected_policy": policy})
     RunLogger(plan.tracking_uri, point.run_id).set_tags({"selected": "true"})
-    say(f"selected run {point.run_id} ({config.select.policy})")
+    say(f"selected run {point.run_id} ({policy})")
     model = None
     if config.retrain is not None:
         from graft_hpo.retraining import retrain

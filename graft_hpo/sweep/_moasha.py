@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from graft_hpo.pareto import pareto_mask
 from graft_hpo.sweep._folder import append_rung
 from graft_hpo.sweep._folder import read_rungs
-from graft_hpo.tracking import pareto_mask
 
 __all__ = ["MoAsha", "crowding_distance", "fronts", "make_moasha", "ranked_ahead"]
 

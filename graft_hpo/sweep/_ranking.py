@@ -11,8 +11,10 @@ and budgets, and are logged on the parent run on their own (``shared_selection_*
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from dataclasses import replace
 
 import torch
 
@@ -22,6 +24,7 @@ from graft_hpo.emissions import measure_emissions
 from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.proxy import proxy_ranking
 from graft_hpo.selection import Ranking
+from graft_hpo.selection import uses_ranking
 from graft_hpo.space import SearchSpace
 from graft_hpo.trial import set_up_process
 
@@ -35,9 +38,9 @@ COST_PREFIX = "shared_selection_"  # parent-run metrics: shared_selection_energy
 def needs_ranking(config: PipelineConfig, space: SearchSpace) -> bool:
     """Whether some trial of the sweep may train on the shared ranking.
 
-    True when a value a trial may get for ``selection.strategy`` and ``selection.scope`` (a
-    choice of the space, or the pipeline's own where the space may leave it) is ``graft``,
-    respectively ``sweep``.
+    True when some pair of values a trial may get for ``selection.strategy`` and
+    ``selection.scope`` (a choice of the space, or the pipeline's own where the space may leave
+    it) makes :func:`~graft_hpo.selection.uses_ranking` true.
     """
     options: dict[str, set[object]] = {
         "selection.strategy": {config.selection.strategy},
@@ -48,7 +51,10 @@ def needs_ranking(config: PipelineConfig, space: SearchSpace) -> bool:
             # always sampled: the pipeline's value never applies; conditional: it may
             kept = options[spec.name] if spec.when else set()
             options[spec.name] = kept | set(spec.choices)
-    return "graft" in options["selection.strategy"] and "sweep" in options["selection.scope"]
+    return any(
+        uses_ranking(replace(config.selection, strategy=str(a), scope=str(b)))
+        for a, b in itertools.product(options["selection.strategy"], options["selection.scope"])
+    )
 
 
 def compute_ranking(config: PipelineConfig) -> tuple[Ranking, dict[str, float]]:

@@ -1,27 +1,26 @@
-"""The accuracy-vs-emissions Pareto front of a sweep, read from MLflow."""
+"""A sweep's runs and its Pareto front read from MLflow, the front's tags written back, and
+one run chosen off it (the maths are :mod:`graft_hpo.pareto`'s)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
-import numpy as np
-
+from graft_hpo._names import TAG_OBJECTIVES
+from graft_hpo._names import TAG_PARENT_RUN_ID
+from graft_hpo._names import TAG_PARETO
+from graft_hpo._names import TAG_ROLE
+from graft_hpo._names import TAG_SWEEP_ID
 from graft_hpo.exceptions import ConfigError
-from graft_hpo.tracking._names import TAG_EARLY_STOPPED
-from graft_hpo.tracking._names import TAG_OBJECTIVES
-from graft_hpo.tracking._names import TAG_PARENT_RUN_ID
-from graft_hpo.tracking._names import TAG_PARETO
-from graft_hpo.tracking._names import TAG_ROLE
-from graft_hpo.tracking._names import TAG_STRATEGY
-from graft_hpo.tracking._names import TAG_SWEEP_ID
-from graft_hpo.tracking._pareto import pareto_mask
+from graft_hpo.pareto import ParetoPoint
+from graft_hpo.pareto import Policy
+from graft_hpo.pareto import choose
+from graft_hpo.pareto import front_of
+from graft_hpo.pareto import normalize_objectives
+from graft_hpo.pareto import parse_policy
 from graft_hpo.tracking._runs import RunRecord
 from graft_hpo.tracking._runs import search_records
 from graft_hpo.tracking._runs import tag_filter
@@ -32,111 +31,28 @@ from graft_hpo.tracking._store import resolve_tracking_uri
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = [
-    "DEFAULT_OBJECTIVES",
-    "ParetoPoint",
-    "front_of",
-    "is_front_candidate",
-    "normalize_objectives",
-    "pareto_front",
-    "pareto_table",
-    "sweep_objectives",
-    "tag_pareto",
-]
+__all__ = ["pareto_front", "select_run", "sweep_objectives", "sweep_runs", "tag_pareto"]
 
 _logger = logging.getLogger(__name__)
-
-DEFAULT_OBJECTIVES: tuple[tuple[str, str], ...] = (("val_acc", "max"), ("co2_kg", "min"))
-
-
-@dataclass(frozen=True)
-class ParetoPoint:
-    """One non-dominated trial run.
-
-    Attributes:
-        run_id: MLflow run id (load the model or config from its artifacts).
-        params: dotted config path -> value, as strings.
-        metrics: final metrics (``val_acc``, ``co2_kg`` in kg CO2eq, ...).
-        tags: run tags (``strategy``, ``sweep_id``, ...).
-    """
-
-    run_id: str
-    params: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable copy."""
-        return {
-            "run_id": self.run_id,
-            "params": dict(self.params),
-            "metrics": dict(self.metrics),
-            "tags": dict(self.tags),
-        }
-
-
-def normalize_objectives(objectives: Sequence[Any] | None) -> list[tuple[str, str]]:
-    """Objectives as ``[(metric, "max" | "min"), ...]``.
-
-    Args:
-        objectives: pairs ``(metric, mode)`` or objects with ``metric`` and ``mode`` attributes
-            (``ObjectiveConfig``); ``None`` -> val_acc max, co2_kg min.
-
-    Raises:
-        ConfigError: empty, or a pair that is not ``(str, "max" | "min")``.
-    """
-    if objectives is None:
-        return list(DEFAULT_OBJECTIVES)
-    out: list[tuple[str, str]] = []
-    errors: list[str] = []
-    for i, objective in enumerate(objectives):
-        if hasattr(objective, "metric") and hasattr(objective, "mode"):
-            metric, mode = objective.metric, objective.mode
-        elif isinstance(objective, (list, tuple)) and len(objective) == 2:
-            metric, mode = objective
-        else:
-            errors.append(f"objectives[{i}] must be a (metric, mode) pair; got {objective!r}")
-            continue
-        if not isinstance(metric, str) or not metric:
-            errors.append(f"objectives[{i}].metric must be a metric name; got {metric!r}")
-        if mode not in ("max", "min"):
-            errors.append(f"objectives[{i}].mode must be 'max' or 'min'; got {mode!r}")
-        out.append((str(metric), str(mode)))
-    if not errors and not out:
-        errors.append("objectives must hold at least one (metric, mode) pair; got []")
-    if errors:
-        raise ConfigError(errors)
-    return out
-
-
-def is_front_candidate(record: Any) -> bool:
-    """A finished trial that was not stopped early (records without a status count as done)."""
-    tags = getattr(record, "tags", {})
-    return (
-        getattr(record, "status", "FINISHED") == "FINISHED"
-        and tags.get(TAG_EARLY_STOPPED, "").lower() != "true"
-        and tags.get(TAG_ROLE) != "sweep"
-    )
-
 
 _NEWEST_SWEEPS = 50  # how far back "the latest sweep with a front" looks
 
 
 def _objectives_of(parent: RunRecord | None) -> list[tuple[str, str]]:
     text = parent.tags.get(TAG_OBJECTIVES) if parent is not None else None
-    if not text:
-        return list(DEFAULT_OBJECTIVES)
     try:
-        return normalize_objectives(json.loads(text))
+        return normalize_objectives(json.loads(text) if text else None)
     except (ValueError, TypeError, ConfigError) as exc:
+        default = normalize_objectives(None)
+        run = parent.run_id if parent else "?"
         _logger.warning(
             "sweep run %s has an unreadable objectives tag %r (%s); using %s",
-            parent.run_id if parent else "?",
+            run,
             text,
             exc,
-            DEFAULT_OBJECTIVES,
+            default,
         )
-        return list(DEFAULT_OBJECTIVES)
+        return default
 
 
 def _experiment_ids(client: MlflowClient, uri: str, experiment: str | None) -> list[str]:
@@ -226,13 +142,6 @@ def sweep_runs(
     return runs
 
 
-def _sort_key(point: ParetoPoint, objectives: Sequence[tuple[str, str]]) -> tuple[float, ...]:
-    # best first on the first objective, ties broken by the next ones
-    return tuple(
-        -point.metrics[m] if mode == "max" else point.metrics[m] for m, mode in objectives
-    )
-
-
 def pareto_front(
     *,
     experiment: str | None = None,
@@ -280,34 +189,6 @@ def pareto_front(
     return front_of(runs, objs)
 
 
-def front_of(records: Sequence[Any], objectives: Sequence[Any] | None) -> list[ParetoPoint]:
-    """The non-dominated records among those that could be on a front, best first.
-
-    The computation behind :func:`pareto_front`, on runs already read (``RunRecord``): a
-    finished, not early-stopped trial that logged every objective is a candidate.
-
-    Args:
-        records: the sweep's trial runs.
-        objectives: ``[(metric, "max" | "min"), ...]``; ``None`` -> val_acc max, co2_kg min.
-    """
-    objs = normalize_objectives(objectives)
-    candidates = [r for r in records if is_front_candidate(r)]
-    values = np.array(
-        [[r.metrics.get(m, math.nan) for m, _ in objs] for r in candidates], dtype=np.float64
-    ).reshape(len(candidates), len(objs))
-    values[~np.isfinite(values)] = math.nan
-    missing = int(np.isnan(values).any(axis=1).sum())
-    if missing:
-        _logger.warning("%d finished trial(s) lack an objective metric; left out", missing)
-    mask = pareto_mask(values, [mode == "max" for _, mode in objs])
-    points = [
-        ParetoPoint(r.run_id, dict(r.params), dict(r.metrics), dict(r.tags))
-        for r, keep in zip(candidates, mask, strict=True)
-        if keep
-    ]
-    return sorted(points, key=lambda p: (_sort_key(p, objs), p.run_id))
-
-
 def tag_pareto(
     points: Sequence[ParetoPoint],
     *,
@@ -339,34 +220,54 @@ def tag_pareto(
         client.set_tag(run_id, TAG_PARETO, "true" if run_id in winners else "false")
 
 
-def _cell(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+def select_run(
+    policy: Policy | str,
+    *,
+    experiment: str | None = None,
+    sweep_id: str | None = None,
+    tracking_uri: str | None = None,
+    objectives: Sequence[Any] | None = None,
+    key: str = "select.policy",
+) -> ParetoPoint:
+    """Read a sweep's Pareto front from MLflow and pick one run by ``policy``.
 
+    Args:
+        policy: a :class:`Policy` or a string such as ``"knee"`` or ``"budget:co2_kg<=5e-4"``.
+        experiment: experiment name; ``None`` -> search every experiment.
+        sweep_id: which sweep; ``None`` -> the most recent one.
+        tracking_uri: ``None`` -> ``$MLFLOW_TRACKING_URI`` or ``./mlruns``.
+        objectives: ``None`` -> the sweep run's ``objectives`` tag (as :func:`pareto_front`
+            reads it), else val_acc max and co2_kg min.
+        key: the name shown in error messages.
 
-def pareto_table(points: Sequence[ParetoPoint], objectives: Sequence[Any] | None = None) -> str:
-    """The front as a plain-text table: rank, run id, strategy, then one column per objective.
+    Returns:
+        The chosen point of the front (run id, params, metrics, tags).
+
+    Raises:
+        ConfigError: a bad policy (checked before the store is opened), a store, experiment or
+            sweep that does not exist, or any error of :func:`choose`.
 
     Example:
-        >>> p = ParetoPoint("a1b2", metrics={"val_acc": 0.91, "co2_kg": 2.5e-06},
-        ...                 tags={"strategy": "graft"})
-        >>> print(pareto_table([p]))
-        #  run_id  strategy  val_acc (max)  co2_kg (min)
-        1  a1b2    graft     0.91           2.5e-06
+        >>> run = select_run("floor:val_acc>=0.97", experiment="mnist")  # doctest: +SKIP
+        >>> run.run_id, run.metrics["co2_kg"]  # doctest: +SKIP
     """
-    objs = normalize_objectives(objectives)
-    header = ["#", "run_id", "strategy", *(f"{m} ({mode})" for m, mode in objs)]
-    rows = [
-        [
-            str(i),
-            p.run_id,
-            p.tags.get(TAG_STRATEGY, "-"),
-            *(_cell(p.metrics.get(m)) for m, _ in objs),
-        ]
-        for i, p in enumerate(points, start=1)
-    ]
-    widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
-    lines = [
-        "  ".join(text.ljust(w) for text, w in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
-    return "\n".join(lines)
+    parsed = policy if isinstance(policy, Policy) else parse_policy(policy, key=key)
+    uri = resolve_tracking_uri(tracking_uri)
+    if objectives is None:
+        objs, sweep_id = sweep_objectives(
+            experiment=experiment, sweep_id=sweep_id, tracking_uri=uri
+        )
+    else:
+        objs = normalize_objectives(objectives)
+    front = pareto_front(
+        experiment=experiment, sweep_id=sweep_id, tracking_uri=uri, objectives=objs
+    )
+    chosen = choose(front, parsed, objs, key=key)
+    _logger.info(
+        "%s chose run %s of %d on the front (%s)",
+        parsed.text,
+        chosen.run_id,
+        len(front),
+        ", ".join(f"{m}={chosen.metrics[m]:.6g}" for m, _ in objs),
+    )
+    return chosen

@@ -21,9 +21,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 from typing import Any
 
+from graft_hpo._names import TAG_PARENT_RUN_ID
+from graft_hpo._names import TAG_SWEEP_ID
 from graft_hpo.exceptions import ConfigError
-from graft_hpo.tracking._names import TAG_PARENT_RUN_ID
-from graft_hpo.tracking._names import TAG_SWEEP_ID
 from graft_hpo.tracking._store import ensure_experiment
 from graft_hpo.tracking._store import experiment_or_error
 from graft_hpo.tracking._store import open_client

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from graft_hpo._names import EXPERIMENT_KIND_TRAINING
+from graft_hpo._names import TAG_EXPERIMENT_KIND
 from graft_hpo.exceptions import ConfigError
-from graft_hpo.tracking._names import EXPERIMENT_KIND_TRAINING
-from graft_hpo.tracking._names import TAG_EXPERIMENT_KIND
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

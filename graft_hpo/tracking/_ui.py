@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from urllib.parse import quote
 from urllib.parse import urlencode
 
-from graft_hpo.tracking._names import TAG_NOTE
+from graft_hpo._names import TAG_NOTE
 from graft_hpo.tracking._store import open_client
 from graft_hpo.tracking._store import resolve_tracking_uri
 

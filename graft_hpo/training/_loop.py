@@ -34,7 +34,7 @@ from graft_hpo.selection import Selection
 from graft_hpo.selection import Selector
 from graft_hpo.selection import SubsetSampler
 from graft_hpo.selection import SubsetSchedule
-from graft_hpo.selection import build_selector
+from graft_hpo.selection import selector_for
 from graft_hpo.training._checkpoint import loop_state
 from graft_hpo.training._checkpoint import restore_loop
 
@@ -182,7 +182,7 @@ def train(
         device: defaults to ``config.train.device`` resolved.
         selector: chooses the subsets, ready built (``run_trial`` passes the one it checked;
             a sweep's trial, a :class:`PrefixSelector` over the sweep's ranking). None builds
-            the one ``config.selection`` describes (:func:`build_selector`).
+            the one :func:`~graft_hpo.selection.selector_for` decides for ``config``.
         resume: a checkpoint's loop state (``state.snapshot()`` after some epoch): training
             goes on with the next epoch as if it had never stopped.
 
@@ -207,7 +207,7 @@ def train(
         max_bytes=device_budget_bytes(device, cfg.data_on_device),
     )
     generator = torch.Generator().manual_seed(cfg.seed)
-    selector = selector or build_selector(config.selection, cfg)
+    selector = selector or selector_for(config.selection, cfg)
     configured = SubsetSchedule(config.selection.warm_start_epochs, config.selection.select_every)
     sampler = SubsetSampler(
         selector,

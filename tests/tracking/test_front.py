@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from graft_hpo.exceptions import ConfigError
+from graft_hpo.pareto import front_of
+from graft_hpo.pareto import pareto_table
+from graft_hpo.pareto import plot_front
 from graft_hpo.tracking import TAG_OBJECTIVES
 from graft_hpo.tracking import TAG_ROLE
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import RunRecord
-from graft_hpo.tracking import front_of
 from graft_hpo.tracking import pareto_front
-from graft_hpo.tracking import pareto_table
-from graft_hpo.tracking import plot_front
 from graft_hpo.tracking import query_runs
 from graft_hpo.tracking import sweep_runs
 from graft_hpo.tracking import tag_pareto

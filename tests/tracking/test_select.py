@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 
 from graft_hpo.exceptions import ConfigError
+from graft_hpo.pareto import ParetoPoint
+from graft_hpo.pareto import Policy
+from graft_hpo.pareto import choose
+from graft_hpo.pareto import pareto_mask
+from graft_hpo.pareto import parse_policy
 from graft_hpo.tracking import TAG_OBJECTIVES
 from graft_hpo.tracking import TAG_ROLE
-from graft_hpo.tracking import ParetoPoint
-from graft_hpo.tracking import Policy
 from graft_hpo.tracking import RunLogger
-from graft_hpo.tracking import choose
 from graft_hpo.tracking import pareto_front
-from graft_hpo.tracking import pareto_mask
-from graft_hpo.tracking import parse_policy
 from graft_hpo.tracking import select_run
 
 Objectives = list[tuple[str, str]]
@@ -377,7 +377,7 @@ def test_choose_errors_name_what_is_wrong(caplog: pytest.LogCaptureFixture) -> N
         choose(front, "xyz", DEFAULT)
     # a point without the metric (or with NaN) is left out, with a warning
     partial = [*front, point("c", val_acc=0.99), point("d", val_acc=math.nan, co2_kg=0.5)]
-    with caplog.at_level(logging.WARNING, logger="graft_hpo.tracking._select"):
+    with caplog.at_level(logging.WARNING, logger="graft_hpo.pareto._policy"):
         assert choose(partial, "knee", DEFAULT) == choose(front, "knee", DEFAULT)
     assert "2 front point(s) lack a finite" in caplog.text
     assert choose(partial, "max:val_acc", DEFAULT).run_id == "c"

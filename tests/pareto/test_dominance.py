@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from graft_hpo.exceptions import ConfigError
-from graft_hpo.tracking import hypervolume_2d
-from graft_hpo.tracking import pareto_mask
-from graft_hpo.tracking._pareto import _front_nd
+from graft_hpo.pareto import hypervolume_2d
+from graft_hpo.pareto import pareto_mask
+from graft_hpo.pareto._dominance import _front_nd
 
 
 def brute_mask(values: np.ndarray, maximize: list[bool]) -> np.ndarray:

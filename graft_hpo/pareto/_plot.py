@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from graft_hpo._names import TAG_STRATEGY
 from graft_hpo.exceptions import ConfigError
-from graft_hpo.tracking._front import is_front_candidate
-from graft_hpo.tracking._front import normalize_objectives
-from graft_hpo.tracking._names import TAG_STRATEGY
-from graft_hpo.tracking._pareto import pareto_mask
+from graft_hpo.pareto._dominance import pareto_mask
+from graft_hpo.pareto._front import is_front_candidate
+from graft_hpo.pareto._front import normalize_objectives
 
 __all__ = ["plot_front"]
 

@@ -15,7 +15,8 @@ in a pipeline YAML:
 
 For ``budget`` and ``floor``, "best" is the first objective other than METRIC, in its mode: with
 the default objectives (val_acc max, co2_kg min), a CO2 budget maximises accuracy and an accuracy
-floor minimises CO2. :func:`choose` is pure; :func:`select_run` reads the front from MLflow.
+floor minimises CO2. :func:`choose` is pure; :func:`graft_hpo.tracking.select_run` reads the
+front from MLflow and chooses with it.
 """
 
 from __future__ import annotations
@@ -32,13 +33,10 @@ from typing import Any
 import numpy as np
 
 from graft_hpo.exceptions import ConfigError
-from graft_hpo.tracking._front import ParetoPoint
-from graft_hpo.tracking._front import normalize_objectives
-from graft_hpo.tracking._front import pareto_front
-from graft_hpo.tracking._front import sweep_objectives
-from graft_hpo.tracking._store import resolve_tracking_uri
+from graft_hpo.pareto._front import ParetoPoint
+from graft_hpo.pareto._front import normalize_objectives
 
-__all__ = ["POLICY_KINDS", "Policy", "choose", "parse_policy", "select_run"]
+__all__ = ["POLICY_KINDS", "Policy", "choose", "parse_policy"]
 
 _logger = logging.getLogger(__name__)
 
@@ -336,56 +334,3 @@ def choose(
     if parsed.kind in _OPS:
         return _constrained(points, parsed, objs, key)
     raise ConfigError(f"{key} must be one of {_FORMS}; got {parsed.text!r}")
-
-
-def select_run(
-    policy: Policy | str,
-    *,
-    experiment: str | None = None,
-    sweep_id: str | None = None,
-    tracking_uri: str | None = None,
-    objectives: Sequence[Any] | None = None,
-    key: str = "select.policy",
-) -> ParetoPoint:
-    """Read a sweep's Pareto front from MLflow and pick one run by ``policy``.
-
-    Args:
-        policy: a :class:`Policy` or a string such as ``"knee"`` or ``"budget:co2_kg<=5e-4"``.
-        experiment: experiment name; ``None`` -> search every experiment.
-        sweep_id: which sweep; ``None`` -> the most recent one.
-        tracking_uri: ``None`` -> ``$MLFLOW_TRACKING_URI`` or ``./mlruns``.
-        objectives: ``None`` -> the sweep run's ``objectives`` tag (as :func:`pareto_front`
-            reads it), else val_acc max and co2_kg min.
-        key: the name shown in error messages.
-
-    Returns:
-        The chosen point of the front (run id, params, metrics, tags).
-
-    Raises:
-        ConfigError: a bad policy (checked before the store is opened), a store, experiment or
-            sweep that does not exist, or any error of :func:`choose`.
-
-    Example:
-        >>> run = select_run("floor:val_acc>=0.97", experiment="mnist")  # doctest: +SKIP
-        >>> run.run_id, run.metrics["co2_kg"]  # doctest: +SKIP
-    """
-    parsed = policy if isinstance(policy, Policy) else parse_policy(policy, key=key)
-    uri = resolve_tracking_uri(tracking_uri)
-    if objectives is None:
-        objs, sweep_id = sweep_objectives(
-            experiment=experiment, sweep_id=sweep_id, tracking_uri=uri
-        )
-    else:
-        objs = normalize_objectives(objectives)
-    front = pareto_front(
-        experiment=experiment, sweep_id=sweep_id, tracking_uri=uri, objectives=objs
-    )
-    chosen = choose(front, parsed, objs, key=key)
-    _logger.info(
-        "%s chose run %s of %d on the front (%s)",
-        parsed.text,
-        chosen.run_id,
-        len(front),
-        ", ".join(f"{m}={_num(chosen.metrics[m])}" for m, _ in objs),
-    )
-    return chosen

@@ -1,0 +1,32 @@
+"""Pareto fronts in pure numpy: dominance, a sweep's front of runs, choosing one run off it
+by a policy, and its plot. No MLflow: :mod:`graft_hpo.tracking` reads the runs and calls these.
+
+``import graft_hpo.pareto`` imports neither torch nor matplotlib (:func:`plot_front` imports
+matplotlib when called).
+"""
+
+from __future__ import annotations
+
+from graft_hpo.pareto._dominance import hypervolume_2d
+from graft_hpo.pareto._dominance import pareto_mask
+from graft_hpo.pareto._front import ParetoPoint
+from graft_hpo.pareto._front import front_of
+from graft_hpo.pareto._front import normalize_objectives
+from graft_hpo.pareto._front import pareto_table
+from graft_hpo.pareto._plot import plot_front
+from graft_hpo.pareto._policy import Policy
+from graft_hpo.pareto._policy import choose
+from graft_hpo.pareto._policy import parse_policy
+
+__all__ = [
+    "ParetoPoint",
+    "Policy",
+    "choose",
+    "front_of",
+    "hypervolume_2d",
+    "normalize_objectives",
+    "pareto_mask",
+    "pareto_table",
+    "parse_policy",
+    "plot_front",
+]

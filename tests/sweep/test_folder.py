@@ -156,3 +156,12 @@ def test_a_folder_is_found_by_itself_or_as_its_pipelines_latest_sweep(
     (tmp_path / "empty" / "sweep.json").write_text("{not json")
     with pytest.raises(ConfigError, match=r"sweep\.json is not a readable graft-hpo sweep plan"):
         read_plan(SweepFolder(tmp_path / "empty"))
+
+
+def test_the_name_an_old_sweeps_tune_state_calls_still_records_the_stop(tmp_path: Path) -> None:
+    """The ``tuner.pkl`` of a sweep saved before SweepFolder holds a driver callback that calls
+    ``graft_hpo.sweep._folder.write_stop`` by name: without it the sweep cannot be resumed."""
+    from graft_hpo.sweep import _folder
+
+    _folder.write_stop(str(tmp_path), "trial t1 failed (search.fail_fast)")
+    assert SweepFolder(tmp_path).read_stop() == "trial t1 failed (search.fail_fast)"

@@ -122,7 +122,6 @@ def anytime(trials: list[Json], shared_kwh: float, reference: list[float]) -> li
 
 def one_sweep(args: argparse.Namespace, arm: str, seed: int, uri: str, stamp: str) -> Json:
     from graft_hpo.space import load_space
-    from graft_hpo.sweep._folder import ranking_cost
 
     overrides = [*ARMS[arm], f"search.seed={seed}", *args.set]
     sweep = timed_sweep(args, overrides, uri=uri, folder=f"{arm}-s{seed}-{stamp}", tag=arm)
@@ -132,7 +131,7 @@ def one_sweep(args: argparse.Namespace, arm: str, seed: int, uri: str, stamp: st
     return {
         "sweep_id": result.sweep_id,
         "trials": trials,
-        "shared_kwh": ranking_cost(result.sweep_dir).get("energy_kwh", 0.0),
+        "shared_kwh": result.totals.get("sweep_shared_selection_energy_kwh", 0.0),
         "energy_kwh": result.totals.get("sweep_energy_kwh"),
         "duration_s": sweep.wall_s,
     }

@@ -152,14 +152,13 @@ def sweep_overrides(args: argparse.Namespace, arm: str, seed: int) -> list[str]:
 
 def one_sweep(args: argparse.Namespace, arm: str, seed: int, uri: str, stamp: str) -> Json:
     from graft_hpo.space import load_space
-    from graft_hpo.sweep._folder import ranking_cost
 
     overrides = sweep_overrides(args, arm, seed)
     folder, tag = f"{arm}-s{seed}-{stamp}", f"{arm} s{seed}"
     sweep = timed_sweep(args, overrides, uri=uri, folder=folder, tag=tag)
     result = sweep.result
     trials = read_trials(uri, result.experiment, result.sweep_id, load_space(args.space).names)
-    shared = ranking_cost(result.sweep_dir).get("energy_kwh", 0.0)
+    shared = result.totals.get("sweep_shared_selection_energy_kwh", 0.0)
     graft = [t for t in trials if ARMS[arm][0] == "graft"]
     sel_share = [
         t["selection_s"] / t["duration_s"]

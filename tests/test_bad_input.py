@@ -12,7 +12,7 @@ tracking store at ``tmp_path/mlruns/mlflow.db``, and checks:
   put its folder there), and a pre-existing store still holds no runs;
 * it returned within :data:`HANG_GUARD_S` (most cases take milliseconds).
 
-Modes: ``cli`` cases must be refused before Ray starts (``init_ray`` is replaced by a function
+Modes: ``cli`` cases must be refused before Ray starts (``start_ray`` is replaced by a function
 that fails the test); ``ray`` cases reach checks that need a cluster (resources, and the tracking
 store, which a sweep opens after joining Ray) and run on the session's one local Ray
 (``ray_local``); ``subprocess`` cases need a process in which Ray is not yet initialised.
@@ -886,7 +886,7 @@ def test_bad_input_is_refused_in_one_line(
     if case.mode == "ray":
         request.getfixturevalue("ray_local")
     elif case.mode == "cli":
-        monkeypatch.setattr("graft_hpo.sweep._prepare.init_ray", _forbid_ray)
+        monkeypatch.setattr("graft_hpo.sweep._prepare.start_ray", _forbid_ray)
 
     start = time.perf_counter()
     if case.mode == "subprocess":

@@ -5,10 +5,11 @@ one direction, one module per step:
 
 1. prepare (``_prepare``): check the pipeline, its search space and the cluster; rank the
    data once if trials share a GRAFT ranking (``_ranking``); create the parent run and the
-   sweep folder (``_folder``) holding the plan (``_plan``).
-2. run (``_driver``): Tune runs the trainable (``_trainable``) in Ray's workers (``_ray``);
-   Optuna chooses each configuration behind the budget gate (``_search``, ``_budget``); the
-   console shows progress (``_console``).
+   sweep folder (``_folder``, which alone knows its files) holding the plan (``_plan``).
+   Ray starts once per sweep (``_ray``): here, or when a sweep resumes.
+2. run (``_driver``): Tune runs the trainable (``_trainable``) in Ray's workers, each trial
+   given the small plan the driver built for it; Optuna chooses each configuration behind
+   the budget gate (``_search``, ``_budget``); the console shows progress (``_console``).
 3. finish (``_finish``): one read of the trial runs; the front, its tags and plot, the
    totals; then the pipeline's final stage.
 
@@ -35,23 +36,18 @@ from graft_hpo.space import SearchSpace
 from graft_hpo.space import load_space
 from graft_hpo.space import validate_space
 from graft_hpo.sweep._console import Printer
-from graft_hpo.sweep._console import SweepConsole
 from graft_hpo.sweep._driver import execute
 from graft_hpo.sweep._finish import final_stage
 from graft_hpo.sweep._finish import finish_sweep
 from graft_hpo.sweep._finish import mark_interrupted
 from graft_hpo.sweep._finish import reopen_parent
-from graft_hpo.sweep._folder import clear_stop
-from graft_hpo.sweep._folder import ranking_cost
-from graft_hpo.sweep._folder import read_stop
-from graft_hpo.sweep._folder import session_ended
-from graft_hpo.sweep._folder import session_started
+from graft_hpo.sweep._folder import SweepFolder
 from graft_hpo.sweep._plan import SweepPlan
 from graft_hpo.sweep._plan import read_plan
 from graft_hpo.sweep._prepare import check_sweep
-from graft_hpo.sweep._prepare import find_sweep_dir
 from graft_hpo.sweep._prepare import prepare_sweep
 from graft_hpo.sweep._ray import init_ray
+from graft_hpo.sweep._ray import start_ray
 from graft_hpo.sweep._result import SweepResult
 
 __all__ = [
@@ -137,7 +133,10 @@ def resume_sweep(
             path, meaning its most recent sweep under ``./mlruns/sweeps``.
         printer, progress, verbose: as for :func:`run_sweep`.
     """
-    plan = read_plan(find_sweep_dir(sweep_dir_or_pipeline))
+    plan = read_plan(SweepFolder.find(sweep_dir_or_pipeline))
+    start_ray(plan.config, plan.address, quiet=not verbose)
+    reopen_parent(plan)
+    mark_interrupted(plan, reason="the sweep was interrupted; this trial is run again")
     return _run(plan, resume=True, printer=printer, progress=progress, verbose=verbose)
 
 
@@ -145,35 +144,16 @@ def _run(
     plan: SweepPlan, *, resume: bool, printer: Printer | None, progress: bool, verbose: bool
 ) -> SweepResult:
     say = printer or (lambda line: logger.info("%s", line))
-    if resume:
-        reopen_parent(plan)
-        mark_interrupted(plan, reason="the sweep was interrupted; this trial is run again")
-        clear_stop(plan.sweep_dir)
     say(
         f"sweep {plan.sweep_id}: {plan.trials} trials of pipeline {plan.config.name!r}, "
         f"MLflow experiment {plan.experiment!r}, state in {plan.sweep_dir}"
     )
-    console = SweepConsole(
-        plan.objectives,
-        plan.trials,
-        say,
-        bar=progress,
-        spent=ranking_cost(plan.sweep_dir),
-        default_strategy=plan.config.selection.strategy,
-    )
-    session_started(plan.sweep_dir)
     try:
-        completed = execute(plan, resume=resume, console=console, verbose=verbose)
-    except KeyboardInterrupt:
-        completed = False
-    finally:
-        console.close()
-        session_ended(plan.sweep_dir)
-    if not completed:  # Ctrl-C: Tune saved its state; the sweep can be resumed
+        stop_reason = execute(plan, resume=resume, say=say, progress=progress, verbose=verbose)
+    except KeyboardInterrupt:  # Tune saved its state: the sweep can be resumed
         mark_interrupted(plan, reason="interrupted (Ctrl-C)", parent_status="KILLED")
         say(f"interrupted; continue with: graft-hpo resume {plan.sweep_dir}")
-        raise KeyboardInterrupt(f"sweep {plan.sweep_id} interrupted")
-    stop_reason = read_stop(plan.sweep_dir)
+        raise KeyboardInterrupt(f"sweep {plan.sweep_id} interrupted") from None
     if stop_reason is not None:
         say(f"stopped before {plan.trials} trials: {stop_reason}")
     return final_stage(plan, finish_sweep(plan, stop_reason=stop_reason), say)

@@ -28,9 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from graft_hpo.sweep._folder import read_stop
-from graft_hpo.sweep._folder import sweep_wall_s
-from graft_hpo.sweep._folder import write_stop
+from graft_hpo.sweep._folder import SweepFolder
 from graft_hpo.tracking import sweep_runs
 
 __all__ = [
@@ -129,7 +127,7 @@ def exhausted(budgets: Budgets, totals: Mapping[str, float], *, sweep_dir: str) 
         sweep_dir: its sessions are the time budget's clock.
     """
     if budgets.time_s is not None:
-        elapsed = sweep_wall_s(sweep_dir)
+        elapsed = SweepFolder(sweep_dir).wall_s()
         if elapsed >= budgets.time_s:
             return (
                 f"time budget reached: {elapsed:.1f} s >= search.time_budget_s={budgets.time_s:g}"
@@ -175,9 +173,10 @@ class Ledger:
 
     def stop_reason(self) -> str | None:
         """Why no new trial may start (recorded in the sweep folder), or None."""
-        reason = read_stop(self.sweep_dir) or (self._exhausted() if self.budgets else None)
+        folder = SweepFolder(self.sweep_dir)  # a str: Ledgers pickled by older sweeps hold one
+        reason = folder.read_stop() or (self._exhausted() if self.budgets else None)
         if reason is not None:
-            write_stop(self.sweep_dir, reason)
+            folder.write_stop(reason)
         return reason
 
     def record(self, trial_id: str, result: Mapping[str, Any] | None) -> None:

@@ -18,27 +18,24 @@ from pathlib import Path
 from typing import Any
 
 from graft_hpo.sweep._checkpoint import ray_storage
+from graft_hpo.sweep._console import Printer
 from graft_hpo.sweep._console import SweepConsole
 from graft_hpo.sweep._console import is_number
-from graft_hpo.sweep._folder import read_ranking
-from graft_hpo.sweep._folder import read_stop
-from graft_hpo.sweep._folder import write_stop
 from graft_hpo.sweep._plan import SweepPlan
-from graft_hpo.sweep._plan import plan_to_dict
-from graft_hpo.sweep._ray import check_resources
-from graft_hpo.sweep._ray import init_ray
 from graft_hpo.sweep._ray_compat import watch_interruption
 from graft_hpo.sweep._search import DONE_KEY
 from graft_hpo.sweep._search import FAILED_KEY
 from graft_hpo.sweep._search import scheduler
+from graft_hpo.sweep._search import scheduler_rungs
 from graft_hpo.sweep._search import searcher
+from graft_hpo.sweep._trainable import TrialPlan
 from graft_hpo.sweep._trainable import trainable
 from graft_hpo.sweep._trainable import trial_runs
 from graft_hpo.tracking import METRICS
 from graft_hpo.tracking import TAG_EARLY_STOPPED
 from graft_hpo.tracking import RunLogger
 
-__all__ = ["execute"]
+__all__ = ["execute", "trial_plan"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,21 +47,52 @@ _CHECKPOINTS_KEPT = 2
 
 
 def execute(
-    plan: SweepPlan, *, resume: bool, console: SweepConsole, verbose: bool = False
-) -> bool:
-    """Run (or continue) the sweep's trials on Ray.
+    plan: SweepPlan, *, resume: bool, say: Printer, progress: bool = False, verbose: bool = False
+) -> str | None:
+    """Run (or continue) the sweep's trials on Ray (started by then: prepare, or resume).
 
     Args:
-        console: told of every trial's start, reports and end; the caller closes it.
+        say: gets a line per finished trial (see :class:`SweepConsole`).
+        progress: also show a live progress bar on stderr.
         verbose: let Ray print to the console too (its experiment box, its warnings).
 
     Returns:
-        True when the sweep has ended: every trial ran, or a budget or ``fail_fast`` stopped it
-        (``stop.json`` in the sweep folder says why); False when Tune stopped early (Ctrl-C:
-        Tune catches SIGINT itself, saves its state and returns from ``fit``).
+        Why the sweep stopped before its trial count (a budget, ``search.fail_fast``), or None
+        when every trial ran.
+
+    Raises:
+        KeyboardInterrupt: Tune stopped early (Ctrl-C: Tune catches SIGINT itself, saves its
+            state and returns from ``fit``); the sweep can be resumed.
     """
-    init_ray(plan.address, quiet=not verbose)
-    check_resources(plan.config)
+    folder = plan.folder
+    if resume:
+        folder.clear_stop()  # a resumed sweep decides afresh
+    console = SweepConsole(
+        plan.objectives,
+        plan.trials,
+        say,
+        bar=progress,
+        spent=plan.ranking_cost,
+        default_strategy=plan.config.selection.strategy,
+    )
+    folder.session_started()
+    try:
+        ended = _fit(plan, resume=resume, console=console, verbose=verbose)
+    except KeyboardInterrupt:
+        ended = False
+    finally:
+        console.close()
+        folder.session_ended()
+    stop_reason = folder.read_stop()  # the budget gate's or fail-fast's record
+    # None: Tune's signal hook was not found, and not every trial ended: a recorded stop
+    if not (ended or (ended is None and stop_reason is not None)):
+        raise KeyboardInterrupt(f"sweep {plan.sweep_id} interrupted")
+    return stop_reason
+
+
+def _fit(plan: SweepPlan, *, resume: bool, console: SweepConsole, verbose: bool) -> bool | None:
+    """Run Tune: whether the sweep ended (False: Ctrl-C), or None when Tune's signal hook was
+    not found and not every trial ended."""
     tuner = _tuner(plan, resume=resume, console=console)
     start = time.perf_counter()
     if not verbose:
@@ -84,8 +112,25 @@ def execute(
     if watch.hooked:  # Tune caught SIGINT, stopped the trials and saved its state
         return not watch.happened()
     # Tune's signal hook was not found: judge by the trials that ended
-    done = grid.num_terminated + grid.num_errors >= plan.trials
-    return bool(done) or read_stop(plan.sweep_dir) is not None
+    return True if grid.num_terminated + grid.num_errors >= plan.trials else None
+
+
+def trial_plan(plan: SweepPlan) -> TrialPlan:
+    """What every trial needs of the sweep, built once here: a worker parses no search space."""
+    needed = [m for m, _ in plan.objectives]
+    sched = plan.config.search.scheduler
+    if sched is not None and sched.type == "asha":  # MO-ASHA ranks on the objectives
+        needed.append(sched.metric)
+    return TrialPlan(
+        config=plan.config,
+        sweep_id=plan.sweep_id,
+        tracking_uri=plan.tracking_uri,
+        experiment=plan.experiment,
+        parent_run_id=plan.parent_run_id,
+        needed=tuple(needed),
+        rungs=frozenset(scheduler_rungs(plan.config)),
+        storage=ray_storage(plan.sweep_dir, plan.sweep_id, plan.config.search.checkpoint_storage),
+    )
 
 
 @contextlib.contextmanager
@@ -107,14 +152,13 @@ def _tuner(plan: SweepPlan, *, resume: bool, console: SweepConsole) -> Any:
     """A new Tuner for the plan, or the sweep's saved one restored."""
     from ray import tune
 
+    trial = trial_plan(plan)
     runnable = tune.with_resources(
         # the shared ranking travels through Ray's object store: no shared folder needed
-        tune.with_parameters(
-            trainable, plan_dict=plan_to_dict(plan), ranking=read_ranking(plan.sweep_dir)
-        ),
+        tune.with_parameters(trainable, plan=trial, ranking=plan.folder.read_ranking()),
         {"cpu": plan.config.resources.cpu, "gpu": plan.config.resources.gpu},
     )
-    experiment = ray_storage(plan.sweep_dir, plan.sweep_id, plan.config.search.checkpoint_storage)
+    experiment = trial.storage
     storage_path, name = experiment.rsplit("/", 1)
     if resume:
         return tune.Tuner.restore(
@@ -191,7 +235,7 @@ def _callback(plan: SweepPlan, console: SweepConsole) -> Any:
             if plan.config.search.fail_fast:
                 # the gate then starts no new trial; running ones finish (and are measured)
                 reason = f"trial {trial.trial_id} failed: {error} (search.fail_fast)"
-                write_stop(plan.sweep_dir, reason)
+                plan.folder.write_stop(reason)
             console.ended("FAILED", trial, error)
 
     return SweepCallback()

@@ -23,10 +23,7 @@ from graft_hpo.pareto import ParetoPoint
 from graft_hpo.pareto import front_of
 from graft_hpo.pareto import plot_front
 from graft_hpo.sweep._budget import emissions_totals
-from graft_hpo.sweep._folder import ranking_cost
-from graft_hpo.sweep._folder import sweep_wall_s
 from graft_hpo.sweep._plan import SweepPlan
-from graft_hpo.sweep._plan import optuna_storage
 from graft_hpo.sweep._ranking import COST_PREFIX
 from graft_hpo.sweep._result import SweepResult
 from graft_hpo.tracking import TAG_EARLY_STOPPED
@@ -90,13 +87,12 @@ def _counts(runs: list[RunRecord]) -> dict[str, int]:
 
 def _totals(plan: SweepPlan, runs: list[RunRecord]) -> dict[str, float]:
     """What the sweep spent: energy and CO2 (the shared selection's included), and time."""
-    shared = ranking_cost(plan.sweep_dir)
-    spent = emissions_totals((r.metrics for r in runs), shared)
+    spent = emissions_totals((r.metrics for r in runs), plan.ranking_cost)
     return {
         **{f"sweep_{k}": v for k, v in spent.items()},
-        **{f"sweep_{COST_PREFIX}{k}": v for k, v in shared.items()},
+        **{f"sweep_{COST_PREFIX}{k}": v for k, v in plan.ranking_cost.items()},
         "sweep_trial_duration_s": sum(r.metrics.get("duration_s", 0.0) for r in runs),
-        "sweep_wall_s": sweep_wall_s(plan.sweep_dir),
+        "sweep_wall_s": plan.folder.wall_s(),
     }
 
 
@@ -133,7 +129,7 @@ def finish_sweep(plan: SweepPlan, *, stop_reason: str | None = None) -> SweepRes
         parent_run_id=plan.parent_run_id,
         tracking_uri=plan.tracking_uri,
         sweep_dir=plan.sweep_dir,
-        optuna_storage=redact("search.storage", optuna_storage(plan)),
+        optuna_storage=redact("search.storage", plan.optuna_storage),
         objectives=[list(o) for o in plan.objectives],
         pareto=pareto,
         trials=counts,

@@ -33,8 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from graft_hpo.pareto import pareto_mask
-from graft_hpo.sweep._folder import append_rung
-from graft_hpo.sweep._folder import read_rungs
+from graft_hpo.sweep._folder import SweepFolder
 
 __all__ = ["MoAsha", "crowding_distance", "fronts", "make_moasha", "ranked_ahead"]
 
@@ -182,11 +181,12 @@ class MoAsha:
 
     def _save(self, milestone: int, trial_id: str) -> None:
         if self.sweep_dir is not None:  # one line appended: O(1) however many are recorded
-            append_rung(self.sweep_dir, milestone, trial_id, self.rungs[milestone][trial_id])
+            folder = SweepFolder(self.sweep_dir)  # a str: older sweeps pickled one
+            folder.append_rung(milestone, trial_id, self.rungs[milestone][trial_id])
 
     def _load(self) -> None:
         if self.sweep_dir is not None:
-            for milestone, recorded in read_rungs(self.sweep_dir).items():
+            for milestone, recorded in SweepFolder(self.sweep_dir).read_rungs().items():
                 self.rungs.setdefault(milestone, {}).update(recorded)
 
     def __setstate__(self, state: dict[str, Any]) -> None:

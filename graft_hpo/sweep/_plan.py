@@ -1,28 +1,25 @@
 """The sweep plan: everything a sweep needs, resolved once in the driver.
 
-Plain, picklable data: the driver writes it to ``sweep.json`` (``graft-hpo resume`` reads it
-back) and sends it to every trial. Preparing a sweep makes one; running and finishing it only
-read it.
+Plain data: preparing a sweep makes one and writes it to the sweep folder's ``sweep.json``
+(``graft-hpo resume`` reads it back); running and finishing the sweep only read it. Values fixed
+before the trials (the shared selection's cost) are in it, read once. A trial gets the smaller
+:class:`~graft_hpo.sweep._trainable.TrialPlan` instead.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import field
 from typing import Any
 
 from graft_hpo.config import PipelineConfig
 from graft_hpo.config import config_from_dict
 from graft_hpo.config import config_to_dict
-from graft_hpo.exceptions import ConfigError
 from graft_hpo.space import SearchSpace
 from graft_hpo.space import space_from_dict
-from graft_hpo.sweep._folder import write_json
+from graft_hpo.sweep._folder import SweepFolder
 
-__all__ = ["SweepPlan", "optuna_storage", "plan_from_dict", "plan_to_dict", "read_plan"]
-
-PLAN_FILE = "sweep.json"
+__all__ = ["SweepPlan", "read_plan", "write_plan"]
 
 
 @dataclass(frozen=True)
@@ -39,63 +36,60 @@ class SweepPlan:
     trials: int
     address: str | None
     owns_parent_run: bool = True  # False inside `mlflow run`, which ends its own run
+    # what the shared selection cost (energy_kwh, co2_kg, duration_s); empty without one
+    ranking_cost: dict[str, float] = field(default_factory=dict)
 
     @property
     def objectives(self) -> list[tuple[str, str]]:
         return [(o.metric, o.mode) for o in self.config.search.objectives]
 
+    @property
+    def folder(self) -> SweepFolder:
+        return SweepFolder(self.sweep_dir)
 
-def optuna_storage(plan: SweepPlan) -> str:
-    """The study's RDB URL: ``search.storage``, else sqlite in the sweep folder."""
-    return plan.config.search.storage or f"sqlite:///{Path(plan.sweep_dir) / 'optuna.db'}"
-
-
-def plan_to_dict(plan: SweepPlan) -> dict[str, Any]:
-    return {
-        "config": config_to_dict(plan.config),
-        "space": plan.space.to_dict(),
-        "space_source": plan.space.source,
-        "sweep_id": plan.sweep_id,
-        "sweep_dir": plan.sweep_dir,
-        "tracking_uri": plan.tracking_uri,
-        "experiment": plan.experiment,
-        "parent_run_id": plan.parent_run_id,
-        "trials": plan.trials,
-        "address": plan.address,
-        "owns_parent_run": plan.owns_parent_run,
-    }
+    @property
+    def optuna_storage(self) -> str:
+        """The study's RDB URL: ``search.storage``, else sqlite in the sweep folder."""
+        return self.config.search.storage or f"sqlite:///{self.folder.optuna_db}"
 
 
-def plan_from_dict(data: dict[str, Any]) -> SweepPlan:
-    return SweepPlan(
-        config=config_from_dict(data["config"]),
-        space=space_from_dict(data["space"], source=data.get("space_source")),
-        sweep_id=data["sweep_id"],
-        sweep_dir=data["sweep_dir"],
-        tracking_uri=data["tracking_uri"],
-        experiment=data["experiment"],
-        parent_run_id=data["parent_run_id"],
-        trials=data["trials"],
-        address=data.get("address"),
-        owns_parent_run=data.get("owns_parent_run", True),
+def write_plan(plan: SweepPlan) -> None:
+    plan.folder.write_plan(
+        {
+            "config": config_to_dict(plan.config),
+            "space": plan.space.to_dict(),
+            "space_source": plan.space.source,
+            "sweep_id": plan.sweep_id,
+            "sweep_dir": plan.sweep_dir,
+            "tracking_uri": plan.tracking_uri,
+            "experiment": plan.experiment,
+            "parent_run_id": plan.parent_run_id,
+            "trials": plan.trials,
+            "address": plan.address,
+            "owns_parent_run": plan.owns_parent_run,
+            "ranking_cost": plan.ranking_cost,
+        }
     )
 
 
-def write_plan(plan: SweepPlan) -> Path:
-    path = Path(plan.sweep_dir) / PLAN_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, plan_to_dict(plan), indent=2)
-    return path
+def read_plan(folder: SweepFolder) -> SweepPlan:
+    """The plan in ``folder``; ConfigError when it has none, or one that cannot be read."""
 
+    def parse(data: dict[str, Any]) -> SweepPlan:
+        cost = data.get("ranking_cost")
+        return SweepPlan(
+            config=config_from_dict(data["config"]),
+            space=space_from_dict(data["space"], source=data.get("space_source")),
+            sweep_id=data["sweep_id"],
+            sweep_dir=data["sweep_dir"],
+            tracking_uri=data["tracking_uri"],
+            experiment=data["experiment"],
+            parent_run_id=data["parent_run_id"],
+            trials=data["trials"],
+            address=data.get("address"),
+            owns_parent_run=data.get("owns_parent_run", True),
+            # a plan written before it carried the cost: read it from the folder, once
+            ranking_cost=folder.ranking_cost() if cost is None else dict(cost),
+        )
 
-def read_plan(sweep_dir: str) -> SweepPlan:
-    path = Path(sweep_dir) / PLAN_FILE
-    if not path.is_file():
-        raise ConfigError(f"SWEEP_DIR {sweep_dir!r} holds no sweep.json: not a sweep folder")
-    try:
-        return plan_from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ConfigError(
-            f"SWEEP_DIR {sweep_dir!r}: sweep.json is not a readable graft-hpo sweep plan "
-            f"({type(err).__name__}: {err})"
-        ) from err
+    return folder.read_plan(parse)

@@ -20,16 +20,14 @@ from graft_hpo.exceptions import ConfigError
 from graft_hpo.space import SearchSpace
 from graft_hpo.space import load_space
 from graft_hpo.space import validate_space
-from graft_hpo.sweep._folder import default_sweeps_dir
-from graft_hpo.sweep._folder import write_ranking
+from graft_hpo.sweep._folder import SweepFolder
 from graft_hpo.sweep._options import check_option_params
 from graft_hpo.sweep._plan import SweepPlan
 from graft_hpo.sweep._plan import write_plan
 from graft_hpo.sweep._ranking import COST_PREFIX
 from graft_hpo.sweep._ranking import compute_ranking
 from graft_hpo.sweep._ranking import needs_ranking
-from graft_hpo.sweep._ray import check_resources
-from graft_hpo.sweep._ray import init_ray
+from graft_hpo.sweep._ray import start_ray
 from graft_hpo.sweep._search import EMISSIONS_METRICS
 from graft_hpo.sweep._search import open_storage
 from graft_hpo.tracking import METRICS
@@ -42,7 +40,7 @@ from graft_hpo.tracking import resolve_tracking_uri
 from graft_hpo.trial import check_pipeline
 from graft_hpo.trial import check_plugins
 
-__all__ = ["check_sweep", "find_sweep_dir", "prepare_sweep"]
+__all__ = ["check_sweep", "prepare_sweep"]
 
 logger = logging.getLogger(__name__)
 
@@ -171,36 +169,36 @@ def prepare_sweep(
     """Validate a sweep and create its parent run and folder; raise ConfigError before that."""
     config = _resolve(config, overrides, trials)
     space = check_sweep(config)
-    # on a cluster the plug-ins' folder travels with the job (Ray's runtime_env working_dir)
-    code = config.plugin_path[0] if config.plugin_path and address is not None else None
-    init_ray(address, quiet=not verbose, working_dir=code)  # unreachable --address, impossible
-    check_resources(config)  # resources: refused here, before anything reaches the store
+    # an unreachable --address, impossible resources: refused before anything reaches the store
+    start_ray(config, address, quiet=not verbose)
     if config.search.storage is not None:
         open_storage(config.search.storage)  # the study's RDB must be reachable too
     # the shared selection runs before anything is written: if it fails, nothing is left
     shared = compute_ranking(config) if needs_ranking(config, space) else None
-    folder = Path(sweep_dir).resolve() if sweep_dir else default_sweeps_dir() / sweep_id
-    parent = _parent_run(config, space, sweep_id, folder, tracking_uri)
+    folder = SweepFolder(Path(sweep_dir).resolve()) if sweep_dir else SweepFolder.default(sweep_id)
+    parent = _parent_run(config, space, sweep_id, folder.path, tracking_uri)
     uri = parent.run.tracking_uri
     # trials log where the parent is, whatever the pipeline file said
     tracking = replace(config.tracking, uri=uri, experiment=parent.experiment)
     config = replace(config, tracking=tracking)
     parent.run.log_params(flatten_config(config))
+    cost: dict[str, float] = {}
     if shared is not None:
         ranking, cost = shared
-        write_ranking(str(folder), ranking, cost)
+        folder.write_ranking(ranking, cost)
         parent.run.log_metrics({f"{COST_PREFIX}{k}": v for k, v in cost.items()})
     plan = SweepPlan(
         config=config,
         space=space,
         sweep_id=sweep_id,
-        sweep_dir=str(folder),
+        sweep_dir=str(folder.path),
         tracking_uri=uri,
         experiment=parent.experiment,
         parent_run_id=parent.run.run_id,
         trials=config.search.trials,
         address=address,
         owns_parent_run=not parent.adopted,
+        ranking_cost=cost,
     )
     write_plan(plan)
     return plan
@@ -258,25 +256,3 @@ def _parent_run(
     ensure_experiment(uri, experiment)  # in the driver, once: trials never race migrations
     started = RunLogger.start(uri, experiment, run_name=sweep_id, tags=tags)
     return _Parent(started, experiment, adopted=False)
-
-
-def find_sweep_dir(sweep_dir_or_pipeline: str | os.PathLike[str]) -> str:
-    """A sweep folder, or the most recent sweep folder of a pipeline under ./mlruns/sweeps."""
-    given = Path(sweep_dir_or_pipeline)
-    if (given / "sweep.json").is_file():
-        return str(given.resolve())
-    if given.is_dir():
-        raise ConfigError(f"SWEEP_DIR {str(given)!r} holds no sweep.json: not a sweep folder")
-    config = load_pipeline(sweep_dir_or_pipeline)
-    candidates = []
-    for plan_file in default_sweeps_dir().glob("*/sweep.json"):
-        with plan_file.open() as handle:
-            data = json.load(handle)
-        if data.get("config", {}).get("name") == config.name:
-            candidates.append((plan_file.stat().st_mtime, plan_file.parent))
-    if not candidates:
-        raise ConfigError(
-            f"no sweep of pipeline {config.name!r} under {default_sweeps_dir()}; "
-            "pass the sweep folder printed when the sweep started"
-        )
-    return str(max(candidates)[1])

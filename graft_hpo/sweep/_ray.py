@@ -13,7 +13,20 @@ from graft_hpo.exceptions import ConfigError
 from graft_hpo.sweep._console import quiet_stderr
 from graft_hpo.sweep._ray_compat import disable_cluster_mode
 
-__all__ = ["check_resources", "init_ray"]
+__all__ = ["check_resources", "init_ray", "start_ray"]
+
+
+def start_ray(config: PipelineConfig, address: str | None, *, quiet: bool = True) -> None:
+    """Ray for a sweep of ``config`` (started once per sweep, or its resumption): start or join
+    it (:func:`init_ray`) and check that a node can host a trial (:func:`check_resources`).
+
+    Raises:
+        ConfigError: nothing answers at ``address``, or no node can host a trial.
+    """
+    # on a cluster the plug-ins' folder travels with the job (Ray's runtime_env working_dir)
+    code = config.plugin_path[0] if config.plugin_path and address is not None else None
+    init_ray(address, quiet=quiet, working_dir=code)
+    check_resources(config)
 
 
 def init_ray(

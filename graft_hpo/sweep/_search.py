@@ -13,10 +13,8 @@ from graft_hpo.exceptions import ConfigError
 from graft_hpo.sweep._budget import Budgets
 from graft_hpo.sweep._budget import Ledger
 from graft_hpo.sweep._budget import budget_gate
-from graft_hpo.sweep._folder import ranking_cost
 from graft_hpo.sweep._moasha import make_moasha
 from graft_hpo.sweep._plan import SweepPlan
-from graft_hpo.sweep._plan import optuna_storage
 from graft_hpo.tracking import ATTR_MLFLOW_RUN
 from graft_hpo.tracking import TAG_OPTUNA_TRIAL
 from graft_hpo.tracking import RunLogger
@@ -156,7 +154,7 @@ def searcher(plan: SweepPlan) -> Any:
         metric=[m for m, _ in plan.objectives],
         mode=[mode for _, mode in plan.objectives],
         sampler=_sampler(plan.config),
-        storage=open_storage(optuna_storage(plan)),
+        storage=open_storage(plan.optuna_storage),
         study_name=plan.sweep_id,
     )
     ledger = Ledger(
@@ -165,7 +163,7 @@ def searcher(plan: SweepPlan) -> Any:
         experiment=plan.experiment,
         sweep_id=plan.sweep_id,
         sweep_dir=plan.sweep_dir,
-        shared=ranking_cost(plan.sweep_dir),  # written before any trial, fixed since
+        shared=plan.ranking_cost,
     )
     return budget_gate(search, plan.config.search.max_concurrent, ledger)
 

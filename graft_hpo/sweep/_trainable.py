@@ -17,6 +17,9 @@ import dataclasses
 import logging
 import os
 import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Any
 
 from graft_hpo.config import PipelineConfig
@@ -25,15 +28,11 @@ from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.selection import Ranking
 from graft_hpo.sweep._checkpoint import CHECKPOINT_S
 from graft_hpo.sweep._checkpoint import Checkpoints
-from graft_hpo.sweep._checkpoint import ray_storage
 from graft_hpo.sweep._checkpoint import read_checkpoint
-from graft_hpo.sweep._plan import SweepPlan
-from graft_hpo.sweep._plan import plan_from_dict
 from graft_hpo.sweep._search import DONE_KEY
 from graft_hpo.sweep._search import EMISSIONS_METRICS
 from graft_hpo.sweep._search import EPOCHS_DONE
 from graft_hpo.sweep._search import FAILED_KEY
-from graft_hpo.sweep._search import scheduler_rungs
 from graft_hpo.tracking import TAG_ATTEMPTS
 from graft_hpo.tracking import TAG_EARLY_STOPPED
 from graft_hpo.tracking import TAG_RESUMED_FROM
@@ -49,7 +48,10 @@ from graft_hpo.trial import TrialHooks
 from graft_hpo.trial import TrialResult
 from graft_hpo.trial import run_trial
 
-__all__ = ["TAG_RAY_TRIAL", "check_measured", "trainable", "trial_runs"]
+if TYPE_CHECKING:
+    from graft_hpo.sweep._plan import SweepPlan
+
+__all__ = ["TAG_RAY_TRIAL", "TrialPlan", "check_measured", "trainable", "trial_runs"]
 
 TAG_RAY_TRIAL = "ray_trial_id"
 TAG_NODE = "node"
@@ -58,21 +60,43 @@ _STOPPED_TRIAL_CLOSE_S = 120  # see trainable
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class TrialPlan:
+    """What a trial needs of its sweep: built once by the driver
+    (:func:`graft_hpo.sweep._driver.trial_plan`) and sent to every trial, so a worker parses no
+    search space and recomputes nothing.
+
+    Attributes:
+        config: the pipeline; a trial's sampled values apply over it.
+        needed: the metrics every validated report must carry (the objectives; ASHA's metric).
+        rungs: the epochs the scheduler compares trials at: a trial validates there.
+        storage: the sweep's Ray storage; checkpoints are read only from inside it.
+    """
+
+    config: PipelineConfig
+    sweep_id: str
+    tracking_uri: str
+    experiment: str
+    parent_run_id: str
+    needed: tuple[str, ...]
+    rungs: frozenset[int]
+    storage: str
+
+
 class _ReportToRay(TrialHooks):
     """Each epoch's metrics to Ray (ASHA decides on them; Optuna gets the final report)."""
 
-    def __init__(self, needed: list[str], rungs: set[int], checkpoints: Checkpoints) -> None:
+    def __init__(self, needed: Sequence[str], checkpoints: Checkpoints) -> None:
         self.run_id: str | None = None
         self.stopped = False
         self.needed = needed  # the objectives: Ray refuses a report without them
-        self.rungs = rungs  # the epochs a scheduler compares trials at: validated there
         self.checkpoints = checkpoints
 
     def on_trial_start(self, run_id: str | None) -> None:
         self.run_id = self.checkpoints.run_id = run_id
 
     def on_train_start(self, state: Any) -> None:
-        state.eval_at |= self.rungs
+        state.eval_at |= self.checkpoints.rungs  # the scheduler's rungs: validated there
 
     def on_epoch_end(self, state: Any, metrics: dict[str, float]) -> None:
         from ray import tune
@@ -125,14 +149,11 @@ class _ReportToRay(TrialHooks):
         return True
 
 
-def trainable(
-    params: dict[str, Any], *, plan_dict: dict[str, Any], ranking: Ranking | None = None
-) -> None:
+def trainable(params: dict[str, Any], *, plan: TrialPlan, ranking: Ranking | None = None) -> None:
     """Train one sampled configuration; report per epoch and once more at the end."""
     import torch
     from ray import tune
 
-    plan = plan_from_dict(plan_dict)
     # A trial stopped by the scheduler closes its run when its actor is reused for the next
     # trial; Tune waits only this long for that (default 2 s) before failing the next trial.
     os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", str(_STOPPED_TRIAL_CLOSE_S))
@@ -147,22 +168,17 @@ def trainable(
         tune.report({FAILED_KEY: earlier.tags.get("error", ""), "mlflow_run_id": earlier.run_id})
         return
     owner = {"sweep_id": plan.sweep_id, "trial_id": trial_id}
-    storage = ray_storage(plan.sweep_dir, plan.sweep_id, plan.config.search.checkpoint_storage)
-    saved = read_checkpoint(tune.get_checkpoint(), storage=storage, owner=owner)
+    saved = read_checkpoint(tune.get_checkpoint(), storage=plan.storage, owner=owner)
     resume = _resume(plan, earlier, saved)
-    needed = [m for m, _ in plan.objectives]
-    sched = plan.config.search.scheduler
-    if sched is not None and sched.type == "asha":  # MO-ASHA ranks on the objectives
-        needed.append(sched.metric)
     config = apply_overrides(plan.config, params)
     checkpoints = Checkpoints(
         config.train.checkpoint_every,
-        rungs=scheduler_rungs(plan.config),
+        rungs=set(plan.rungs),
         epochs=config.train.epochs,
         owner=owner,
         spent=resume.spent,
     )
-    reporter = _ReportToRay(needed, checkpoints.rungs, checkpoints)
+    reporter = _ReportToRay(plan.needed, checkpoints)
     result = _train(plan, config, trial_id, reporter, ranking, resume)
     if result.status != "FINISHED":
         # Not an exception: Ray would retry it (Ray retries lost workers, and it cannot tell
@@ -174,7 +190,7 @@ def trainable(
         # and that report blocks the thread forever, so a reused actor never frees up.
         raise SystemExit(0)
     try:
-        check_measured(result.metrics, needed)
+        check_measured(result.metrics, plan.needed)
     except TrialFailedError as err:  # e.g. codecarbon failed: the trial cannot be ranked
         error = f"TrialFailedError: {err}"
         if result.run_id is not None:
@@ -187,7 +203,7 @@ def trainable(
 
 
 def _train(
-    plan: SweepPlan,
+    plan: TrialPlan,
     config: PipelineConfig,
     trial_id: str,
     reporter: _ReportToRay,
@@ -216,7 +232,7 @@ def _train(
     )
 
 
-def check_measured(metrics: dict[str, float], needed: list[str]) -> None:
+def check_measured(metrics: dict[str, float], needed: Sequence[str]) -> None:
     """Fail a trial whose report lacks an objective (Ray would end the whole sweep)."""
     missing = [m for m in needed if m not in metrics]
     if missing:
@@ -226,7 +242,7 @@ def check_measured(metrics: dict[str, float], needed: list[str]) -> None:
         )
 
 
-def _earlier_run(plan: SweepPlan, trial_id: str) -> RunRecord | None:
+def _earlier_run(plan: TrialPlan, trial_id: str) -> RunRecord | None:
     """The run of an earlier attempt of this Ray trial, if one was started.
 
     FINISHED: the trial had ended, and a resumed sweep runs it again (it is replayed).
@@ -244,7 +260,7 @@ def _earlier_run(plan: SweepPlan, trial_id: str) -> RunRecord | None:
     return run
 
 
-def trial_runs(plan: SweepPlan, trial_id: str) -> list[RunRecord]:
+def trial_runs(plan: SweepPlan | TrialPlan, trial_id: str) -> list[RunRecord]:
     """The runs of Ray trial ``trial_id`` of the sweep, newest first: found by the store's own
     search, so a trial's start costs the same however many trials the sweep holds."""
     return query_runs(
@@ -252,7 +268,7 @@ def trial_runs(plan: SweepPlan, trial_id: str) -> list[RunRecord]:
     )
 
 
-def _resume(plan: SweepPlan, earlier: RunRecord | None, saved: Any) -> Resume:
+def _resume(plan: TrialPlan, earlier: RunRecord | None, saved: Any) -> Resume:
     """Go on in ``earlier``'s run from checkpoint ``saved`` (None: from the first epoch), with
     what the lost attempts spent: what the checkpoint recorded, raised to what the run logged
     after it (the epochs trained again were paid for too)."""

@@ -18,10 +18,7 @@ from graft_hpo.sweep._budget import Budgets
 from graft_hpo.sweep._budget import Ledger
 from graft_hpo.sweep._budget import budget_gate
 from graft_hpo.sweep._budget import exhausted
-from graft_hpo.sweep._folder import read_stop
-from graft_hpo.sweep._folder import session_ended
-from graft_hpo.sweep._folder import session_started
-from graft_hpo.sweep._folder import sweep_wall_s
+from graft_hpo.sweep._folder import SweepFolder
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import ensure_experiment
 from graft_hpo.tracking import sweep_runs
@@ -100,9 +97,9 @@ def test_a_starting_gate_counts_the_trials_already_in_the_store_running_ones_inc
     # a resumed sweep: the gate's first decision counts what earlier sessions measured
     got = _gate(store, tmp_path, budgets).suggest("t1")
     if reason is None:
-        assert got == {"x": 1} and read_stop(str(tmp_path)) is None
+        assert got == {"x": 1} and SweepFolder(tmp_path).read_stop() is None
     else:
-        stop = read_stop(str(tmp_path))
+        stop = SweepFolder(tmp_path).read_stop()
         assert got == Searcher.FINISHED and stop is not None and stop.startswith(reason), stop
 
 
@@ -125,7 +122,7 @@ def test_the_gate_reads_the_store_once_then_counts_what_trials_report(
     gate.on_trial_result("big", {"energy_kwh": 1e-5, "mlflow_run_id": "rb"})
     gate.on_trial_complete("big", {"trial_failed": "nan loss", "mlflow_run_id": "rb"})
     assert gate.suggest("next") == Searcher.FINISHED
-    stop = read_stop(str(tmp_path))
+    stop = SweepFolder(tmp_path).read_stop()
     assert stop is not None and stop.startswith("energy budget reached: 5.1e-05 kWh"), stop
     assert store_reads == ["s1"]
 
@@ -135,7 +132,7 @@ def test_the_shared_selection_counts_in_the_budgets(store: str, tmp_path: Path) 
     assert _gate(store, tmp_path, budgets).suggest("t1") == {"x": 1}
     shared = {"energy_kwh": 1e-5, "co2_kg": 4e-6}  # what ranking the data cost first
     assert _gate(store, tmp_path, budgets, shared=shared).suggest("t1") == Searcher.FINISHED
-    stop = read_stop(str(tmp_path))
+    stop = SweepFolder(tmp_path).read_stop()
     assert stop is not None and stop.startswith("energy budget reached: 4e-05 kWh measured")
 
 
@@ -160,7 +157,7 @@ def test_a_restored_gate_reads_the_store_again_not_its_saved_totals(
 def test_the_time_budget_alone_never_reads_the_store(
     tmp_path: Path, store_reads: list[str]
 ) -> None:
-    session_started(str(tmp_path))
+    SweepFolder(tmp_path).session_started()
     gate = _gate("sqlite:///unused.db", tmp_path, Budgets(time_s=3600))
     assert gate.suggest("t1") == {"x": 1}
     assert store_reads == []
@@ -170,12 +167,12 @@ def test_time_counts_running_sessions_only(tmp_path: Path) -> None:
     now = time.time()
     # an earlier session of 100 s, then a pause of an hour (not charged)
     (tmp_path / "sessions.json").write_text(json.dumps([[now - 3700, now - 3600]]))
-    session_started(str(tmp_path))
-    assert 100 <= sweep_wall_s(str(tmp_path)) < 110
+    SweepFolder(tmp_path).session_started()
+    assert 100 <= SweepFolder(tmp_path).wall_s() < 110
     assert exhausted(Budgets(time_s=200), {}, sweep_dir=str(tmp_path)) is None
     reason = exhausted(Budgets(time_s=90), {}, sweep_dir=str(tmp_path))
     assert reason is not None and reason.startswith("time budget reached: 10")
-    session_ended(str(tmp_path))
-    ended = sweep_wall_s(str(tmp_path))
+    SweepFolder(tmp_path).session_ended()
+    ended = SweepFolder(tmp_path).wall_s()
     time.sleep(0.05)
-    assert sweep_wall_s(str(tmp_path)) == ended  # a closed session stops the clock
+    assert SweepFolder(tmp_path).wall_s() == ended  # a closed session stops the clock

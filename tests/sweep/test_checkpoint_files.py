@@ -174,7 +174,7 @@ def test_a_checkpoint_ray_cannot_persist_leaves_the_trial_going_without(
         reports.append(metrics)
 
     monkeypatch.setattr(tune, "report", report)
-    hook = _ReportToRay(["val_acc"], set(), _checkpoints(epochs=4))
+    hook = _ReportToRay(["val_acc"], _checkpoints(epochs=4))
     state = SimpleNamespace(eval_at=set(), epoch=0, snapshot=dict)
     hook.on_train_start(state)
     assert hook.checkpoints.due(1)
@@ -203,7 +203,7 @@ def test_an_epoch_without_validation_still_checkpoints_when_due(
         reports.append((metrics, checkpoint is not None))
 
     monkeypatch.setattr(tune, "report", report)
-    hook = _ReportToRay(["val_acc"], set(), _checkpoints(every=2, epochs=4))
+    hook = _ReportToRay(["val_acc"], _checkpoints(every=2, epochs=4))
     state = SimpleNamespace(eval_at=set(), epoch=0, snapshot=dict)
     hook.on_train_start(state)
     assert state.eval_at == set()  # no validation added for a checkpoint

@@ -13,7 +13,7 @@ import pytest
 from ray import cloudpickle
 
 from graft_hpo import load_pipeline
-from graft_hpo.sweep._folder import read_rungs
+from graft_hpo.sweep._folder import SweepFolder
 from graft_hpo.sweep._moasha import crowding_distance
 from graft_hpo.sweep._moasha import fronts
 from graft_hpo.sweep._moasha import make_moasha
@@ -174,7 +174,7 @@ def test_each_record_appends_one_line_and_old_rungs_json_still_loads(tmp_path) -
     with open(tmp_path / "rungs.jsonl", "a") as f:
         f.write('[2, "c", [0.')
     _moasha(tmp_path).decide("d", _report(0.85, 0.1))
-    assert read_rungs(str(tmp_path))[2] == {
+    assert SweepFolder(str(tmp_path)).read_rungs()[2] == {
         "old": [0.5, 5.0],
         "a": [0.9, 1.0],
         "b": [0.8, 2.0],

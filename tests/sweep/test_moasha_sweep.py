@@ -13,7 +13,7 @@ import pytest
 
 from graft_hpo.sweep import resume_sweep
 from graft_hpo.sweep import run_sweep
-from graft_hpo.sweep._folder import read_rungs
+from graft_hpo.sweep._folder import SweepFolder
 from tests.sweep.test_sweep import QUICK
 from tests.sweep.test_sweep import _finished
 from tests.sweep.test_sweep import _open_gate
@@ -54,7 +54,7 @@ def test_stopped_trials_are_told_to_optuna_with_their_cost_projected(
     assert not any("test_acc" in r.metrics for r in stopped)
     assert not {r.run_id for r in stopped} & {p["run_id"] for p in result.pareto}
     # the rungs the scheduler ranked at, with every trial that reached them
-    rungs = read_rungs(str(tmp_path / "sweep"))
+    rungs = SweepFolder(str(tmp_path / "sweep")).read_rungs()
     assert {r for r, recorded in rungs.items() if recorded} == {1, 2}  # 3 epochs: not 4
     assert len(rungs[1]) == 6
     # Optuna: a finished trial as logged; a stopped one with the values it was ranked on at
@@ -87,11 +87,11 @@ def test_resume_after_a_killed_driver_keeps_the_rungs(ray_local: Path, tmp_path:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     assert _finished(tmp_path / "mlflow.db") == 1
-    before = read_rungs(str(tmp_path / "sweep"))
+    before = SweepFolder(str(tmp_path / "sweep")).read_rungs()
     assert len(before[1]) == 1  # the first trial, ranked before the kill
     _open_gate(tmp_path)
     result = resume_sweep(str(tmp_path / "sweep"), printer=None)
-    after = read_rungs(str(tmp_path / "sweep"))
+    after = SweepFolder(str(tmp_path / "sweep")).read_rungs()
     assert set(before[1]) < set(after[1])  # kept, not started afresh
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     records = _trial_records(uri, "sweep-resume", result.sweep_id)

@@ -256,9 +256,9 @@ def _driver(pipeline: str, tmp: Path, clock: Clock) -> SimpleNamespace:
 
 def _trial(driver: SimpleNamespace, i: int, *, measured: bool) -> None:
     """One trial: the driver's calls in Tune's order around a worker that trains nothing."""
-    from graft_hpo.sweep._search import DONE_KEY
-    from graft_hpo.sweep._search import EPOCHS_DONE
-    from graft_hpo.sweep._trainable import TAG_RAY_TRIAL
+    from graft_hpo._names import DONE_KEY
+    from graft_hpo._names import EPOCHS_DONE
+    from graft_hpo._names import TAG_RAY_TRIAL
     from graft_hpo.tracking import RunLogger
 
     trial_id, plan, gate = f"t{i:05d}", driver.plan, driver.gate

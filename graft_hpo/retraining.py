@@ -31,14 +31,22 @@ from typing import cast
 import numpy as np
 import torch
 
+from graft_hpo._names import CO2_KG
+from graft_hpo._names import ENERGY_KWH
+from graft_hpo._names import TAG_LINEAGE
+from graft_hpo._names import TAG_PARENT_RUN_ID
+from graft_hpo._names import TAG_ROLE
+from graft_hpo._names import TAG_SOURCE_RUN
+from graft_hpo._names import TAG_SOURCE_SWEEP
+from graft_hpo._names import TAG_SWEEP_ID
+from graft_hpo._names import TEST_ACC
+from graft_hpo._names import VAL_ACC
 from graft_hpo.config import PipelineConfig
 from graft_hpo.config import apply_overrides
 from graft_hpo.config import config_from_dict
 from graft_hpo.config import parse_overrides
 from graft_hpo.data import DataBundle
 from graft_hpo.exceptions import ConfigError
-from graft_hpo.tracking import TAG_ROLE
-from graft_hpo.tracking import TAG_SWEEP_ID
 from graft_hpo.tracking import global_tracking_uri
 from graft_hpo.tracking import open_client
 from graft_hpo.tracking import resolve_tracking_uri
@@ -51,8 +59,6 @@ __all__ = ["RetrainResult", "config_of_run", "retrain"]
 logger = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"
-TAG_SOURCE_RUN = "source_run_id"
-TAG_SOURCE_SWEEP = "source_sweep_id"  # not sweep_id: a retraining is no trial of the sweep
 _EXAMPLES = 4  # samples in the logged input example
 
 
@@ -164,7 +170,7 @@ def retrain(
         return RetrainResult(*failed, error=result.error, tracking_uri=uri)
 
     lineage = _lineage(client, source, config, result.metrics, sweep_id)
-    client.set_tag(result.run_id, "lineage", json.dumps(lineage, sort_keys=True))
+    client.set_tag(result.run_id, TAG_LINEAGE, json.dumps(lineage, sort_keys=True))
     model_uri = f"runs:/{result.run_id}/{MODEL_ARTIFACT}"
     registered = None
     if register is not None:
@@ -232,21 +238,19 @@ def _lineage(
     """Where the model comes from and what it cost: the sweep's totals and the retraining's."""
     params = source.data.params
     lineage = {
-        "source_run_id": source.info.run_id,
+        TAG_SOURCE_RUN: source.info.run_id,
         "source_strategy": params.get("selection.strategy", ""),
         "source_fraction": params.get("selection.fraction", ""),
         "strategy": config.selection.strategy,
         "fraction": str(config.selection.fraction),
         "epochs": str(config.train.epochs),
     }
-    for key in ("energy_kwh", "co2_kg", "test_acc", "val_acc"):
+    for key in (ENERGY_KWH, CO2_KG, TEST_ACC, VAL_ACC):
         if key in metrics:
-            lineage[f"retrain_{key}" if key in ("energy_kwh", "co2_kg") else key] = repr(
-                metrics[key]
-            )
+            lineage[f"retrain_{key}" if key in (ENERGY_KWH, CO2_KG) else key] = repr(metrics[key])
     if sweep_id:
         lineage["sweep_id"] = sweep_id
-        parent_id = source.data.tags.get("mlflow.parentRunId")
+        parent_id = source.data.tags.get(TAG_PARENT_RUN_ID)
         if parent_id:
             parent = client.get_run(parent_id).data.metrics
             for key in ("sweep_energy_kwh", "sweep_co2_kg"):

@@ -23,6 +23,15 @@ from typing import Any
 
 import torch
 
+from graft_hpo._names import DURATION_S
+from graft_hpo._names import SELECTION_S
+from graft_hpo._names import TAG_EMISSIONS_ERROR
+from graft_hpo._names import TAG_EMISSIONS_ESTIMATED
+from graft_hpo._names import TAG_EMISSIONS_ESTIMATED_PARTS
+from graft_hpo._names import TAG_ERROR
+from graft_hpo._names import TAG_GPU_ATTRIBUTED
+from graft_hpo._names import TAG_STRATEGY
+from graft_hpo._names import TEST_ACC
 from graft_hpo._torch import seed_everything
 from graft_hpo._trial_checks import check_pipeline
 from graft_hpo._trial_checks import check_plugins
@@ -221,7 +230,7 @@ class _Trial:
         if uses_ranking(config.selection):
             if ranking is None:  # no sweep ranked for us: our own proxy ranks, measured
                 ranking = proxy_ranking(config, self.bundle, ranker=selector)
-                ranking_s = ranking.stats.get("duration_s", 0.0)
+                ranking_s = ranking.stats.get(DURATION_S, 0.0)
             selector = selector_for(config.selection, config.train, ranking)
         result = train(
             self.model,
@@ -234,7 +243,7 @@ class _Trial:
             resume=resume,
         )
         measured.metrics.update(result.metrics)
-        measured.metrics["selection_s"] = measured.metrics.get("selection_s", 0.0) + ranking_s
+        measured.metrics[SELECTION_S] = measured.metrics.get(SELECTION_S, 0.0) + ranking_s
         if result.stop_reason is not None:  # a hook ended training early
             measured.tags.update(early_stopped="true", stop_reason=result.stop_reason)
         # a model trained to the end is scored once on the test split, inside the trial's
@@ -267,7 +276,7 @@ def _start_run(
         config.tracking.experiment or config.name,
         run_name=name or f"{config.selection.strategy}-{uuid.uuid4().hex[:8]}",
         parent_run_id=parent,
-        tags={"strategy": config.selection.strategy, **(tags or {})},
+        tags={TAG_STRATEGY: config.selection.strategy, **(tags or {})},
     )
     run.log_params(params)
     run.log_dict(config_to_dict(config), CONFIG_ARTIFACT)
@@ -310,15 +319,14 @@ def _measure(
             run.end("KILLED")
         raise
     measured.metrics.update(add_spent(energy.result.metrics(), spent))
-    measured.metrics["duration_s"] = time.perf_counter() - start + spent.get("duration_s", 0.0)
+    measured.metrics[DURATION_S] = time.perf_counter() - start + spent.get(DURATION_S, 0.0)
     if energy.result.error is not None:
-        measured.tags["emissions_error"] = energy.result.error
+        measured.tags[TAG_EMISSIONS_ERROR] = energy.result.error
     if energy.result.gpu_attribution is not None:  # docs/gpu/README.md: the method
-        measured.tags["gpu_energy_attributed"] = energy.result.gpu_attribution
+        measured.tags[TAG_GPU_ATTRIBUTED] = energy.result.gpu_attribution
     if energy.result.estimated is not None:  # parts raised to duration x power (emissions/)
-        measured.tags.update(
-            emissions_estimated="true", emissions_estimated_parts=energy.result.estimated
-        )
+        measured.tags[TAG_EMISSIONS_ESTIMATED] = "true"
+        measured.tags[TAG_EMISSIONS_ESTIMATED_PARTS] = energy.result.estimated
     return measured
 
 
@@ -330,7 +338,7 @@ def _record(
     status = "FINISHED" if error is None else "FAILED"
     tags = dict(measured.tags)
     if error is not None:
-        tags["error"] = error
+        tags[TAG_ERROR] = error
     if run is not None:
         run.log_metrics(metrics)
         run.set_tags(tags)
@@ -360,4 +368,4 @@ def _test_metrics(
 ) -> dict[str, float]:
     device = resolve_device(config.train.device)
     loss, acc = evaluate(model, bundle.test, batch_size=config.train.batch_size, device=device)
-    return {"test_loss": loss, "test_acc": acc}
+    return {"test_loss": loss, TEST_ACC: acc}

@@ -19,7 +19,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from graft_hpo.cli import _sweep_text
+from graft_hpo._text import sweep_text
 from graft_hpo.tracking import ensure_experiment
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.slow]  # two servers start: ~25 s
@@ -34,7 +34,7 @@ def _printed(tmp_path: Path) -> dict[str, list[str]]:
     study_db = tmp_path / "optuna.db"
     study = optuna.create_study(study_name="s1", storage=f"sqlite:///{study_db}")
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
-    text = _sweep_text(
+    text = sweep_text(
         {
             "sweep_id": "s1",
             "trials": {"FINISHED": 2},

@@ -227,9 +227,9 @@ def test_a_planted_cifar_batch_cannot_run_code(tmp_path: Path) -> None:
 
 
 def test_the_printed_server_commands_bind_loopback() -> None:
-    from graft_hpo.cli import _sweep_text
+    from graft_hpo._text import sweep_text
 
-    text = _sweep_text(
+    text = sweep_text(
         {
             "sweep_id": "s1",
             "trials": {"FINISHED": 1},

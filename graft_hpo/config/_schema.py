@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from graft_hpo._names import CO2_KG
+from graft_hpo._names import VAL_ACC
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -115,14 +118,14 @@ class ObjectiveConfig:
 class SchedulerConfig:
     # asha: Ray's ASHA on `metric` | moasha: multi-objective ASHA on search.objectives
     type: str = "asha"
-    metric: str = "val_acc"  # the one metric ASHA compares at each rung (not read by moasha)
+    metric: str = VAL_ACC  # the one metric ASHA compares at each rung (not read by moasha)
     mode: str = "max"  # max | min (asha only)
     grace_period: int = 1  # epochs before a trial can be stopped, in [1, 100000]
     reduction_factor: float = 3.0  # > 1
 
 
 def _default_objectives() -> list[ObjectiveConfig]:
-    return [ObjectiveConfig("val_acc", "max"), ObjectiveConfig("co2_kg", "min")]
+    return [ObjectiveConfig(VAL_ACC, "max"), ObjectiveConfig(CO2_KG, "min")]
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from graft_hpo._names import CO2_KG
+from graft_hpo._names import CPU_ENERGY_KWH
+from graft_hpo._names import ENERGY_KWH
+from graft_hpo._names import GPU_ENERGY_KWH
+from graft_hpo._names import RAM_ENERGY_KWH
+
 if TYPE_CHECKING:
     from graft_hpo.emissions._measure import EmissionsResult
 
@@ -41,7 +47,7 @@ J_PER_KWH = 3.6e6
 MEASURED_GAP = 0.1
 
 # part name -> its EmissionsResult energy field (kWh)
-PARTS = {"cpu": "cpu_energy_kwh", "gpu": "gpu_energy_kwh", "ram": "ram_energy_kwh"}
+PARTS = {"cpu": CPU_ENERGY_KWH, "gpu": GPU_ENERGY_KWH, "ram": RAM_ENERGY_KWH}
 
 
 @dataclass(frozen=True)
@@ -114,9 +120,9 @@ def apply_floor(result: EmissionsResult, floor: PowerFloor) -> EmissionsResult:
                 raised.add(part)
     if not changes:
         return result
-    changes["energy_kwh"] = result.energy_kwh + extra
+    changes[ENERGY_KWH] = result.energy_kwh + extra
     if result.co2_kg is not None and floor.kg_per_kwh is not None:
-        changes["co2_kg"] = result.co2_kg + extra * floor.kg_per_kwh
+        changes[CO2_KG] = result.co2_kg + extra * floor.kg_per_kwh
     changes["estimated"] = _joined(raised | _named(result.estimated))
     return dataclasses.replace(result, **changes)  # type: ignore[arg-type]
 
@@ -152,9 +158,9 @@ def no_decrease(previous: EmissionsResult | None, current: EmissionsResult) -> E
     energy = max(current.energy_kwh + extra, previous.energy_kwh)
     if energy == current.energy_kwh and not changes:
         return current
-    changes["energy_kwh"] = energy
+    changes[ENERGY_KWH] = energy
     if current.co2_kg is not None:
         scaled = current.co2_kg * energy / current.energy_kwh if current.energy_kwh > 0 else 0.0
-        changes["co2_kg"] = max(scaled, previous.co2_kg or 0.0)
+        changes[CO2_KG] = max(scaled, previous.co2_kg or 0.0)
     changes["estimated"] = _joined(estimated)
     return dataclasses.replace(current, **changes)  # type: ignore[arg-type]

@@ -21,6 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
+from graft_hpo._names import CO2_KG
+from graft_hpo._names import CPU_ENERGY_KWH
+from graft_hpo._names import ENERGY_KWH
+from graft_hpo._names import GPU_ENERGY_KWH
+from graft_hpo._names import RAM_ENERGY_KWH
+
 if TYPE_CHECKING:
     from graft_hpo.config import EmissionsConfig
 
@@ -41,11 +47,11 @@ _logger = logging.getLogger(__name__)
 
 # EmissionsResult field -> the project's metric name (DESIGN.md section 3)
 _METRIC_FIELDS = {
-    "energy_kwh": "energy_kwh",
-    "cpu_energy_kwh": "cpu_energy_kwh",
-    "gpu_energy_kwh": "gpu_energy_kwh",
-    "ram_energy_kwh": "ram_energy_kwh",
-    "co2_kg": "co2_kg",
+    ENERGY_KWH: ENERGY_KWH,
+    CPU_ENERGY_KWH: CPU_ENERGY_KWH,
+    GPU_ENERGY_KWH: GPU_ENERGY_KWH,
+    RAM_ENERGY_KWH: RAM_ENERGY_KWH,
+    CO2_KG: CO2_KG,
     "gpu_energy_share": "gpu_energy_share",
 }
 

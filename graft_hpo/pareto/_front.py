@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from graft_hpo._names import CO2_KG
 from graft_hpo._names import TAG_EARLY_STOPPED
 from graft_hpo._names import TAG_ROLE
 from graft_hpo._names import TAG_STRATEGY
+from graft_hpo._names import VAL_ACC
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.pareto._dominance import pareto_mask
 
@@ -31,7 +33,7 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
-DEFAULT_OBJECTIVES: tuple[tuple[str, str], ...] = (("val_acc", "max"), ("co2_kg", "min"))
+DEFAULT_OBJECTIVES: tuple[tuple[str, str], ...] = ((VAL_ACC, "max"), (CO2_KG, "min"))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,19 @@ from typing import Any
 
 import numpy as np
 
+from graft_hpo._names import CO2_KG
+from graft_hpo._names import CPU_ENERGY_KWH
+from graft_hpo._names import DURATION_S
+from graft_hpo._names import ENERGY_KWH
+from graft_hpo._names import EPOCHS_COMPLETED
+from graft_hpo._names import FRACTION_EFFECTIVE
+from graft_hpo._names import GPU_ENERGY_KWH
+from graft_hpo._names import RAM_ENERGY_KWH
+from graft_hpo._names import SELECTION_S
 from graft_hpo._names import TAG_STRATEGY
+from graft_hpo._names import TRAIN_LOSS
+from graft_hpo._names import VAL_ACC
+from graft_hpo._names import VAL_LOSS
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.pareto._dominance import pareto_mask
 from graft_hpo.pareto._front import is_front_candidate
@@ -19,18 +31,18 @@ __all__ = ["plot_front"]
 
 # axis labels with units; unknown metrics are labelled by name
 _LABELS = {
-    "val_acc": "validation accuracy (fraction)",
-    "val_loss": "validation loss",
-    "train_loss": "training loss",
-    "co2_kg": "emissions (kg CO2eq)",
-    "energy_kwh": "energy (kWh)",
-    "cpu_energy_kwh": "CPU energy (kWh)",
-    "gpu_energy_kwh": "GPU energy (kWh)",
-    "ram_energy_kwh": "RAM energy (kWh)",
-    "duration_s": "duration (s)",
-    "selection_s": "subset selection time (s)",
-    "fraction_effective": "data fraction seen per epoch",
-    "epochs_completed": "epochs completed",
+    VAL_ACC: "validation accuracy (fraction)",
+    VAL_LOSS: "validation loss",
+    TRAIN_LOSS: "training loss",
+    CO2_KG: "emissions (kg CO2eq)",
+    ENERGY_KWH: "energy (kWh)",
+    CPU_ENERGY_KWH: "CPU energy (kWh)",
+    GPU_ENERGY_KWH: "GPU energy (kWh)",
+    RAM_ENERGY_KWH: "RAM energy (kWh)",
+    DURATION_S: "duration (s)",
+    SELECTION_S: "subset selection time (s)",
+    FRACTION_EFFECTIVE: "data fraction seen per epoch",
+    EPOCHS_COMPLETED: "epochs completed",
 }
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 

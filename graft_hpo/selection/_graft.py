@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from graft_hpo._names import SELECTION_S
 from graft_hpo._torch import gather_batch
 from graft_hpo._torch import labels_of
 from graft_hpo._torch import memory_format_for
@@ -174,7 +175,7 @@ class GraftSelector(Selector):
         n = len(dataset)  # type: ignore[arg-type]
         budget = budget_of(self.fraction, n)
         if budget >= n:
-            return Selection(torch.arange(n), None, 1.0, {"selection_s": 0.0})
+            return Selection(torch.arange(n), None, 1.0, {SELECTION_S: 0.0})
         if device is None:
             device = next(model.parameters()).device
         labels = self._labels_of(dataset) if self.stratify else None
@@ -186,7 +187,6 @@ class GraftSelector(Selector):
         kept, _, forwarded = self._filter(model, dataset, candidates, device)
         batches = self._batches(n, candidates if kept is None else kept, labels, generator)
         sizes = self.candidate_sizes(len(batches[-1]), budget / len(batches))
-
         align, picks, kernels = self._score(model, dataset, batches, sizes, device, forwarded)
         level = allocate_sizes(align, sizes, budget, self.alignment_threshold)
 
@@ -203,7 +203,7 @@ class GraftSelector(Selector):
         order = indices.argsort()
         weights = torch.cat(chosen_w)[order].float() if self.weighted else None
         stats = {
-            "selection_s": time.perf_counter() - start,
+            SELECTION_S: time.perf_counter() - start,
             "alignment_mean": sum(chosen_align) / len(chosen_align),
             "alignment_min": min(chosen_align),
             "aligned_batches": sum(a >= self.alignment_threshold for a in chosen_align)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from graft_hpo._names import SELECTION_S
 from graft_hpo.config import SelectionConfig
 from graft_hpo.config import TrainConfig
 from graft_hpo.selection._base import Selection
@@ -114,13 +115,13 @@ class InfoBatchSelector(Selector):
         pruning = epoch < self.first_annealed_epoch and self.prune_ratio > 0.0
         well_learnt, pruned = self._prune(n, generator) if pruning else (none, none)
         if pruned.numel() == 0:  # annealed, or nothing left out: a plain, unweighted epoch
-            return Selection(everything, None, 1.0, {"selection_s": 0.0, "pruned": 0.0})
+            return Selection(everything, None, 1.0, {SELECTION_S: 0.0, "pruned": 0.0})
         keep = torch.ones(n, dtype=torch.bool)
         keep[pruned] = False
         weights = torch.ones(n)
         weights[well_learnt] = 1.0 / (1.0 - self.prune_ratio)
         indices = everything[keep]
-        stats = {"selection_s": 0.0, "pruned": float(pruned.numel())}
+        stats = {SELECTION_S: 0.0, "pruned": float(pruned.numel())}
         return Selection(indices, weights[keep], len(indices) / n, stats)
 
     def _prune(

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from graft_hpo._names import SELECTION_S
 from graft_hpo.config import SelectionConfig
 from graft_hpo.selection._base import Selection
 from graft_hpo.selection._base import Selector
@@ -205,7 +206,7 @@ class PrefixSelector(Selector):
                 "it was computed for other data"
             )
         indices = self.ranking.subset(self.fraction, threshold=self.alignment_threshold)
-        return Selection(indices, None, len(indices) / n, {"selection_s": 0.0})
+        return Selection(indices, None, len(indices) / n, {SELECTION_S: 0.0})
 
     def __repr__(self) -> str:
         return (

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from torch.utils.data import Sampler
 
+from graft_hpo._names import SELECTION_S
 from graft_hpo.selection._base import Phase
 from graft_hpo.selection._base import Selection
 from graft_hpo.selection._base import Selector
@@ -90,7 +91,7 @@ class SubsetSampler(Sampler[int]):
             len(self.selection.indices),
             len(self.dataset),  # type: ignore[arg-type]
             100 * self.selection.fraction,
-            self.selection.stats.get("selection_s", 0.0),
+            self.selection.stats.get(SELECTION_S, 0.0),
         )
         return self.selection
 

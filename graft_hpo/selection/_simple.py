@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from graft_hpo._names import SELECTION_S
 from graft_hpo.config import SelectionConfig
 from graft_hpo.selection._base import Selection
 from graft_hpo.selection._base import Selector
@@ -41,7 +42,7 @@ class RandomSelector(Selector):
         n = len(dataset)  # type: ignore[arg-type]
         budget = budget_of(self.fraction, n)
         indices = torch.randperm(n, generator=generator)[:budget].sort().values
-        return Selection(indices, None, budget / n, {"selection_s": 0.0})
+        return Selection(indices, None, budget / n, {SELECTION_S: 0.0})
 
 
 class FullSelector(Selector):
@@ -58,4 +59,4 @@ class FullSelector(Selector):
         device: torch.device | str | None = None,
     ) -> Selection:
         n = len(dataset)  # type: ignore[arg-type]
-        return Selection(torch.arange(n), None, 1.0, {"selection_s": 0.0})
+        return Selection(torch.arange(n), None, 1.0, {SELECTION_S: 0.0})

@@ -28,6 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from graft_hpo._names import ATTR_MLFLOW_RUN
+from graft_hpo._names import CO2_KG
+from graft_hpo._names import ENERGY_KWH
 from graft_hpo.sweep._folder import SweepFolder
 from graft_hpo.tracking import sweep_runs
 
@@ -44,7 +47,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # what a trial measures that the budgets (and the sweep's totals) add up; cumulative per run
-SPENT_KEYS = ("energy_kwh", "co2_kg")
+SPENT_KEYS = (ENERGY_KWH, CO2_KG)
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ def exhausted(budgets: Budgets, totals: Mapping[str, float], *, sweep_dir: str) 
             return (
                 f"time budget reached: {elapsed:.1f} s >= search.time_budget_s={budgets.time_s:g}"
             )
-    co2, energy = totals.get("co2_kg", 0.0), totals.get("energy_kwh", 0.0)
+    co2, energy = totals.get(CO2_KG, 0.0), totals.get(ENERGY_KWH, 0.0)
     if budgets.co2_kg is not None and co2 >= budgets.co2_kg:
         return (
             f"CO2 budget reached: {co2:.4g} kg measured >= search.co2_budget_kg={budgets.co2_kg:g}"
@@ -182,7 +185,7 @@ class Ledger:
     def record(self, trial_id: str, result: Mapping[str, Any] | None) -> None:
         """A trial's report (or its last result): its cumulative figures, by its run."""
         if result:  # by run: the key the store's records have
-            self.spending.record(str(result.get("mlflow_run_id") or trial_id), result)
+            self.spending.record(str(result.get(ATTR_MLFLOW_RUN) or trial_id), result)
 
     def _exhausted(self) -> str | None:
         if self.budgets.measured and not self.read_store:  # once per session

@@ -25,12 +25,13 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from graft_hpo._names import CHECKPOINT_S
+from graft_hpo._names import DURATION_S
 from graft_hpo.training import LOOP_FORMAT
 
 __all__ = [
     "AUTO_SHARE",
     "CHECKPOINT_FILE",
-    "CHECKPOINT_S",
     "Checkpoints",
     "ray_storage",
     "read_checkpoint",
@@ -41,7 +42,6 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_FILE = "trial.pt"
 # metric: a trial's seconds spent writing checkpoints and reporting them (an upper bound of
 # what checkpointing costs it: the report would be sent anyway)
-CHECKPOINT_S = "checkpoint_s"
 AUTO_SHARE = 0.02  # train.checkpoint_every: null: checkpoints take at most this share of a trial
 # ... and what the first one is assumed to take (measured here: 15-50 ms on the CPU, a 1-2 MB
 # file): the first comes after 2.5 s of training, none in a shorter trial
@@ -115,7 +115,7 @@ class Checkpoints:
 
         spent = {k: float(metrics[k]) for k in EMISSIONS_METRICS if k in metrics}
         elapsed = time.perf_counter() - self.started
-        spent["duration_s"] = self.spent.get("duration_s", 0.0) + elapsed
+        spent[DURATION_S] = self.spent.get(DURATION_S, 0.0) + elapsed
         spent[CHECKPOINT_S] = self.spent_s
         payload = {
             "format": _FORMAT,

@@ -17,22 +17,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from graft_hpo._names import ATTR_MLFLOW_RUN
+from graft_hpo._names import DONE_KEY
+from graft_hpo._names import DURATION_S
+from graft_hpo._names import EPOCHS_COMPLETED
+from graft_hpo._names import FAILED_KEY
+from graft_hpo._names import METRICS
+from graft_hpo._names import TAG_EARLY_STOPPED
+from graft_hpo._names import TAG_ERROR
 from graft_hpo.sweep._checkpoint import ray_storage
 from graft_hpo.sweep._console import Printer
 from graft_hpo.sweep._console import SweepConsole
 from graft_hpo.sweep._console import is_number
 from graft_hpo.sweep._plan import SweepPlan
 from graft_hpo.sweep._ray_compat import watch_interruption
-from graft_hpo.sweep._search import DONE_KEY
-from graft_hpo.sweep._search import FAILED_KEY
 from graft_hpo.sweep._search import scheduler
 from graft_hpo.sweep._search import scheduler_rungs
 from graft_hpo.sweep._search import searcher
 from graft_hpo.sweep._trainable import TrialPlan
 from graft_hpo.sweep._trainable import trainable
 from graft_hpo.sweep._trainable import trial_runs
-from graft_hpo.tracking import METRICS
-from graft_hpo.tracking import TAG_EARLY_STOPPED
 from graft_hpo.tracking import RunLogger
 
 __all__ = ["execute", "trial_plan"]
@@ -40,7 +44,7 @@ __all__ = ["execute", "trial_plan"]
 logger = logging.getLogger(__name__)
 
 # what an epoch's report carries of the final metrics (not the whole-run duration and count)
-_FINAL = set(METRICS) - {"duration_s", "epochs_completed"}
+_FINAL = set(METRICS) - {DURATION_S, EPOCHS_COMPLETED}
 # a trial's checkpoints kept in the sweep's storage: the latest, and one before it should the
 # latest be cut short by the loss of its node
 _CHECKPOINTS_KEPT = 2
@@ -243,7 +247,7 @@ def _callback(plan: SweepPlan, console: SweepConsole) -> Any:
 
 def _close_stopped_run(plan: SweepPlan, result: dict[str, Any]) -> None:
     """A scheduler stopped the trial: its run keeps its last epoch's metrics, tagged."""
-    run_id = result.get("mlflow_run_id")
+    run_id = result.get(ATTR_MLFLOW_RUN)
     if not run_id:
         return
     run = RunLogger(plan.tracking_uri, run_id)
@@ -260,7 +264,7 @@ def _close_stopped_run(plan: SweepPlan, result: dict[str, Any]) -> None:
 def _close_lost_run(plan: SweepPlan, trial: Any, error: str) -> None:
     """A trial that failed for good with its worker lost left its run RUNNING: it ends FAILED
     with the error, as the console says (a trial that failed by itself closed its own)."""
-    run_id = (trial.last_result or {}).get("mlflow_run_id")
+    run_id = (trial.last_result or {}).get(ATTR_MLFLOW_RUN)
     if not run_id:  # lost before its first report: find its run by its Ray trial id
         mine = trial_runs(plan, trial.trial_id)
         if not mine:
@@ -268,7 +272,7 @@ def _close_lost_run(plan: SweepPlan, trial: Any, error: str) -> None:
         run_id = mine[0].run_id
     run = RunLogger(plan.tracking_uri, run_id)
     if run.status() == "RUNNING":
-        run.set_tags({"error": error or "the trial's worker was lost"})
+        run.set_tags({TAG_ERROR: error or "the trial's worker was lost"})
         run.end("FAILED")
 
 

@@ -18,6 +18,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from graft_hpo._names import DURATION_S
+from graft_hpo._names import TAG_EARLY_STOPPED
+from graft_hpo._names import TAG_ERROR
+from graft_hpo._names import TAG_KILLED_REASON
+from graft_hpo._names import TAG_MODEL_URI
+from graft_hpo._names import TAG_SELECTED
+from graft_hpo._names import TAG_SELECTED_POLICY
+from graft_hpo._names import TAG_SELECTED_RUN
+from graft_hpo._names import TAG_STOP_REASON
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.pareto import ParetoPoint
 from graft_hpo.pareto import front_of
@@ -26,8 +35,6 @@ from graft_hpo.sweep._budget import emissions_totals
 from graft_hpo.sweep._plan import SweepPlan
 from graft_hpo.sweep._ranking import COST_PREFIX
 from graft_hpo.sweep._result import SweepResult
-from graft_hpo.tracking import TAG_EARLY_STOPPED
-from graft_hpo.tracking import TAG_STOP_REASON
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import RunRecord
 from graft_hpo.tracking import link_artifact
@@ -53,9 +60,9 @@ def _kill_running(plan: SweepPlan, runs: Sequence[RunRecord], reason: str) -> li
     for record in runs:
         if record.status == "RUNNING":
             run = RunLogger(plan.tracking_uri, record.run_id)
-            run.set_tags({"killed_reason": reason})
+            run.set_tags({TAG_KILLED_REASON: reason})
             run.end("KILLED")
-            tags = {**record.tags, "killed_reason": reason}
+            tags = {**record.tags, TAG_KILLED_REASON: reason}
             record = replace(record, status="KILLED", tags=tags)
         now.append(record)
     return now
@@ -79,7 +86,7 @@ def _counts(runs: list[RunRecord]) -> dict[str, int]:
     counts = Counter(r.status for r, stopped in zip(runs, early, strict=True) if not stopped)
     return {
         "FINISHED": counts.get("FINISHED", 0),
-        "early_stopped": sum(early),
+        TAG_EARLY_STOPPED: sum(early),
         "FAILED": counts.get("FAILED", 0),
         "KILLED": counts.get("KILLED", 0),
     }
@@ -91,7 +98,7 @@ def _totals(plan: SweepPlan, runs: list[RunRecord]) -> dict[str, float]:
     return {
         **{f"sweep_{k}": v for k, v in spent.items()},
         **{f"sweep_{COST_PREFIX}{k}": v for k, v in plan.ranking_cost.items()},
-        "sweep_trial_duration_s": sum(r.metrics.get("duration_s", 0.0) for r in runs),
+        "sweep_trial_duration_s": sum(r.metrics.get(DURATION_S, 0.0) for r in runs),
         "sweep_wall_s": plan.folder.wall_s(),
     }
 
@@ -118,7 +125,7 @@ def finish_sweep(plan: SweepPlan, *, stop_reason: str | None = None) -> SweepRes
     if plan.owns_parent_run:
         parent.end("FINISHED")
     failed = [
-        {"run_id": r.run_id, "error": r.tags.get("error", "")}
+        {"run_id": r.run_id, "error": r.tags.get(TAG_ERROR, "")}
         for r in runs
         if r.status == "FAILED"
     ]
@@ -203,8 +210,8 @@ def final_stage(plan: SweepPlan, result: SweepResult, say: Any) -> SweepResult:
     selected = {"policy": policy, **point.to_dict()}
     selected.pop("tags", None)
     parent = RunLogger(plan.tracking_uri, plan.parent_run_id)
-    parent.set_tags({"selected_run_id": point.run_id, "selected_policy": policy})
-    RunLogger(plan.tracking_uri, point.run_id).set_tags({"selected": "true"})
+    parent.set_tags({TAG_SELECTED_RUN: point.run_id, TAG_SELECTED_POLICY: policy})
+    RunLogger(plan.tracking_uri, point.run_id).set_tags({TAG_SELECTED: "true"})
     say(f"selected run {point.run_id} ({policy})")
     model = None
     if config.retrain is not None:
@@ -221,7 +228,7 @@ def final_stage(plan: SweepPlan, result: SweepResult, say: Any) -> SweepResult:
         )
         model = retrained.to_dict()
         if retrained.model_uri is not None:
-            parent.set_tags({"model_uri": retrained.model_uri})
+            parent.set_tags({TAG_MODEL_URI: retrained.model_uri})
             say(f"model {retrained.model_uri} (retraining run {retrained.run_id})")
         else:
             say(f"retraining failed: {retrained.error}")

@@ -12,6 +12,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from graft_hpo._names import CO2_KG
+from graft_hpo._names import ENERGY_KWH
+from graft_hpo._names import METRICS
+from graft_hpo._names import SELECTION_S
+from graft_hpo._names import TAG_OBJECTIVES
+from graft_hpo._names import TAG_ROLE
+from graft_hpo._names import TAG_SWEEP_ID
+from graft_hpo._names import TRAIN_LOSS
+from graft_hpo._names import VAL_ACC
+from graft_hpo._names import VAL_LOSS
 from graft_hpo.config import PipelineConfig
 from graft_hpo.config import apply_overrides
 from graft_hpo.config import flatten_config
@@ -30,10 +40,6 @@ from graft_hpo.sweep._ranking import needs_ranking
 from graft_hpo.sweep._ray import start_ray
 from graft_hpo.sweep._search import EMISSIONS_METRICS
 from graft_hpo.sweep._search import open_storage
-from graft_hpo.tracking import METRICS
-from graft_hpo.tracking import TAG_OBJECTIVES
-from graft_hpo.tracking import TAG_ROLE
-from graft_hpo.tracking import TAG_SWEEP_ID
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import ensure_experiment
 from graft_hpo.tracking import resolve_tracking_uri
@@ -45,7 +51,7 @@ __all__ = ["check_sweep", "prepare_sweep"]
 logger = logging.getLogger(__name__)
 
 # reported after every epoch, so a scheduler can compare trials on them
-EPOCH_METRICS = ("val_acc", "val_loss", "train_loss", "co2_kg", "energy_kwh", "selection_s")
+EPOCH_METRICS = (VAL_ACC, VAL_LOSS, TRAIN_LOSS, CO2_KG, ENERGY_KWH, SELECTION_S)
 
 
 def _check_search(config: PipelineConfig) -> list[str]:

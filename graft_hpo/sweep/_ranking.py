@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import torch
 
+from graft_hpo._names import DURATION_S
 from graft_hpo.config import PipelineConfig
 from graft_hpo.data import load_data
 from graft_hpo.emissions import measure_emissions
@@ -85,11 +86,11 @@ def compute_ranking(config: PipelineConfig) -> tuple[Ranking, dict[str, float]]:
             ) from err
         finally:
             torch.set_num_threads(threads)
-    cost = {**energy.result.metrics(), "duration_s": time.perf_counter() - start}
+    cost = {**energy.result.metrics(), DURATION_S: time.perf_counter() - start}
     logger.info(
         "shared selection: %d samples ranked in %.1f s (proxy: %d epochs)",
         len(ranking),
-        cost["duration_s"],
+        cost[DURATION_S],
         config.selection.proxy_epochs,
     )
     return ranking, cost

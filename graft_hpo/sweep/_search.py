@@ -8,6 +8,17 @@ import math
 from typing import TYPE_CHECKING
 from typing import Any
 
+from graft_hpo._names import ATTR_MLFLOW_RUN
+from graft_hpo._names import CO2_KG
+from graft_hpo._names import CPU_ENERGY_KWH
+from graft_hpo._names import DONE_KEY
+from graft_hpo._names import ENERGY_KWH
+from graft_hpo._names import EPOCHS_DONE
+from graft_hpo._names import FAILED_KEY
+from graft_hpo._names import GPU_ENERGY_KWH
+from graft_hpo._names import RAM_ENERGY_KWH
+from graft_hpo._names import SELECTION_S
+from graft_hpo._names import TAG_OPTUNA_TRIAL
 from graft_hpo.config import PipelineConfig
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.sweep._budget import Budgets
@@ -15,8 +26,6 @@ from graft_hpo.sweep._budget import Ledger
 from graft_hpo.sweep._budget import budget_gate
 from graft_hpo.sweep._moasha import make_moasha
 from graft_hpo.sweep._plan import SweepPlan
-from graft_hpo.tracking import ATTR_MLFLOW_RUN
-from graft_hpo.tracking import TAG_OPTUNA_TRIAL
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import redact
 
@@ -27,10 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COST_METRICS",
-    "DONE_KEY",
     "EMISSIONS_METRICS",
-    "EPOCHS_DONE",
-    "FAILED_KEY",
     "define_by_run",
     "open_storage",
     "scheduler",
@@ -41,14 +47,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-EPOCHS_DONE = "epochs_done"  # on every epoch's report: the scheduler's clock (not the final one)
-DONE_KEY = "trial_done"  # set on a trial's final report only: its absence means stopped early
-# the final report of a trial that failed by itself (NaN loss, plug-in error): its error line
-FAILED_KEY = "trial_failed"
 # what codecarbon measures (an objective on them needs emissions.enabled)
-EMISSIONS_METRICS = ("co2_kg", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh")
+EMISSIONS_METRICS = (CO2_KG, ENERGY_KWH, CPU_ENERGY_KWH, GPU_ENERGY_KWH, RAM_ENERGY_KWH)
 # objectives that grow with the epochs trained: what `stopped_report: projected` scales
-COST_METRICS = frozenset({*EMISSIONS_METRICS, "selection_s"})
+COST_METRICS = frozenset({*EMISSIONS_METRICS, SELECTION_S})
 
 
 def told_optuna(
@@ -134,7 +136,7 @@ def searcher(plan: SweepPlan) -> Any:
             """Once per trial: Optuna's trial names its MLflow run, the run its trial number."""
             linked = self.__dict__.setdefault("_linked", set())
             trial = self._ot_trials.get(trial_id)  # Ray's map from its trial ids to Optuna's
-            run_id = (result or {}).get("mlflow_run_id")
+            run_id = (result or {}).get(ATTR_MLFLOW_RUN)
             if trial is None or not run_id or trial_id in linked:
                 return
             linked.add(trial_id)

@@ -22,23 +22,32 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
+from graft_hpo._names import ATTR_MLFLOW_RUN
+from graft_hpo._names import CHECKPOINT_S
+from graft_hpo._names import DONE_KEY
+from graft_hpo._names import DURATION_S
+from graft_hpo._names import EPOCHS_DONE
+from graft_hpo._names import FAILED_KEY
+from graft_hpo._names import TAG_ATTEMPTS
+from graft_hpo._names import TAG_EARLY_STOPPED
+from graft_hpo._names import TAG_ERROR
+from graft_hpo._names import TAG_KILLED_REASON
+from graft_hpo._names import TAG_NODE
+from graft_hpo._names import TAG_NODE_ID
+from graft_hpo._names import TAG_RAY_TRIAL
+from graft_hpo._names import TAG_RESUMED_FROM
+from graft_hpo._names import TAG_ROLE
+from graft_hpo._names import TAG_STOP_REASON
+from graft_hpo._names import TAG_SWEEP_ID
+from graft_hpo._names import TRAIN_LOSS
+from graft_hpo._names import VAL_ACC
 from graft_hpo.config import PipelineConfig
 from graft_hpo.config import apply_overrides
 from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.selection import Ranking
-from graft_hpo.sweep._checkpoint import CHECKPOINT_S
 from graft_hpo.sweep._checkpoint import Checkpoints
 from graft_hpo.sweep._checkpoint import read_checkpoint
-from graft_hpo.sweep._search import DONE_KEY
 from graft_hpo.sweep._search import EMISSIONS_METRICS
-from graft_hpo.sweep._search import EPOCHS_DONE
-from graft_hpo.sweep._search import FAILED_KEY
-from graft_hpo.tracking import TAG_ATTEMPTS
-from graft_hpo.tracking import TAG_EARLY_STOPPED
-from graft_hpo.tracking import TAG_RESUMED_FROM
-from graft_hpo.tracking import TAG_ROLE
-from graft_hpo.tracking import TAG_STOP_REASON
-from graft_hpo.tracking import TAG_SWEEP_ID
 from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import RunRecord
 from graft_hpo.tracking import last_logged_s
@@ -51,10 +60,8 @@ from graft_hpo.trial import run_trial
 if TYPE_CHECKING:
     from graft_hpo.sweep._plan import SweepPlan
 
-__all__ = ["TAG_RAY_TRIAL", "TrialPlan", "check_measured", "trainable", "trial_runs"]
+__all__ = ["TrialPlan", "check_measured", "trainable", "trial_runs"]
 
-TAG_RAY_TRIAL = "ray_trial_id"
-TAG_NODE = "node"
 _STOPPED_TRIAL_CLOSE_S = 120  # see trainable
 
 logger = logging.getLogger(__name__)
@@ -102,7 +109,7 @@ class _ReportToRay(TrialHooks):
         from ray import tune
 
         due = self.checkpoints.due(state.epoch + 1)
-        if "val_acc" in metrics:
+        if VAL_ACC in metrics:
             check_measured(metrics, self.needed)
         elif not due:  # no validation this epoch (train.eval_every > 1), nothing to report
             return
@@ -111,7 +118,7 @@ class _ReportToRay(TrialHooks):
         # goes with (the last epoch's value is in the final metrics)
         metrics[CHECKPOINT_S] = self.checkpoints.spent_s
         report = {**metrics, "epoch": state.epoch, EPOCHS_DONE: state.epoch + 1}
-        report["mlflow_run_id"] = self.run_id
+        report[ATTR_MLFLOW_RUN] = self.run_id
         try:
             if not (due and self._report_with_checkpoint(state, metrics, report)):
                 tune.report(report)
@@ -162,10 +169,10 @@ def trainable(params: dict[str, Any], *, plan: TrialPlan, ranking: Ranking | Non
     earlier = _earlier_run(plan, trial_id)
     if earlier is not None and earlier.status == "FINISHED":
         # re-run by a resumed sweep after it had finished: never twice
-        tune.report({**earlier.metrics, "mlflow_run_id": earlier.run_id, DONE_KEY: 1})
+        tune.report({**earlier.metrics, ATTR_MLFLOW_RUN: earlier.run_id, DONE_KEY: 1})
         return
     if earlier is not None and earlier.status == "FAILED":  # by itself: it would again
-        tune.report({FAILED_KEY: earlier.tags.get("error", ""), "mlflow_run_id": earlier.run_id})
+        tune.report({FAILED_KEY: earlier.tags.get(TAG_ERROR, ""), ATTR_MLFLOW_RUN: earlier.run_id})
         return
     owner = {"sweep_id": plan.sweep_id, "trial_id": trial_id}
     saved = read_checkpoint(tune.get_checkpoint(), storage=plan.storage, owner=owner)
@@ -183,7 +190,7 @@ def trainable(params: dict[str, Any], *, plan: TrialPlan, ranking: Ranking | Non
     if result.status != "FINISHED":
         # Not an exception: Ray would retry it (Ray retries lost workers, and it cannot tell
         # them apart), and it would fail again. Optuna is told FAIL; the run is already FAILED.
-        tune.report({FAILED_KEY: result.error or "trial failed", "mlflow_run_id": result.run_id})
+        tune.report({FAILED_KEY: result.error or "trial failed", ATTR_MLFLOW_RUN: result.run_id})
         return
     if reporter.stopped:
         # Leave as Ray's own stop does: a normal return makes Ray's wrapper report once more,
@@ -195,11 +202,11 @@ def trainable(params: dict[str, Any], *, plan: TrialPlan, ranking: Ranking | Non
         error = f"TrialFailedError: {err}"
         if result.run_id is not None:
             run = RunLogger(plan.tracking_uri, result.run_id)
-            run.set_tags({"error": error})
+            run.set_tags({TAG_ERROR: error})
             run.end("FAILED")
-        tune.report({FAILED_KEY: error, "mlflow_run_id": result.run_id})
+        tune.report({FAILED_KEY: error, ATTR_MLFLOW_RUN: result.run_id})
         return
-    tune.report({**result.metrics, "mlflow_run_id": result.run_id, DONE_KEY: 1})
+    tune.report({**result.metrics, ATTR_MLFLOW_RUN: result.run_id, DONE_KEY: 1})
 
 
 def _train(
@@ -223,7 +230,7 @@ def _train(
             TAG_ROLE: "trial",
             TAG_RAY_TRIAL: trial_id,
             TAG_NODE: socket.gethostname(),
-            "node_id": ray.get_runtime_context().get_node_id(),
+            TAG_NODE_ID: ray.get_runtime_context().get_node_id(),
         },
         hooks=[reporter],
         evaluate_test=True,  # test_acc of the trials trained to the end: a front to score
@@ -279,15 +286,15 @@ def _resume(plan: TrialPlan, earlier: RunRecord | None, saved: Any) -> Resume:
         if key in earlier.metrics:
             spent[key] = max(spent.get(key, 0.0), earlier.metrics[key])
     since = saved["wall_time"] if saved is not None else (earlier.start_time_ms or 0) / 1000
-    last = last_logged_s(plan.tracking_uri, earlier.run_id, "train_loss")
+    last = last_logged_s(plan.tracking_uri, earlier.run_id, TRAIN_LOSS)
     lost_s = max(0.0, (last or since) - since)
-    spent["duration_s"] = max(
-        spent.get("duration_s", 0.0) + lost_s, earlier.metrics.get("duration_s", 0.0)
+    spent[DURATION_S] = max(
+        spent.get(DURATION_S, 0.0) + lost_s, earlier.metrics.get(DURATION_S, 0.0)
     )
     attempts = int(earlier.tags.get(TAG_ATTEMPTS, "1")) + 1
     epoch = len(saved["loop"]["progress"]["history"]) if saved is not None else 0
     run = RunLogger(plan.tracking_uri, earlier.run_id)
-    run.reopen(drop_tags=[TAG_STOP_REASON, "killed_reason"])
+    run.reopen(drop_tags=[TAG_STOP_REASON, TAG_KILLED_REASON])
     run.set_tags({TAG_EARLY_STOPPED: "false", TAG_ATTEMPTS: attempts, TAG_RESUMED_FROM: epoch})
     logger.warning(
         "trial %s: attempt %d goes on from epoch %d in run %s",

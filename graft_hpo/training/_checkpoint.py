@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from graft_hpo._names import SELECTION_S
 from graft_hpo._torch import rng_state
 from graft_hpo._torch import set_rng_state
 from graft_hpo.selection import SubsetSampler
@@ -46,7 +47,7 @@ def loop_state(
             "epoch": progress.epoch,
             "step": progress.step,
             "samples_seen": progress.samples_seen,
-            "selection_s": progress.selection_s,
+            SELECTION_S: progress.selection_s,
             "history": copy.deepcopy(progress.history),
             "train_s": train_s,
         },
@@ -78,6 +79,6 @@ def restore_loop(
     set_rng_state(saved["rng"])
     done = saved["progress"]
     progress.epoch, progress.step = done["epoch"], done["step"]
-    progress.samples_seen, progress.selection_s = done["samples_seen"], done["selection_s"]
+    progress.samples_seen, progress.selection_s = done["samples_seen"], done[SELECTION_S]
     progress.history = copy.deepcopy(done["history"])
     return float(done["train_s"])

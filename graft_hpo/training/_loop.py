@@ -22,6 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from graft_hpo._names import FRACTION_EFFECTIVE
+from graft_hpo._names import SELECTION_S
+from graft_hpo._names import TRAIN_LOSS
+from graft_hpo._names import VAL_ACC
 from graft_hpo._torch import iter_batches
 from graft_hpo._torch import memory_format_for
 from graft_hpo._torch import to_device
@@ -282,9 +286,9 @@ def train(
 
         # ---- validation (every eval_every epochs, where a hook asked, after the last), hooks
         metrics = {
-            "train_loss": train_loss,
-            "fraction_effective": len(order) / n_train,
-            "selection_s": state.selection_s,
+            TRAIN_LOSS: train_loss,
+            FRACTION_EFFECTIVE: len(order) / n_train,
+            SELECTION_S: state.selection_s,
         }
         done = epoch + 1
         if done % cfg.eval_every == 0 or done == cfg.epochs or done in state.eval_at:
@@ -300,7 +304,7 @@ def train(
             logger.info("stopping after epoch %d: %s", epoch, state.stop_reason or "a hook asked")
             break
 
-    if state.history and "val_acc" not in state.history[-1]:  # stopped between validations
+    if state.history and VAL_ACC not in state.history[-1]:  # stopped between validations
         val_loss, val_acc = evaluate(
             model, val_set, batch_size=cfg.batch_size, device=device, memory_format=layout
         )

@@ -13,12 +13,12 @@ import pytest
 from ray import cloudpickle
 
 from graft_hpo import load_pipeline
+from graft_hpo._names import EPOCHS_DONE
 from graft_hpo.sweep._folder import SweepFolder
 from graft_hpo.sweep._moasha import crowding_distance
 from graft_hpo.sweep._moasha import fronts
 from graft_hpo.sweep._moasha import make_moasha
 from graft_hpo.sweep._moasha import ranked_ahead
-from graft_hpo.sweep._search import EPOCHS_DONE
 from graft_hpo.sweep._search import scheduler
 
 CONTINUE, STOP = "CONTINUE", "STOP"

@@ -54,7 +54,7 @@ def knn_outliers(
     spaced ones, sample ``floor(j m / KNN_REFERENCES)`` for each ``j`` (the cost stays
     ``m x 8192`` dot products). Runs on ``embeds``' device. Fewer references measured worse:
     at 2,048 of synthetic_hard's 6,400 candidates the vote's precision against the wrong
-    labels fell from 0.80-0.86 to 0.71-0.81 (a rare mode's members then find too few
+    labels fell from 0.80-0.89 to 0.71-0.85 (a rare mode's members then find too few
     references of their own label; ``benchmarks/results/knn_probe.md``).
 
     Args:

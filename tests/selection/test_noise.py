@@ -65,16 +65,47 @@ def test_knn_flags_labels_their_neighbours_do_not_share_never_counting_the_sampl
     assert not knn_outliers(embeds[:4], labels[:4], k=4).any()  # no more samples than k
 
 
-def test_knn_looks_for_neighbours_among_every_stride_th_sample_beyond_the_cap(monkeypatch):
+def test_knn_looks_for_neighbours_among_evenly_spaced_references_beyond_the_cap(monkeypatch):
     g = torch.Generator().manual_seed(0)
     centres = torch.randn(3, 8, generator=g)
     labels = torch.arange(300) % 3
     embeds = centres[labels] + 0.05 * torch.randn(300, 8, generator=g)
     labels[[7, 100]] = (labels[[7, 100]] + 1) % 3  # two wrong labels
     full = knn_outliers(embeds, labels)
-    monkeypatch.setattr(_noise, "KNN_REFERENCES", 64)  # every 5th sample is a reference
+    monkeypatch.setattr(_noise, "KNN_REFERENCES", 64)  # samples 0, 4, 9, 14, ...: 64 of them
     assert torch.equal(knn_outliers(embeds, labels), full)
     assert full.nonzero().squeeze(1).tolist() == [7, 100]
+
+
+def _brute_force_knn(embeds: torch.Tensor, labels: torch.Tensor, references: int) -> torch.Tensor:
+    """The vote in float64: each sample's similarity to every reference (sample
+    ``floor(j m / references)`` for ``j < references``), a full sort, itself excluded."""
+    m = len(labels)
+    refs = torch.tensor([j * m // references for j in range(references)])
+    x = embeds.double() / embeds.double().norm(dim=1, keepdim=True)
+    flags = []
+    for i in range(m):
+        others = refs[refs != i]
+        order = (x[others] @ x[i]).argsort(descending=True, stable=True)
+        near = others[order[: _noise.KNN_K]]
+        flags.append(int((labels[near] == labels[i]).sum()) < _noise.KNN_MIN_AGREE)
+    return torch.tensor(flags)
+
+
+@pytest.mark.parametrize("references", [700, 8192, 199])
+def test_knn_matches_a_float64_brute_force_vote_across_chunks(monkeypatch, references):
+    # 6 overlapping classes in 16 dimensions and 15% wrong labels: votes of every count occur
+    g = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 6, (700,), generator=g)
+    embeds = torch.randn(6, 16, generator=g)[labels] + 0.9 * torch.randn(700, 16, generator=g)
+    wrong = torch.rand(700, generator=g) < 0.15
+    labels[wrong] = (labels[wrong] + 1 + torch.randint(0, 5, (700,), generator=g)[wrong]) % 6
+    monkeypatch.setattr(_noise, "_KNN_CHUNK", 128)  # 6 chunks, the last one ragged
+    monkeypatch.setattr(_noise, "KNN_REFERENCES", references)
+    expected = _brute_force_knn(embeds, labels, min(references, 700))
+    got = knn_outliers(embeds, labels)
+    assert 50 < int(expected.sum()) < 650  # neither trivial nor everything
+    assert torch.equal(got, expected)
 
 
 def test_the_knn_rule_needs_the_embeddings():

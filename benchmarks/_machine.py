@@ -170,3 +170,19 @@ def saved_report(path: Path) -> Json:
     """The report a benchmark's ``--json`` run printed as its last line, read back from the
     Markdown file its stdout went to (``--render``: the tables again, nothing run)."""
     return json.loads(path.read_text().strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def extract_package(rev: str, folder: Path) -> Path:
+    """The package ``graft_hpo`` as it was at git revision ``rev``, with its bundled pipelines
+    and search spaces, in ``folder`` (for a side-by-side run of the code before a change)."""
+    import subprocess
+
+    folder.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", rev, "graft_hpo", "pipelines", "search_spaces"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder

@@ -46,6 +46,7 @@ from typing import Any
 
 from benchmarks._cli import add_json_line
 from benchmarks._machine import ROOT
+from benchmarks._machine import extract_package
 from benchmarks._machine import print_report
 from benchmarks._machine import provenance
 from benchmarks._machine import run_report
@@ -87,24 +88,10 @@ def _run_all(args: argparse.Namespace) -> Json:
     with tempfile.TemporaryDirectory(prefix="driver-bench-") as tmp:
         codes = {"after": ROOT}
         if args.before:
-            codes = {"before": _extract(args.before, Path(tmp) / "before"), **codes}
+            codes = {"before": extract_package(args.before, Path(tmp) / "before"), **codes}
         for side, code in codes.items():
             sides[side] = _measure_in(code, args, Path(tmp) / f"{side}.json")
     return {"sides": sides, "before_rev": args.before}
-
-
-def _extract(rev: str, folder: Path) -> Path:
-    """The package ``graft_hpo`` as it was at ``rev``, with its bundled pipelines and search
-    spaces, in ``folder``."""
-    folder.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "archive", rev, "graft_hpo", "pipelines", "search_spaces"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
-    return folder
 
 
 def _measure_in(code: Path, args: argparse.Namespace, out: Path) -> Json:

@@ -13,10 +13,12 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
 
+from graft_hpo._names import ATTR_MLFLOW_RUN
 from graft_hpo.sweep._budget import Spending
 
 __all__ = ["Printer", "SweepConsole", "is_number", "quiet_stderr"]
@@ -79,7 +81,8 @@ class SweepConsole:
         self.failed = 0
         self.retries = 0  # restarts of trials whose worker was lost
         self.running: set[str] = set()
-        self.spending = Spending(spent)  # per trial: its latest cumulative figures
+        self.spending = Spending(spent)  # per trial run: its latest cumulative figures
+        self._earlier: set[str] = set()  # runs of earlier sessions counted as done
         self.best: float | None = None
         self._bar = self._open_bar() if bar else None
 
@@ -103,18 +106,39 @@ class SweepConsole:
         self.running.add(trial_id)
         self._refresh()
 
+    def resumed(self, runs: Iterable[tuple[str, str, Mapping[str, Any]]]) -> None:
+        """What earlier sessions of a resumed sweep did: each trial run's ``(run_id, status,
+        metrics)``. Its ended runs count as done (its KILLED ones run again), every run's
+        energy and CO2 count, and its best value stands."""
+        for run_id, status, metrics in runs:
+            self._record(run_id, metrics)
+            if status in ("FINISHED", "FAILED"):
+                self._earlier.add(run_id)
+                self.done += 1
+                self.failed += int(status == "FAILED")
+        if self._bar is not None:
+            self._bar.update(self.done)
+        self._refresh()
+
     def reported(self, trial_id: str, result: Mapping[str, Any]) -> None:
         """A trial's report (every validated epoch, and its last)."""
-        self.spending.record(trial_id, result)
+        self._record(str(result.get(ATTR_MLFLOW_RUN) or trial_id), result)
+        self._refresh()
+
+    def _record(self, key: str, figures: Mapping[str, Any]) -> None:
+        self.spending.record(key, figures)
         metric, mode = self.objectives[0]
-        if is_number(result.get(metric)):
-            value = float(result[metric])
+        if is_number(figures.get(metric)):
+            value = float(figures[metric])
             better = max if mode == "max" else min
             self.best = value if self.best is None else better(self.best, value)
-        self._refresh()
 
     def ended(self, status: str, trial: Any, note: str = "") -> None:
         """A trial ended (FINISHED, early-stopped, FAILED): one line."""
+        if (trial.last_result or {}).get(ATTR_MLFLOW_RUN) in self._earlier:
+            self._earlier.discard(trial.last_result[ATTR_MLFLOW_RUN])  # counted: it had ended
+            self.done -= 1
+            self.failed -= int(status == "FAILED")
         self.done += 1
         self.failed += int(status == "FAILED")
         self.running.discard(trial.trial_id)

@@ -38,6 +38,7 @@ from graft_hpo.sweep._trainable import TrialPlan
 from graft_hpo.sweep._trainable import trainable
 from graft_hpo.sweep._trainable import trial_runs
 from graft_hpo.tracking import RunLogger
+from graft_hpo.tracking import sweep_runs
 
 __all__ = ["execute", "trial_plan"]
 
@@ -79,6 +80,11 @@ def execute(
         spent=plan.ranking_cost,
         default_strategy=plan.config.selection.strategy,
     )
+    if resume:  # the bar goes on from what earlier sessions did (one read of the store)
+        runs = sweep_runs(
+            experiment=plan.experiment, sweep_id=plan.sweep_id, tracking_uri=plan.tracking_uri
+        )
+        console.resumed((r.run_id, r.status, r.metrics) for r in runs)
     folder.session_started()
     try:
         ended = _fit(plan, resume=resume, console=console, verbose=verbose)

@@ -44,6 +44,31 @@ def test_the_status_counts_running_and_failed_trials_and_sums_what_was_spent() -
     ]
 
 
+def test_a_resumed_sweep_goes_on_from_what_earlier_sessions_did() -> None:
+    lines: list[str] = []
+    console = SweepConsole(OBJECTIVES, 4, lines.append, default_strategy="graft")
+    console.resumed(
+        [
+            ("r1", "FINISHED", {"val_acc": 0.9, "energy_kwh": 1e-6, "co2_kg": 1e-7}),
+            ("r2", "FAILED", {"energy_kwh": 2e-6, "co2_kg": 2e-7}),
+            ("r3", "KILLED", {"val_acc": 0.5, "energy_kwh": 4e-6, "co2_kg": 4e-7}),  # runs again
+        ]
+    )
+    assert (console.done, console.failed, console.best) == (2, 1, 0.9)
+    # the interrupted trial goes on in its run: its reports are cumulative over its attempts
+    console.started("t3")
+    console.reported(
+        "t3", {"val_acc": 0.7, "energy_kwh": 5e-6, "co2_kg": 5e-7, "mlflow_run_id": "r3"}
+    )
+    console.ended("FINISHED", _trial("t3", 0.7))
+    # a trial that had ended, run again by Tune: it reports its run's result, counted once
+    again = SimpleNamespace(trial_id="t1", config={}, last_result={"mlflow_run_id": "r1"})
+    console.ended("FINISHED", again)
+    assert (console.done, console.failed) == (3, 1)
+    assert console.totals() == pytest.approx({"energy_kwh": 8e-6, "co2_kg": 8e-7})
+    assert lines[0] == "[3/4] trial t3 FINISHED      graft  val_acc=0.7  co2_kg=2e-06"
+
+
 def test_best_follows_the_first_objectives_direction_and_ignores_nan() -> None:
     console = SweepConsole([("val_loss", "min")], 2, lambda _: None)
     console.reported("a", {"val_loss": 0.4})

@@ -345,6 +345,17 @@ def group_text(report: Json) -> str:
     return f"group={any(b['kwargs'].get('group') for b in built)}"
 
 
+def after_startup(trials: list[Json]) -> Json:
+    """GRAFT's trials after TPE's random start-up with the two choices the start-up's worst
+    GRAFT trials had: ``no_filter`` (``noise_filter: none``) and ``raw`` (raw-pixel features)."""
+    started = sorted(trials, key=lambda t: t.get("start_ms") or 0)[STARTUP:]
+    graft = [t for t in started if strategy(t) == "graft"]
+    return {
+        "no_filter": sum(noise_filter(t) == "none" for t in graft),
+        "raw": sum(t["params"].get("selection.features") == "raw" for t in graft),
+    }
+
+
 def compare(paths: list[Path]) -> str:
     """Saved reports side by side (``--compare``): per report and seed, then the seeds' mean,
     the strategies drawn, GRAFT's trials after TPE's start-up, the fronts, the equal-CO2
@@ -358,7 +369,8 @@ def compare(paths: list[Path]) -> str:
         "",
         *head(
             "report | TPE | noise | seed | strategies | GRAFT trials | GRAFT after start-up "
-            "(filters) | front (all) | front (GRAFT + random) | random covered by GRAFT | "
+            "(filters) | of them: no filter, raw features | front (all) | front (GRAFT + "
+            "random) | random covered by GRAFT | "
             "equal CO2: share GRAFT >= random of levels, mean gap (pts) | best GRAFT / random / "
             "full / infobatch | sweep wall (s)"
         ),
@@ -373,6 +385,7 @@ def compare(paths: list[Path]) -> str:
             row = {
                 "n_graft": s["strategies"].get("graft", 0),
                 "after": sum(s["tpe_filters"].values()),
+                **after_startup(per["trials"]),
                 "front_graft": s["front_strategies"].get("graft", 0),
                 "pair_graft": s["pair_front"].get("graft", 0),
                 "covered": s["random_covered"][0],
@@ -385,7 +398,8 @@ def compare(paths: list[Path]) -> str:
             lines.append(
                 f"| {path.stem} | {group_text(report)} | {args.get('noise')} | {seed} | "
                 f"{_mix(s['strategies'])} | {row['n_graft']} | {row['after']} "
-                f"({_mix(s['tpe_filters'])}) | {_mix(s['front_strategies'])} | "
+                f"({_mix(s['tpe_filters'])}) | {row['no_filter']}, {row['raw']} | "
+                f"{_mix(s['front_strategies'])} | "
                 f"{_mix(s['pair_front'])} | {'/'.join(map(str, s['random_covered']))} | "
                 f"{num(eq['share'], '.2f')} of {eq['levels']}, "
                 f"{num(eq['gap_mean'], '+.1f', 100)} | "
@@ -399,7 +413,8 @@ def compare(paths: list[Path]) -> str:
 
         lines.append(
             f"| {path.stem} | {group_text(report)} | {args.get('noise')} | **mean** | - | "
-            f"{num(avg('n_graft'), '.1f')} | {num(avg('after'), '.1f')} | GRAFT "
+            f"{num(avg('n_graft'), '.1f')} | {num(avg('after'), '.1f')} | "
+            f"{num(avg('no_filter'), '.1f')}, {num(avg('raw'), '.1f')} | GRAFT "
             f"{num(avg('front_graft'), '.1f')} | GRAFT {num(avg('pair_graft'), '.1f')} | "
             f"{num(avg('covered'), '.1f')} | {num(avg('share'), '.2f')}, "
             f"{num(avg('gap'), '+.1f', 100)} | "

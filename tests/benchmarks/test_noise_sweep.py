@@ -133,3 +133,16 @@ def test_compare_puts_saved_reports_side_by_side_with_the_seeds_mean(
     assert "| base | group=False | 0.2 | 1 | random 2, graft 2, full 1 | 2 |" in out
     assert "| group | group=True | 0.2 | **mean** | - | 2.0 |" in out
     assert out.rstrip().endswith("| 88.0 / 90.0 / 95.0 / - | 100 |")
+
+
+def test_after_startup_counts_graft_trials_without_a_filter_or_with_raw_features() -> None:
+    from benchmarks.noise_sweep import after_startup
+
+    startup = [_trial("graft", 0.5, 1.0, "none", start=i) for i in range(10)]  # not counted
+    later = [
+        _trial("graft", 0.9, 1.0, "none", start=10),
+        _trial("graft", 0.9, 1.0, "knn", start=11),
+        _trial("random", 0.9, 1.0, "none", start=12),  # not GRAFT: its filter does not apply
+    ]
+    later[1]["params"]["selection.features"] = "raw"
+    assert after_startup(startup + later) == {"no_filter": 1, "raw": 1}

@@ -26,7 +26,16 @@ scores the noisy validation accuracy the search itself saw):
   the best GRAFT trials, of those on the front, and of the trials TPE chose after its random
   start-up.
 
-Last stdout line with ``--json``: ``seeds`` -> seed -> ``score`` (the above) and ``trials``.
+``--tpe-group`` runs the same sweeps with Optuna's TPE given ``group=True`` besides the
+pipelines' ``multivariate=True, constant_liar=True``: the sampler then samples each group of
+parameters that co-occur in the finished trials (GRAFT's conditional knobs among them) jointly,
+where without it a knob absent from some trials falls back to a univariate TPE of its own. The
+flag replaces ``graft_hpo.sweep._search._OPTUNA_SAMPLERS["tpe"]`` in this process only, which is
+where the sampler runs (Ray Tune's ``OptunaSearch`` suggests in the driver); the report records
+the arguments of every sampler the sweeps built. The product's default is not changed.
+
+Last stdout line with ``--json``: ``sampler`` (its class and arguments, and how many were
+built), ``seeds`` -> seed -> ``score`` (the above), ``wall_s`` and ``trials``.
 """
 
 from __future__ import annotations
@@ -165,7 +174,36 @@ def score(trials: list[Json], metric: str) -> Json:
     }
 
 
-def one_sweep(args: argparse.Namespace, seed: int, uri: str, stamp: str) -> list[Json]:
+def use_tpe_group(built: list[Json]) -> None:
+    """``--tpe-group``: the sweeps' TPE with ``group=True`` (this process's sampler table);
+    every sampler built from then on is recorded in ``built`` (class and arguments)."""
+    from graft_hpo.sweep import _search
+
+    name, kwargs = _search._OPTUNA_SAMPLERS["tpe"]
+    _search._OPTUNA_SAMPLERS["tpe"] = (name, {**kwargs, "group": True})
+    record_samplers(built)
+
+
+def record_samplers(built: list[Json]) -> None:
+    """Record the class and arguments of every sampler ``_search._sampler`` builds here."""
+    from graft_hpo.sweep import _search
+
+    build = _search._sampler
+
+    def recorded(config: Any) -> Any:
+        sampler = build(config)
+        kwargs = _search._OPTUNA_SAMPLERS[config.search.sampler][1]
+        # the built sampler's own attributes (TPESampler keeps each argument as ``_<name>``)
+        held = {k: getattr(sampler, f"_{k}", v) for k, v in kwargs.items()}
+        built.append({"class": type(sampler).__name__, "kwargs": held})
+        return sampler
+
+    _search._sampler = recorded  # type: ignore[assignment]
+
+
+def one_sweep(
+    args: argparse.Namespace, seed: int, uri: str, stamp: str
+) -> tuple[list[Json], float]:
     from benchmarks._sweeps import read_trials
     from benchmarks._sweeps import timed_sweep
     from graft_hpo import load_pipeline
@@ -178,7 +216,7 @@ def one_sweep(args: argparse.Namespace, seed: int, uri: str, stamp: str) -> list
     result = sweep.result
     trials = read_trials(uri, result.experiment, result.sweep_id, load_space(space).names)
     say(f"seed {seed}: {len(trials)} trials in {sweep.wall_s:.0f} s")
-    return trials
+    return trials, sweep.wall_s
 
 
 def run_all(args: argparse.Namespace) -> Json:
@@ -186,13 +224,17 @@ def run_all(args: argparse.Namespace) -> Json:
     from benchmarks._sweeps import warm_up
 
     uri, stamp = open_store(args.out, [])
+    built: list[Json] = []
+    (use_tpe_group if args.tpe_group else record_samplers)(built)
     warm_up(args, uri, stamp, overrides=[f"data.label_noise={args.noise}", *args.set])
     seeds: dict[str, Json] = {}
     for seed in args.seeds:
-        trials = one_sweep(args, seed, uri, stamp)
-        seeds[str(seed)] = {"score": score(trials, args.metric), "trials": trials}
+        trials, wall = one_sweep(args, seed, uri, stamp)
+        seeds[str(seed)] = {"score": score(trials, args.metric), "wall_s": wall, "trials": trials}
         (args.out / "partial.json").write_text(json.dumps(json_safe({"seeds": seeds})))
-    return {"seeds": seeds}
+    kinds = Counter(json.dumps(b, sort_keys=True) for b in built)
+    sampler = [{**json.loads(k), "built": n} for k, n in kinds.items()]
+    return {"sampler": sampler, "seeds": seeds}
 
 
 def goals(report: Json) -> list[Json]:
@@ -216,6 +258,18 @@ def goals(report: Json) -> list[Json]:
     return out
 
 
+def sampler_text(report: Json) -> str:
+    """The samplers the sweeps built (``--tpe-group`` or not), as the report recorded them."""
+    built = report.get("sampler")
+    if not built:
+        return "the pipeline's (not recorded)"
+    return "; ".join(
+        f"`{b['class']}({', '.join(f'{k}={v}' for k, v in b['kwargs'].items())})` "
+        f"x {b['built']} (warm-up included)"
+        for b in built
+    )
+
+
 def _mix(counts: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) or "-"
 
@@ -232,6 +286,8 @@ def markdown(report: Json) -> str:
         f"`{args.get('pipeline')}` with `data.label_noise={args.get('noise')}`, {space}, "
         f"{args.get('trials')} trials per sweep; accuracy: `{metric}` (%), CO2 of each "
         f"trial (mg). Wall time {num(report.get('wall_s'), '.0f')} s.",
+        "",
+        f"Sampler: {sampler_text(report)}.",
         "",
         *head(
             "seed | finished | strategies | front (all) | front (GRAFT + random) | "
@@ -281,6 +337,93 @@ def markdown(report: Json) -> str:
     return "\n".join(lines) + "\n"
 
 
+def group_text(report: Json) -> str:
+    """``group=True`` / ``False`` of the report's TPE; ``-`` where the report did not record it."""
+    built = report.get("sampler")
+    if not built:
+        return "-"
+    return f"group={any(b['kwargs'].get('group') for b in built)}"
+
+
+def after_startup(trials: list[Json]) -> Json:
+    """GRAFT's trials after TPE's random start-up with the two choices the start-up's worst
+    GRAFT trials had: ``no_filter`` (``noise_filter: none``) and ``raw`` (raw-pixel features)."""
+    started = sorted(trials, key=lambda t: t.get("start_ms") or 0)[STARTUP:]
+    graft = [t for t in started if strategy(t) == "graft"]
+    return {
+        "no_filter": sum(noise_filter(t) == "none" for t in graft),
+        "raw": sum(t["params"].get("selection.features") == "raw" for t in graft),
+    }
+
+
+def compare(paths: list[Path]) -> str:
+    """Saved reports side by side (``--compare``): per report and seed, then the seeds' mean,
+    the strategies drawn, GRAFT's trials after TPE's start-up, the fronts, the equal-CO2
+    comparison of GRAFT and random, each strategy's best accuracy and the sweep's wall time."""
+    lines = [
+        "# noise_sweep: saved sweeps side by side",
+        "",
+        "Command: `benchmarks/noise_sweep.py --compare "
+        + " ".join(f"benchmarks/results/{p.name}" for p in paths)
+        + "` (reads the saved reports; runs nothing). Accuracy: each report's metric (%).",
+        "",
+        *head(
+            "report | TPE | noise | seed | strategies | GRAFT trials | GRAFT after start-up "
+            "(filters) | of them: no filter, raw features | front (all) | front (GRAFT + "
+            "random) | random covered by GRAFT | "
+            "equal CO2: share GRAFT >= random of levels, mean gap (pts) | best GRAFT / random / "
+            "full / infobatch | sweep wall (s)"
+        ),
+    ]
+    for path in paths:
+        report = saved_report(path)
+        args, seeds = report["args"], report["seeds"]
+        rows: list[Json] = []
+        for seed, per in seeds.items():
+            s = per["score"]
+            eq, b = s["equal_co2"], s["best"]
+            row = {
+                "n_graft": s["strategies"].get("graft", 0),
+                "after": sum(s["tpe_filters"].values()),
+                **after_startup(per["trials"]),
+                "front_graft": s["front_strategies"].get("graft", 0),
+                "pair_graft": s["pair_front"].get("graft", 0),
+                "covered": s["random_covered"][0],
+                "share": eq["share"],
+                "gap": eq["gap_mean"],
+                **{k: b.get(k) for k in BASELINES},
+                "wall": per.get("wall_s"),
+            }
+            rows.append(row)
+            lines.append(
+                f"| {path.stem} | {group_text(report)} | {args.get('noise')} | {seed} | "
+                f"{_mix(s['strategies'])} | {row['n_graft']} | {row['after']} "
+                f"({_mix(s['tpe_filters'])}) | {row['no_filter']}, {row['raw']} | "
+                f"{_mix(s['front_strategies'])} | "
+                f"{_mix(s['pair_front'])} | {'/'.join(map(str, s['random_covered']))} | "
+                f"{num(eq['share'], '.2f')} of {eq['levels']}, "
+                f"{num(eq['gap_mean'], '+.1f', 100)} | "
+                f"{' / '.join(num(b.get(k), '.1f', 100) for k in BASELINES)} | "
+                f"{num(row['wall'], '.0f')} |"
+            )
+
+        def avg(key: str, rows: list[Json] = rows) -> float | None:
+            values = [r[key] for r in rows if r[key] is not None]
+            return mean(values) if values else None
+
+        lines.append(
+            f"| {path.stem} | {group_text(report)} | {args.get('noise')} | **mean** | - | "
+            f"{num(avg('n_graft'), '.1f')} | {num(avg('after'), '.1f')} | "
+            f"{num(avg('no_filter'), '.1f')}, {num(avg('raw'), '.1f')} | GRAFT "
+            f"{num(avg('front_graft'), '.1f')} | GRAFT {num(avg('pair_graft'), '.1f')} | "
+            f"{num(avg('covered'), '.1f')} | {num(avg('share'), '.2f')}, "
+            f"{num(avg('gap'), '+.1f', 100)} | "
+            f"{' / '.join(num(avg(k), '.1f', 100) for k in BASELINES)} | "
+            f"{num(avg('wall'), '.0f')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _float(value: Any) -> float | None:
     try:
         return float(value)
@@ -297,9 +440,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--metric", choices=["test_acc", "val_acc"], default="test_acc", help="the accuracy"
     )
+    parser.add_argument(
+        "--tpe-group", action="store_true", help="Optuna TPE with group=True (this run only)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "_out" / "noise_sweep")
     parser.add_argument(
         "--render", type=Path, default=None, help="re-render a saved JSON report, run nothing"
+    )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="REPORT",
+        help="saved reports side by side (per seed and mean), run nothing",
     )
     add_overrides(parser, "every sweep")
     add_json_line(parser)
@@ -308,6 +462,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.compare:
+        print(compare(args.compare), end="")
+        return 0
     if args.render is not None:  # the tables again, from a report's JSON (its last line)
         report = saved_report(args.render)
         if args.metric != report["args"].get("metric"):

@@ -90,3 +90,59 @@ def test_render_reprints_a_saved_report_and_rescoring_on_another_metric(
     assert "| MISS |" in out  # random leads at CO2 3.0
     assert main(["--render", str(saved), "--metric", "val_acc"]) == 0
     assert "accuracy: `val_acc`" in capsys.readouterr().out
+
+
+def test_tpe_group_sets_group_in_this_process_and_records_every_sampler(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from benchmarks.noise_sweep import use_tpe_group
+    from graft_hpo.config import load_pipeline
+    from graft_hpo.sweep import _search
+
+    # monkeypatch restores both after the test: the product's table and builder stay as they are
+    monkeypatch.setitem(_search._OPTUNA_SAMPLERS, "tpe", _search._OPTUNA_SAMPLERS["tpe"])
+    monkeypatch.setattr(_search, "_sampler", _search._sampler)
+    default = _search._sampler(load_pipeline("digits", ["search.sampler=tpe"]))
+    assert default._group is False and default._multivariate is True
+    built: list[dict] = []
+    use_tpe_group(built)
+    sampler = _search._sampler(load_pipeline("digits", ["search.sampler=tpe"]))
+    assert sampler._group is True and sampler._multivariate and sampler._constant_liar
+    assert built == [
+        {
+            "class": "TPESampler",
+            "kwargs": {"multivariate": True, "constant_liar": True, "group": True},
+        }
+    ]
+
+
+def test_compare_puts_saved_reports_side_by_side_with_the_seeds_mean(
+    tmp_path: Path,
+    capsys,  # type: ignore[no-untyped-def]
+) -> None:
+    paths = []
+    for name, group in (("base", False), ("group", True)):
+        sampler = [{"class": "TPESampler", "kwargs": {"group": group}, "built": 2}]
+        seeds = {
+            str(seed): {"score": score(TRIALS, "test_acc"), "wall_s": 100.0 + seed, "trials": []}
+            for seed in (0, 1)
+        }
+        report = {"args": {"noise": 0.2}, "sampler": sampler, "seeds": seeds}
+        paths.append(tmp_path / f"{name}.md")
+        paths[-1].write_text("# tables\n" + json.dumps(report) + "\n")
+    assert main(["--compare", *map(str, paths)]) == 0
+    out = capsys.readouterr().out
+    assert "| base | group=False | 0.2 | 1 | random 2, graft 2, full 1 | 2 |" in out
+    assert "| group | group=True | 0.2 | **mean** | - | 2.0 |" in out
+    assert out.rstrip().endswith("| 88.0 / 90.0 / 95.0 / - | 100 |")
+
+
+def test_after_startup_counts_graft_trials_without_a_filter_or_with_raw_features() -> None:
+    from benchmarks.noise_sweep import after_startup
+
+    startup = [_trial("graft", 0.5, 1.0, "none", start=i) for i in range(10)]  # not counted
+    later = [
+        _trial("graft", 0.9, 1.0, "none", start=10),
+        _trial("graft", 0.9, 1.0, "knn", start=11),
+        _trial("random", 0.9, 1.0, "none", start=12),  # not GRAFT: its filter does not apply
+    ]
+    later[1]["params"]["selection.features"] = "raw"
+    assert after_startup(startup + later) == {"no_filter": 1, "raw": 1}

@@ -219,11 +219,7 @@ CROSS_CHECKS: dict[type, list[CrossCheck]] = {
 }
 
 _INVALID = object()  # a value that failed its type check
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+_hints = functools.cache(typing.get_type_hints)  # a dataclass's field annotations, resolved once
 
 
 def _join(path: str, key: object) -> str:

@@ -204,11 +204,13 @@ class _Stop(Exception):
     """Raised at the first round, once its forward pass is recorded."""
 
 
-def first_round(cell: str, seed: int, hard_n: int) -> tuple[Any, tuple[torch.Tensor, ...]]:
+def first_round(
+    cell: str, seed: int, hard_n: int, arm: str = "graft_knn"
+) -> tuple[Any, tuple[torch.Tensor, ...]]:
     """The config and ``(candidates, logits, labels, embeds)`` of ``cell``'s first GRAFT
-    round (the ``graft_knn`` arm at budget 0.2): the trial runs up to the round's filter,
-    where its forward pass is recorded, and stops."""
-    pipeline, sets = overrides(cell, "graft_knn", 0.2, seed, epochs=None, hard_n=hard_n)
+    round (``arm`` at budget 0.2; ``graft_sweep_knn``: the sweep's ranking by its proxy): the
+    trial runs up to the round's filter, where its forward pass is recorded, and stops."""
+    pipeline, sets = overrides(cell, arm, 0.2, seed, epochs=None, hard_n=hard_n)
     config = load_pipeline(pipeline, overrides=sets)
     seen: list[tuple[torch.Tensor, ...]] = []
     original = _graft.split_suspects

@@ -4,7 +4,8 @@ Run from the repository root:
 
     .venv/bin/python benchmarks/dedup_probe.py > benchmarks/results/dedup_probe.md
 
-For each cell of ``noise_bench.py`` (its per-trial recipe, the ``knn`` filter) and seed, one
+For each cell of ``noise_bench.py`` (its per-trial recipe, the ``knn`` filter; ``--arm
+graft_sweep_knn``: the sweep's recipe, whose proxy ranks the whole training split) and seed, one
 trial runs up to its first GRAFT selection round, where the filter's forward pass is recorded
 (candidates, logits, labels, embeddings) and the trial stops. On those, for every threshold
 ``tau`` of ``--taus``, :func:`graft_hpo.selection._noise.split_suspects` runs as the selector
@@ -129,7 +130,7 @@ def run_all(args: argparse.Namespace) -> Json:
     rows = []
     for seed in args.seeds:
         for cell in args.cells:
-            config, round_ = first_round(cell, seed, args.hard_n)
+            config, round_ = first_round(cell, seed, args.hard_n, args.arm)
             row = {"cell": cell, "seed": seed, **probe(config, round_, args.taus)}
             rows.append(row)
             say(f"{cell} seed={seed}: " + " | ".join(_cell(row, t) for t in args.taus))
@@ -142,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--taus", type=float, nargs="+", default=DEFAULT_TAUS)
     parser.add_argument("--hard-n", type=int, default=8000, help="synthetic_hard's pool size")
+    parser.add_argument(
+        "--arm",
+        choices=["graft_knn", "graft_sweep_knn"],
+        default="graft_knn",
+        help="whose first round: a trial's (per-trial recipe) or the sweep's ranking (proxy)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     report = run_report(args, run_all)

@@ -94,7 +94,7 @@ class GraftSelector(Selector):
             ``"misfit"`` those it puts in another class (at most half a class each:
             :func:`~graft_hpo.selection._noise.misfits`); ``"none"`` keeps all.
         dedup: then leave out each kept candidate with an earlier one (lower dataset index) of
-            its label at embedding cosine similarity >= this, in (0, 1]; None keeps all.
+            its label at class-centred embedding cosine >= this, in (0, 1]; None keeps all.
     """
 
     name = "graft"

@@ -45,7 +45,7 @@ from graft_hpo.selection._noise import split_suspects  # noqa: E402
 
 Json = dict[str, Any]
 DEFAULT_CELLS = ["hard_noise0", "hard", "digits_noise0", "mnist_noise0"]
-DEFAULT_TAUS = [0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
+DEFAULT_TAUS = [0.95, 0.97, 0.98, 0.99, 0.995, 0.998]
 
 
 def _quality(kept: torch.Tensor, dropped: torch.Tensor, group: torch.Tensor) -> Json:

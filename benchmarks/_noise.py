@@ -17,7 +17,10 @@ import torch
 from graft_hpo.config import load_pipeline
 from graft_hpo.data import load_data
 from graft_hpo.data import training_truth
+from graft_hpo.data._load import _split
+from graft_hpo.data._synthetic_hard import synthetic_hard_pool
 from graft_hpo.selection import Selection
+from graft_hpo.selection import _graft
 from graft_hpo.training import TrainHooks
 from graft_hpo.training import TrainState
 from graft_hpo.trial import run_trial
@@ -50,11 +53,18 @@ _SWEEP = [
     "selection.warm_start_epochs=0",
     "selection.select_every=20",
 ]
+# the dedup arms' threshold (docs/noise.md: benchmarks/results/dedup_probe.md)
+DEDUP = 0.99
 # arm -> overrides (the strategy and its knobs)
 ARMS: dict[str, list[str]] = {
     "graft": ["selection.strategy=graft", "selection.noise_filter=chance"],
     "graft_misfit": ["selection.strategy=graft", "selection.noise_filter=misfit"],
     "graft_knn": ["selection.strategy=graft", "selection.noise_filter=knn"],
+    "graft_knn_dedup": [
+        "selection.strategy=graft",
+        "selection.noise_filter=knn",
+        f"selection.dedup={DEDUP}",
+    ],
     "graft_off": ["selection.strategy=graft", "selection.noise_filter=none"],
     "random": ["selection.strategy=random"],
     "infobatch": ["selection.strategy=infobatch", "selection.prune_ratio=0.5"],
@@ -62,6 +72,12 @@ ARMS: dict[str, list[str]] = {
     "graft_sweep": ["selection.strategy=graft", "selection.noise_filter=chance", *_SWEEP],
     "graft_sweep_misfit": ["selection.strategy=graft", "selection.noise_filter=misfit", *_SWEEP],
     "graft_sweep_knn": ["selection.strategy=graft", "selection.noise_filter=knn", *_SWEEP],
+    "graft_sweep_knn_dedup": [
+        "selection.strategy=graft",
+        "selection.noise_filter=knn",
+        f"selection.dedup={DEDUP}",
+        *_SWEEP,
+    ],
     "graft_sweep_off": ["selection.strategy=graft", "selection.noise_filter=none", *_SWEEP],
     "random_sweep": ["selection.strategy=random", *_SWEEP[2:]],
 }
@@ -95,8 +111,14 @@ def overrides(
 class Composition(TrainHooks):
     """What each selection round's subset holds, by the data's truth."""
 
-    def __init__(self, wrong: torch.Tensor, duplicate: torch.Tensor | None, mode: Any) -> None:
-        self.wrong, self.duplicate, self.mode = wrong, duplicate, mode
+    def __init__(
+        self,
+        wrong: torch.Tensor,
+        duplicate: torch.Tensor | None,
+        mode: Any,
+        group: torch.Tensor | None = None,
+    ) -> None:
+        self.wrong, self.duplicate, self.mode, self.group = wrong, duplicate, mode, group
         self.rounds: list[Json] = []
 
     def on_selection_end(self, state: TrainState, selection: Selection) -> None:
@@ -112,13 +134,39 @@ class Composition(TrainHooks):
             row["duplicate"] = float(self.duplicate[idx].float().mean())
             row["modes"] = int(self.mode[idx].unique().numel())
             row["modes_total"] = int(self.mode.unique().numel())
+        if self.group is not None:  # subset members whose copy group has another one in it
+            row["redundant"] = 1.0 - self.group[idx].unique().numel() / max(1, len(idx))
         self.rounds.append(row)
+
+
+def copy_groups(config: Any) -> torch.Tensor | None:
+    """``(n,)`` group id of every training sample of ``synthetic_hard`` (an original and its
+    jittered copies share the id of their lowest member): pairs of a mode closer in raw pixels
+    than a fifth of the mode's median distance (copies sit about 20 times closer than two
+    originals). None for other data. Benchmarks only: selection never sees it."""
+    if config.data.name != "synthetic_hard":
+        return None
+    pool, truth = synthetic_hard_pool(**config.data.options)
+    train_idx = _split(pool, config.data, config.train.seed)[0]
+    x, mode = pool.x[train_idx].flatten(1).double(), truth.mode[train_idx]
+    group = torch.arange(len(train_idx))
+    for k in mode.unique():
+        members = (mode == k).nonzero().squeeze(1)
+        if len(members) < 2:
+            continue
+        dist = torch.cdist(x[members], x[members])
+        near = torch.triu(dist < 0.2 * dist[dist > 0].median(), diagonal=1)
+        for i, j in near.nonzero().tolist():  # groups are tiny: relabel the higher id
+            a, b = int(group[members[i]]), int(group[members[j]])
+            group[group == max(a, b)] = min(a, b)
+    return group
 
 
 def _truth_hook(config: Any) -> Composition:
     truth = training_truth(config.data, seed=config.train.seed)
     labels = load_data(config.data, seed=config.train.seed).train_eval.targets  # type: ignore[attr-defined]
-    return Composition(labels != truth.true_y, truth.duplicate, truth.mode)
+    group = copy_groups(config)
+    return Composition(labels != truth.true_y, truth.duplicate, truth.mode, group)
 
 
 def one_run(
@@ -150,3 +198,34 @@ def one_run(
         "rounds": hook.rounds,
         "call_s": time.perf_counter() - start,
     }
+
+
+class _Stop(Exception):
+    """Raised at the first round, once its forward pass is recorded."""
+
+
+def first_round(
+    cell: str, seed: int, hard_n: int, arm: str = "graft_knn"
+) -> tuple[Any, tuple[torch.Tensor, ...]]:
+    """The config and ``(candidates, logits, labels, embeds)`` of ``cell``'s first GRAFT
+    round (``arm`` at budget 0.2; ``graft_sweep_knn``: the sweep's ranking by its proxy): the
+    trial runs up to the round's filter, where its forward pass is recorded, and stops."""
+    pipeline, sets = overrides(cell, arm, 0.2, seed, epochs=None, hard_n=hard_n)
+    config = load_pipeline(pipeline, overrides=sets)
+    seen: list[tuple[torch.Tensor, ...]] = []
+    original = _graft.split_suspects
+
+    def record(candidates: Any, logits: Any, labels: Any, rule: str, embeds: Any, *_: Any) -> Any:
+        seen.append((candidates.cpu(), logits.float().cpu(), labels.cpu(), embeds.float().cpu()))
+        raise _Stop
+
+    _graft.split_suspects = record  # type: ignore[assignment]
+    try:
+        run_trial(config, tracking=False)
+    except _Stop:
+        pass
+    finally:
+        _graft.split_suspects = original
+    if not seen:
+        raise RuntimeError(f"{cell}: the trial ran no GRAFT round")
+    return config, seen[0]

@@ -37,11 +37,8 @@ from benchmarks._machine import run_report  # noqa: E402
 from benchmarks._machine import say  # noqa: E402
 from benchmarks._noise import CELLS  # noqa: E402
 from benchmarks._noise import _truth_hook  # noqa: E402
-from benchmarks._noise import overrides  # noqa: E402
-from graft_hpo.config import load_pipeline  # noqa: E402
-from graft_hpo.selection import _graft  # noqa: E402
+from benchmarks._noise import first_round as recorded_round  # noqa: E402
 from graft_hpo.selection import _noise  # noqa: E402
-from graft_hpo.trial import run_trial  # noqa: E402
 
 Json = dict[str, Any]
 DEFAULT_CELLS = [
@@ -57,33 +54,10 @@ DEFAULT_CELLS = [
 ]
 
 
-class _Stop(Exception):
-    """Raised at the first round, once its forward pass is recorded."""
-
-
 def first_round(cell: str, seed: int, hard_n: int) -> tuple[torch.Tensor, torch.Tensor, Any]:
     """``(embeds, labels, wrong)`` of the candidates of ``cell``'s first GRAFT round."""
-    pipeline, sets = overrides(cell, "graft_knn", 0.2, seed, epochs=None, hard_n=hard_n)
-    config = load_pipeline(pipeline, overrides=sets)
-    wrong = _truth_hook(config).wrong
-    seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-    original = _graft.split_suspects
-
-    def record(candidates: torch.Tensor, logits: Any, labels: Any, rule: str, embeds: Any) -> Any:
-        seen.append((candidates.cpu(), embeds.float().cpu(), labels.cpu()))
-        raise _Stop
-
-    _graft.split_suspects = record  # type: ignore[assignment]
-    try:
-        run_trial(config, tracking=False)
-    except _Stop:
-        pass
-    finally:
-        _graft.split_suspects = original
-    if not seen:
-        raise RuntimeError(f"{cell}: the trial ran no GRAFT round")
-    candidates, embeds, labels = seen[0]
-    return embeds, labels, wrong[candidates]
+    config, (candidates, _, labels, embeds) = recorded_round(cell, seed, hard_n)
+    return embeds, labels, _truth_hook(config).wrong[candidates]
 
 
 def reference_vote(embeds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

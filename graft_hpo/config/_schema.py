@@ -93,6 +93,11 @@ class SelectionConfig:
     # | knn: fewer than 2 of its 10 nearest neighbours in the model's embedding share its label
     # | none: GRAFT as published. knn measured best on clean and noisy data (docs/noise.md)
     noise_filter: str = "knn"
+    # graft: after the noise filter, leave out each candidate that has an earlier one (lower
+    # dataset index) of its label at cosine similarity >= dedup in the model's embedding
+    # (SemDeDup), at most half of a class; the sweep's ranking puts them last. In (0, 1];
+    # null: off (docs/noise.md)
+    dedup: float | None = None
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,7 @@ RULES: dict[type, dict[str, Check]] = {
         "anneal": interval(0, 1, "[]"),
         "proxy_epochs": interval(0, 100, "[]"),  # each is a full-data epoch before any trial
         "noise_filter": one_of("chance", "misfit", "knn", "none"),
+        "dedup": interval(0, 1, "(]"),
     },
     EmissionsConfig: {
         "country_iso_code": matches(r"[A-Z]{3}", "an ISO 3166-1 alpha-3 code (3 capital letters)"),
@@ -218,11 +219,7 @@ CROSS_CHECKS: dict[type, list[CrossCheck]] = {
 }
 
 _INVALID = object()  # a value that failed its type check
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+_hints = functools.cache(typing.get_type_hints)  # a dataclass's field annotations, resolved once
 
 
 def _join(path: str, key: object) -> str:

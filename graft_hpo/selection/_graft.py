@@ -20,7 +20,8 @@ One selection round (DESIGN.md §2, GRAFT_NOTES §5):
    gradient (clipped at 0, mean 1), as in CRAIG/GradMatch.
 
 Before step 1, ``noise_filter`` leaves likely-mislabelled samples out of the candidates
-(:mod:`graft_hpo.selection._noise`): maxvol picks a class's outliers, and a wrong label is one.
+(:mod:`graft_hpo.selection._noise`): maxvol picks a class's outliers, and a wrong label is one;
+``dedup`` leaves out near-copies of other candidates.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from graft_hpo.selection._batches import partition
 from graft_hpo.selection._features import capture_embeddings
 from graft_hpo.selection._features import low_rank_basis
 from graft_hpo.selection._maxvol import fast_maxvol
+from graft_hpo.selection._maxvol import greedy_order
 from graft_hpo.selection._noise import Forwarded
 from graft_hpo.selection._noise import split_suspects
 from graft_hpo.selection._rank import Ranking
@@ -91,6 +93,8 @@ class GraftSelector(Selector):
             neighbours have another label, ``"chance"`` those the model rates below chance,
             ``"misfit"`` those it puts in another class (at most half a class each:
             :func:`~graft_hpo.selection._noise.misfits`); ``"none"`` keeps all.
+        dedup: then leave out each kept candidate with an earlier one (lower dataset index) of
+            its label at class-centred embedding cosine >= this, in (0, 1]; None keeps all.
     """
 
     name = "graft"
@@ -109,6 +113,7 @@ class GraftSelector(Selector):
         levels: int = 6,
         pool: float | None = SelectionConfig.pool,
         noise_filter: str = SelectionConfig.noise_filter,
+        dedup: float | None = SelectionConfig.dedup,
     ) -> None:
         check_knobs(
             {
@@ -120,6 +125,7 @@ class GraftSelector(Selector):
                 "selection.maxvol_tol": maxvol_tol,
                 "selection.pool": pool,
                 "selection.noise_filter": noise_filter,
+                "selection.dedup": dedup,
             },
             errors=[f"levels must be >= 1; got {levels!r}"] if levels < 1 else [],
         )
@@ -134,6 +140,7 @@ class GraftSelector(Selector):
         self.levels = levels
         self.pool = pool
         self.noise_filter = noise_filter
+        self.dedup = dedup
         self._labels: tuple[Dataset[Any], torch.Tensor] | None = None  # (data set, its labels)
 
     @classmethod
@@ -230,7 +237,7 @@ class GraftSelector(Selector):
         rows are DEIM's on the top-``k`` basis, then rectangular-maxvol growth), and batches
         are interleaved least-aligned first (:func:`merge_by_alignment`). ``fraction`` and
         ``alignment_threshold`` play no part: the trials apply theirs to the ranking.
-        With ``noise_filter``, the samples it leaves out come last, least suspect first.
+        The samples ``noise_filter`` and ``dedup`` leave out come last (split_suspects' order).
         """
         start = time.perf_counter()
         if device is None:
@@ -243,7 +250,7 @@ class GraftSelector(Selector):
         align: list[torch.Tensor] = []
         scored = self._scored_chunks(model, dataset, batches, device, None, forwarded)
         for _chunk, V, K in scored:
-            order = _greedy_order(V, V.shape[1])
+            order = greedy_order(V, V.shape[1])
             local_order.extend(order.cpu())
             align.extend(prefix_alignment(K, order).cpu())
         ranking = merge_by_alignment(batches, local_order, align, tail=left_out)
@@ -275,13 +282,14 @@ class GraftSelector(Selector):
         device: torch.device | str,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, Forwarded | None]:
         """:func:`split_suspects` of ``candidates`` (None: all) and the forward pass that
-        told them apart, for scoring to reuse; all None for ``noise_filter="none"``."""
-        if self.noise_filter == "none":
+        told them apart, for scoring to reuse; all None without a filter or ``dedup``."""
+        if self.noise_filter == "none" and self.dedup is None:
             return None, None, None
         if candidates is None:
             candidates = torch.arange(len(dataset))  # type: ignore[arg-type]
         feats, logits, embeds, targets = self._forward(model, dataset, [candidates], device)
-        kept, left_out = split_suspects(candidates, logits, targets, self.noise_filter, embeds)
+        rule, dedup = self.noise_filter, self.dedup
+        kept, left_out = split_suspects(candidates, logits, targets, rule, embeds, dedup)
         n, held = len(dataset), None if self.features == "raw" else feats  # type: ignore[arg-type]
         return kept, left_out, Forwarded.of(n, candidates, held, logits, embeds, targets)
 
@@ -388,13 +396,3 @@ class GraftSelector(Selector):
         finally:
             model.train(was_training)
         return torch.cat(feats).float(), torch.cat(logits), torch.cat(embeds), torch.cat(targets)
-
-
-def _greedy_order(V: torch.Tensor, n: int) -> torch.Tensor:
-    """``(b, n)``: every row of each batch of ``V`` (b, n, r), in Fast MaxVol's greedy order."""
-    if n == 1:
-        return torch.zeros(V.shape[0], 1, dtype=torch.long, device=V.device)
-    head = fast_maxvol(V, n - 1, max_iters=0)  # no swaps: every prefix is a greedy choice
-    last = torch.ones(V.shape[0], n, dtype=torch.bool, device=V.device)
-    last.scatter_(1, head, False)
-    return torch.cat([head, last.nonzero()[:, 1:]], dim=1)

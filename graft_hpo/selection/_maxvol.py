@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["fast_maxvol", "log_volume"]
+__all__ = ["fast_maxvol", "greedy_order", "log_volume"]
 
 
 def fast_maxvol(
@@ -241,3 +241,13 @@ def log_volume(V: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     else:
         out = 0.5 * torch.linalg.slogdet(sub.mT @ sub).logabsdet
     return out if batched else out[0]
+
+
+def greedy_order(V: torch.Tensor, n: int) -> torch.Tensor:
+    """``(b, n)``: every row of each batch of ``V`` (b, n, r), in Fast MaxVol's greedy order."""
+    if n == 1:
+        return torch.zeros(V.shape[0], 1, dtype=torch.long, device=V.device)
+    head = fast_maxvol(V, n - 1, max_iters=0)  # no swaps: every prefix is a greedy choice
+    last = torch.ones(V.shape[0], n, dtype=torch.bool, device=V.device)
+    last.scatter_(1, head, False)
+    return torch.cat([head, last.nonzero()[:, 1:]], dim=1)

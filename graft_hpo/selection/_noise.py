@@ -17,6 +17,11 @@ highest loss first, at most half of the class. What is left out follows the data
 of clean MNIST-5k after one warm-up epoch (a weak model's honest mistakes). Nothing is left out
 while the model fits no more than twice chance of the labels. CRUST, RHO-LOSS and CCS likewise
 keep learnable samples and leave out those a model cannot fit.
+
+``selection.dedup`` (a cosine-similarity threshold, off by default) then leaves out the
+semantic near-duplicates among the kept candidates (:func:`near_duplicates`, SemDeDup's rule,
+Abbas et al., 2023): maxvol spans each selection batch, but a copy and its original often sit
+in different batches, so both get picked and the budget spent on the copy buys nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +36,14 @@ from torch.utils.data import Dataset
 
 from graft_hpo._torch import gather_batch
 
-__all__ = ["MAX_CLASS_SHARE", "Forwarded", "knn_outliers", "misfits", "split_suspects"]
+__all__ = [
+    "MAX_CLASS_SHARE",
+    "Forwarded",
+    "knn_outliers",
+    "misfits",
+    "near_duplicates",
+    "split_suspects",
+]
 
 MAX_CLASS_SHARE = 0.5  # never leave out more than this share of a class's candidates
 KNN_K = 10  # rule "knn": the nearest neighbours that vote on a sample's label
@@ -90,6 +102,65 @@ def knn_outliers(
         agree = (labels[near] == labels[rows, None]).sum(1)
         out[start : start + len(rows)] = (agree < min_agree).cpu()
     return out
+
+
+def near_duplicates(
+    embeds: torch.Tensor,
+    labels: torch.Tensor,
+    threshold: float,
+    *,
+    max_share: float = MAX_CLASS_SHARE,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The samples with an earlier sample of their label at within-class cosine >= ``threshold``.
+
+    SemDeDup's rule (Abbas et al., 2023) within each label: sample ``i`` is a duplicate when
+    some ``j < i`` (position in ``embeds``) with ``labels[j] == labels[i]`` has
+    ``cos(e_i - mu, e_j - mu) >= threshold``, ``mu`` the mean embedding of the label's samples;
+    the first of every group of mutual near-copies has no earlier one and stays. At most
+    ``max_share`` of a class (rounded down), the most similar first. Exact: every pair of a
+    class, in chunks (``sum_c m_c^2`` dot products). Centred, because a trained network's
+    embeddings of one class share a large common part (post-ReLU, all in one orthant): the
+    plain cosine of two distinct clean MNIST-5k digits of a class exceeded 0.998 for 8-10% of
+    the candidates after one epoch, the centred one 0.99 for 0.2%, while jittered copies stay
+    above 0.99 either way (``benchmarks/results/dedup_probe.md``). A class of one or two
+    samples, or of identical ones, has no spread to centre: nothing of it is flagged.
+
+    Args:
+        embeds: ``(m, E)`` float embeddings (any device).
+        labels: ``(m,)`` int64 labels.
+        threshold: within-class cosine similarity in (0, 1].
+        max_share: the largest share of a class to flag, in [0, 1].
+
+    Returns:
+        ``(flagged, nearest)``: ``(m,)`` bool, True for a duplicate to leave out, and ``(m,)``
+        float64, each sample's highest similarity to an earlier one of its label (-inf for
+        none), both on the CPU.
+
+    Example:
+        >>> embeds = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.01], [-1.0, -1.0]])
+        >>> near_duplicates(embeds, torch.tensor([0, 0, 0, 0]), 0.99)[0].tolist()
+        [False, False, True, False]
+    """
+    m = labels.numel()
+    nearest = torch.full((m,), -math.inf, dtype=torch.float64)
+    flagged = torch.zeros(m, dtype=torch.bool)
+    labels = labels.cpu()
+    for c in labels.unique():
+        members = (labels == c).nonzero().squeeze(1)  # ascending positions
+        own = embeds[members.to(embeds.device)].float()
+        own = F.normalize(own - own.mean(0), dim=1)  # a zero row stays zero: similarity 0
+        for start in range(0, len(members), _KNN_CHUNK):
+            stop = min(start + _KNN_CHUNK, len(members))
+            sim = own[start:stop] @ own[:stop].T  # earlier columns only are needed
+            later = torch.arange(stop, device=sim.device) >= torch.arange(
+                start, stop, device=sim.device
+            ).unsqueeze(1)
+            sim[later] = -math.inf  # itself and the samples after it
+            nearest[members[start:stop]] = sim.max(1).values.double().cpu()
+        dup = members[nearest[members] >= threshold]
+        cap = int(max_share * members.numel())
+        flagged[dup[nearest[dup].argsort(descending=True, stable=True)[:cap]]] = True
+    return flagged, nearest
 
 
 def misfits(
@@ -154,16 +225,33 @@ def split_suspects(
     labels: torch.Tensor,
     rule: str,
     embeds: torch.Tensor | None = None,
+    dedup: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(kept, left_out)``: ``candidates`` (``(m,)`` dataset indices, with their ``(m, C)``
-    logits, ``(m,)`` labels and ``(m, E)`` embeddings) split by :func:`misfits` with ``rule``.
-    ``kept`` keeps the candidates' order; ``left_out`` is ordered least suspect (lowest loss)
-    first."""
+    logits, ``(m,)`` labels and ``(m, E)`` embeddings) split by :func:`misfits` with ``rule``
+    (``"none"``: nobody), then, with ``dedup``, by :func:`near_duplicates` of the kept ones at
+    that threshold, earlier meaning a lower dataset index. ``kept`` keeps the candidates' order;
+    ``left_out`` holds the duplicates first, least similar first, then the suspects, least
+    suspect (lowest loss) first: clean copies are worth more than likely wrong labels."""
     logits, labels = logits.float().cpu(), labels.cpu()
-    flagged = misfits(logits, labels, rule=rule, embeds=embeds)
+    if rule == "none":
+        flagged = torch.zeros(labels.numel(), dtype=torch.bool)
+    else:
+        flagged = misfits(logits, labels, rule=rule, embeds=embeds)
     out = flagged.nonzero().squeeze(1)
     loss = F.cross_entropy(logits[out], labels[out], reduction="none")
-    return candidates[~flagged], candidates[out[loss.argsort()]]
+    suspects = candidates[out[loss.argsort()]]
+    if dedup is None:
+        return candidates[~flagged], suspects
+    if embeds is None:
+        raise ValueError("selection.dedup needs the embeddings; got none")
+    rest = (~flagged).nonzero().squeeze(1)
+    by_index = rest[candidates[rest].argsort()]  # the lower dataset index is the earlier
+    dup, nearest = near_duplicates(embeds[by_index.to(embeds.device)], labels[by_index], dedup)
+    dropped = torch.zeros_like(flagged)
+    dropped[by_index[dup]] = True
+    copies = by_index[dup][nearest[dup].argsort(stable=True)]
+    return candidates[~(flagged | dropped)], torch.cat([candidates[copies], suspects])
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,21 @@ from __future__ import annotations
 import argparse
 
 import pytest
+import torch
 
+from benchmarks._noise import DEDUP
+from benchmarks._noise import Composition
 from benchmarks._noise import arm_fractions
+from benchmarks._noise import copy_groups
 from benchmarks._noise import overrides
 from benchmarks._noise_report import goals
 from benchmarks._noise_report import markdown
 from benchmarks._noise_report import summarise
 from benchmarks.noise_bench import plan
+from graft_hpo.config import load_pipeline
+from graft_hpo.data import training_truth
+from graft_hpo.selection import Selection
+from graft_hpo.training import TrainState
 
 
 def _run(cell: str, arm: str, fraction: float, seed: int, acc: float, wrong: float) -> dict:
@@ -99,3 +107,33 @@ def test_overrides_keep_the_test_split_clean_and_name_the_filter() -> None:
     assert "data.options.n=4000" in hard and "selection.scope=sweep" in hard
     assert hard.index("selection.scope=trial") < hard.index("selection.scope=sweep")
     assert "train.epochs=5" in hard
+
+
+def test_the_dedup_arms_set_the_threshold_with_the_knn_filter() -> None:
+    _, sets = overrides("hard", "graft_knn_dedup", 0.2, 0, epochs=None, hard_n=4000)
+    assert f"selection.dedup={DEDUP}" in sets and "selection.noise_filter=knn" in sets
+    _, sweep = overrides("hard", "graft_sweep_knn_dedup", 0.2, 0, epochs=None, hard_n=4000)
+    assert f"selection.dedup={DEDUP}" in sweep and "selection.scope=sweep" in sweep
+    assert arm_fractions("graft_sweep_knn_dedup", [0.1, 0.3], [0.2]) == [0.2]
+
+
+def test_copy_groups_join_each_copy_to_its_original_within_a_mode() -> None:
+    _, sets = overrides("hard_noise0", "random", 0.2, 1, epochs=None, hard_n=1600)
+    config = load_pipeline("digits", overrides=sets)
+    group = copy_groups(config)
+    truth = training_truth(config.data, seed=1)
+    assert group is not None and truth.duplicate is not None and truth.mode is not None
+    _, inverse, counts = group.unique(return_inverse=True, return_counts=True)
+    paired = counts[inverse] > 1
+    # a copy whose original went to the validation split may stand alone; most do not
+    assert float(paired[truth.duplicate].float().mean()) > 0.6
+    assert int(paired.sum()) < 2 * int(truth.duplicate.sum())  # an original per copy at most
+    for g in group[paired].unique():
+        assert truth.mode[group == g].unique().numel() == 1  # never across modes
+    composition = Composition(torch.zeros(len(group), dtype=torch.bool), None, None, group)
+    pair = (group == group[paired][0]).nonzero().squeeze(1)[:2]
+    single = (~paired).nonzero().squeeze(1)[:2]
+    composition.on_selection_end(
+        TrainState(epoch=2), Selection(torch.cat([pair, single]), None, 0.1, {})
+    )
+    assert composition.rounds[0]["redundant"] == pytest.approx(0.25)

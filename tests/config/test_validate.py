@@ -68,6 +68,9 @@ BAD_VALUES: list[tuple[str, Any, str]] = [
     ("selection.proxy_epochs", 1.5, "must be an integer"),
     ("selection.noise_filter", "loss", "must be one of 'chance', 'misfit', 'knn', 'none'"),
     ("selection.noise_filter", False, "must be a string"),  # unquoted off/no in YAML
+    ("selection.dedup", 0, "must be in (0, 1] or null"),
+    ("selection.dedup", 1.01, "must be in (0, 1] or null"),
+    ("selection.dedup", "high", "must be a number or null"),
     ("emissions.enabled", "true", "must be true or false"),
     ("emissions.country_iso_code", "us", "must be an ISO 3166-1 alpha-3 code"),
     ("emissions.country_iso_code", "US", "must be an ISO 3166-1 alpha-3 code"),
@@ -259,3 +262,11 @@ def test_rule_errors_checks_values_by_dotted_path() -> None:
     assert rule_errors({"search.scheduler.grace_period": 0}) == [
         "search.scheduler.grace_period must be in [1, 100000]; got 0"
     ]
+
+
+def test_the_cli_refuses_a_dedup_threshold_out_of_range_in_one_line(capsys) -> None:
+    from graft_hpo.cli import main
+
+    assert main(["validate", "digits", "--set", "selection.dedup=1.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "selection.dedup must be in (0, 1] or null; got 1.5" in err[0]

@@ -15,7 +15,7 @@ from graft_hpo.selection._alignment import alignment
 from graft_hpo.selection._alignment import gradient_kernel
 from graft_hpo.selection._alignment import prefix_alignment
 from graft_hpo.selection._base import budget_of
-from graft_hpo.selection._graft import _greedy_order
+from graft_hpo.selection._maxvol import greedy_order
 from graft_hpo.selection._rank import merge_by_alignment
 
 from ._data import InMemory
@@ -64,7 +64,7 @@ def test_prefix_alignment_of_a_partial_order_and_a_fitted_batch() -> None:
 
 def test_greedy_order_is_a_permutation_whose_prefixes_are_deim_choices() -> None:
     V = torch.linalg.qr(torch.randn(4, 30, 8, generator=_gen(2))).Q  # (4, 30, 8) orthonormal
-    order = _greedy_order(V, 30)
+    order = greedy_order(V, 30)
     assert torch.equal(order.sort(dim=1).values, torch.arange(30).expand(4, 30))
     for k in (1, 3, 8, 12, 20):
         # no swaps: the first k rows are Fast MaxVol's greedy choice for k (DEIM up to r, then

@@ -54,6 +54,7 @@ from graft_hpo.config._schema import SelectionConfig
 from graft_hpo.config._schema import TrackingConfig
 from graft_hpo.config._schema import TrainConfig
 from graft_hpo.config._validate import SAMPLERS
+from graft_hpo.config._validate import STRATEGIES
 from graft_hpo.config._validate import rule_errors
 from graft_hpo.config._validate import show
 from graft_hpo.config._yaml import load_yaml
@@ -61,6 +62,7 @@ from graft_hpo.config._yaml import load_yaml
 __all__ = [
     "BUNDLED_KINDS",
     "SAMPLERS",
+    "STRATEGIES",
     "DataConfig",
     "EmissionsConfig",
     "ModelConfig",

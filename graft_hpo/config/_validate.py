@@ -40,6 +40,7 @@ __all__ = [
     "CROSS_CHECKS",
     "RULES",
     "SAMPLERS",
+    "STRATEGIES",
     "Check",
     "CrossCheck",
     "build_config",
@@ -107,6 +108,7 @@ NON_EMPTY_LIST = Check("a non-empty list", lambda v: len(v) > 0)
 NAME = matches(r"[A-Za-z0-9_.-]+", "a non-empty string of letters, digits, '_', '.' and '-'")
 MODE = one_of("max", "min")
 SAMPLERS = ("tpe", "nsga2", "gp", "random")  # Optuna's; sweep/_search.py builds each one
+STRATEGIES = ("graft", "random", "full", "infobatch")  # selection's registry: one selector each
 PATH_OR_URI = matches(r"(/|[a-z][a-z0-9+.-]*://).+", "an absolute path or a URI (s3://...)")
 
 # section dataclass -> field -> constraint on the (type-checked, non-None) value
@@ -137,7 +139,7 @@ RULES: dict[type, dict[str, Check]] = {
         "checkpoint_every": interval(0, MAX_EPOCHS, "[]"),
     },
     SelectionConfig: {
-        "strategy": one_of("graft", "random", "full", "infobatch"),
+        "strategy": one_of(*STRATEGIES),
         "fraction": interval(0, 1, "(]"),
         "select_every": interval(1, MAX_EPOCHS, "[]"),
         "warm_start_epochs": interval(0, MAX_EPOCHS, "[]"),

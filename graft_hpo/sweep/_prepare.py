@@ -133,25 +133,27 @@ def _models_tried(space: SearchSpace, config: PipelineConfig) -> list[str]:
 
 def _check_threshold_searched(space: SearchSpace, config: PipelineConfig) -> None:
     """Refuse searching GRAFT's alignment threshold over one shared ranking; warn that a
-    searched noise filter has no effect there.
+    searched candidate filter (``noise_filter``, ``dedup``) has no effect there.
 
     The proxy that ranks has trained on all the data, so its selection batches are aligned
     with few samples: on MNIST-5k a threshold of 0.8-0.95 kept 4-39% of the budget. Searched,
     the knob measures emptied subsets, not budgets (search ``selection.fraction`` instead).
-    The noise filter acts when the sweep ranks, before any trial, with the pipeline's value: a
-    trial's drawn value is unused (a warning, not an error: the bundled digits space searches
+    The candidate filters act when the sweep ranks, before any trial, with the pipeline's values:
+    a trial's drawn value is unused (a warning, not an error: the bundled digits space searches
     it, and ``--set selection.scope=sweep`` on it must still run).
     """
     if config.selection.scope != "sweep" or "selection.scope" in space.names:
         return
     where = space.source or "the search space"
-    if "selection.noise_filter" in space.names:
-        logger.warning(
-            "%s: selection.noise_filter is searched, but with selection.scope 'sweep' the "
-            "sweep ranks once with the pipeline's filter (%r): the drawn values change nothing",
-            where,
-            config.selection.noise_filter,
-        )
+    for key in ("noise_filter", "dedup"):  # candidate filters: applied when the sweep ranks
+        if f"selection.{key}" in space.names:
+            logger.warning(
+                "%s: selection.%s is searched, but with selection.scope 'sweep' the sweep ranks "
+                "once with the pipeline's value (%r): the drawn values change nothing",
+                where,
+                key,
+                getattr(config.selection, key),
+            )
     if "selection.alignment_threshold" in space.names:
         raise ConfigError(
             f"{where}: selection.alignment_threshold cannot be searched with selection.scope "

@@ -240,3 +240,12 @@ def test_contract_subset_of_an_in_memory_dataset(selector: Selector, digits: InM
     copied = selector.select(model, InMemory(x[keep], y[keep]), generator=_gen(5))
     _check(via_subset, 700)
     assert torch.equal(via_subset.indices, copied.indices)
+
+
+def test_every_strategy_validation_accepts_has_a_selector_and_no_other() -> None:
+    """config.STRATEGIES (what `selection.strategy` may be) and the selection registry name
+    the same strategies: a new selector is added to both, or validation refuses it."""
+    from graft_hpo.config import STRATEGIES
+    from graft_hpo.selection import available_selectors
+
+    assert sorted(STRATEGIES) == available_selectors()

@@ -571,7 +571,8 @@ def test_a_searched_noise_filter_over_a_shared_ranking_warns_and_still_runs(
         check_sweep(pipeline)
     assert "selection.noise_filter is searched" in caplog.text
     assert "'knn'" in caplog.text  # the filter the ranking uses
+    assert "selection.dedup is searched" in caplog.text  # ... and its deduplication: None
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="graft_hpo.sweep._prepare"):
         check_sweep(load_pipeline("digits"))  # per-trial GRAFT: each trial's value is used
-    assert "noise_filter" not in caplog.text
+    assert "noise_filter" not in caplog.text and "dedup" not in caplog.text

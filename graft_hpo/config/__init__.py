@@ -53,6 +53,7 @@ from graft_hpo.config._schema import SelectConfig
 from graft_hpo.config._schema import SelectionConfig
 from graft_hpo.config._schema import TrackingConfig
 from graft_hpo.config._schema import TrainConfig
+from graft_hpo.config._validate import NOISE_FILTERS
 from graft_hpo.config._validate import SAMPLERS
 from graft_hpo.config._validate import STRATEGIES
 from graft_hpo.config._validate import rule_errors
@@ -61,6 +62,7 @@ from graft_hpo.config._yaml import load_yaml
 
 __all__ = [
     "BUNDLED_KINDS",
+    "NOISE_FILTERS",
     "SAMPLERS",
     "STRATEGIES",
     "DataConfig",

@@ -38,6 +38,7 @@ from graft_hpo.config._schema import TrainConfig
 
 __all__ = [
     "CROSS_CHECKS",
+    "NOISE_FILTERS",
     "RULES",
     "SAMPLERS",
     "STRATEGIES",
@@ -102,13 +103,13 @@ MAX_EPOCHS = 100_000
 MAX_SAMPLES = 1_000_000  # per batch
 MAX_TRIALS = 1_000_000
 MAX_CONCURRENT = 10_000
-
 NON_EMPTY = Check("a non-empty string", lambda v: v.strip() != "")
 NON_EMPTY_LIST = Check("a non-empty list", lambda v: len(v) > 0)
 NAME = matches(r"[A-Za-z0-9_.-]+", "a non-empty string of letters, digits, '_', '.' and '-'")
 MODE = one_of("max", "min")
 SAMPLERS = ("tpe", "nsga2", "gp", "random")  # Optuna's; sweep/_search.py builds each one
 STRATEGIES = ("graft", "random", "full", "infobatch")  # selection's registry: one selector each
+NOISE_FILTERS = ("chance", "misfit", "knn", "none")  # the rules of selection/_noise.py
 PATH_OR_URI = matches(r"(/|[a-z][a-z0-9+.-]*://).+", "an absolute path or a URI (s3://...)")
 
 # section dataclass -> field -> constraint on the (type-checked, non-None) value
@@ -153,7 +154,7 @@ RULES: dict[type, dict[str, Check]] = {
         "prune_ratio": interval(0, 1, "[)"),
         "anneal": interval(0, 1, "[]"),
         "proxy_epochs": interval(0, 100, "[]"),  # each is a full-data epoch before any trial
-        "noise_filter": one_of("chance", "misfit", "knn", "none"),
+        "noise_filter": one_of(*NOISE_FILTERS),
         "dedup": interval(0, 1, "(]"),
     },
     EmissionsConfig: {

@@ -204,8 +204,10 @@ def misfits(
         if embeds is None:
             raise ValueError("noise_filter 'knn' needs the embeddings; got none")
         suspect = knn_outliers(embeds, labels)
-    else:
+    elif rule in ("misfit", "chance"):
         suspect = wrong if rule == "misfit" else log_p < -math.log(num_classes)
+    else:
+        raise ValueError(f"noise_filter must be 'chance', 'misfit' or 'knn' here; got {rule!r}")
     flagged = torch.zeros_like(wrong)
     floor = min(2.0 / num_classes, (1.0 + 1.0 / num_classes) / 2)
     if labels.numel() == 0 or 1.0 - wrong.double().mean() <= floor:

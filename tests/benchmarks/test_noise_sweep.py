@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.noise_sweep import covered
-from benchmarks.noise_sweep import equal_co2
+from benchmarks._sweep_score import covered
+from benchmarks._sweep_score import equal_co2
 from benchmarks.noise_sweep import main
 from benchmarks.noise_sweep import noise_filter
 from benchmarks.noise_sweep import score

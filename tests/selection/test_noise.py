@@ -208,3 +208,18 @@ def test_the_filter_is_graft_on_the_kept_samples_with_the_same_budget(
     assert torch.equal(sel.indices, keep[ref.indices])
     assert sel.weights is not None and ref.weights is not None
     assert torch.allclose(sel.weights, ref.weights)
+
+
+def test_every_noise_filter_validation_accepts_is_a_rule_and_no_other() -> None:
+    """config.NOISE_FILTERS (what `selection.noise_filter` may be) are the rules this module
+    applies ("none" applies none); a name it does not know is refused, not read as "chance"."""
+    from graft_hpo.config import NOISE_FILTERS
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 2.0]] * 6)
+    labels = torch.tensor([0, 1, 0, 1] * 6)
+    for rule in NOISE_FILTERS:
+        if rule != "none":
+            misfits(logits, labels, rule=rule, embeds=logits)
+        GraftSelector(fraction=0.5, noise_filter=rule)
+    with pytest.raises(ValueError, match="'cosine'"):
+        misfits(logits, labels, rule="cosine", embeds=logits)

@@ -72,6 +72,7 @@ class SweepConsole:
         bar: bool = False,
         spent: Mapping[str, float] | None = None,
         default_strategy: str = "",
+        earlier: Iterable[tuple[str, str, Mapping[str, Any]]] = (),
     ) -> None:
         self.objectives = objectives
         self.trials = trials
@@ -84,6 +85,7 @@ class SweepConsole:
         self.spending = Spending(spent)  # per trial run: its latest cumulative figures
         self._earlier: set[str] = set()  # runs of earlier sessions counted as done
         self.best: float | None = None
+        self._resumed(earlier)
         self._bar = self._open_bar() if bar else None
 
     def _open_bar(self) -> Any:
@@ -91,6 +93,7 @@ class SweepConsole:
 
         return tqdm(
             total=self.trials,
+            initial=self.done,  # a resumed sweep's earlier trials: not in the rate
             desc="sweep",
             unit="trial",
             file=sys.stderr,
@@ -106,19 +109,16 @@ class SweepConsole:
         self.running.add(trial_id)
         self._refresh()
 
-    def resumed(self, runs: Iterable[tuple[str, str, Mapping[str, Any]]]) -> None:
-        """What earlier sessions of a resumed sweep did: each trial run's ``(run_id, status,
-        metrics)``. Its ended runs count as done (its KILLED ones run again), every run's
-        energy and CO2 count, and its best value stands."""
+    def _resumed(self, runs: Iterable[tuple[str, str, Mapping[str, Any]]]) -> None:
+        """What earlier sessions of a resumed sweep did (``earlier``): each trial run's
+        ``(run_id, status, metrics)``. Its ended runs count as done (its KILLED ones run
+        again), every run's energy and CO2 count, and its best value stands."""
         for run_id, status, metrics in runs:
             self._record(run_id, metrics)
             if status in ("FINISHED", "FAILED"):
                 self._earlier.add(run_id)
                 self.done += 1
                 self.failed += int(status == "FAILED")
-        if self._bar is not None:
-            self._bar.update(self.done)
-        self._refresh()
 
     def reported(self, trial_id: str, result: Mapping[str, Any]) -> None:
         """A trial's report (every validated epoch, and its last)."""

@@ -72,6 +72,9 @@ def execute(
     folder = plan.folder
     if resume:
         folder.clear_stop()  # a resumed sweep decides afresh
+    # resumed, the console goes on from what earlier sessions did (one read of the store)
+    where = {"experiment": plan.experiment, "tracking_uri": plan.tracking_uri}
+    earlier = sweep_runs(sweep_id=plan.sweep_id, **where) if resume else []
     console = SweepConsole(
         plan.objectives,
         plan.trials,
@@ -79,12 +82,8 @@ def execute(
         bar=progress,
         spent=plan.ranking_cost,
         default_strategy=plan.config.selection.strategy,
+        earlier=[(r.run_id, r.status, r.metrics) for r in earlier],
     )
-    if resume:  # the bar goes on from what earlier sessions did (one read of the store)
-        runs = sweep_runs(
-            experiment=plan.experiment, sweep_id=plan.sweep_id, tracking_uri=plan.tracking_uri
-        )
-        console.resumed((r.run_id, r.status, r.metrics) for r in runs)
     folder.session_started()
     try:
         ended = _fit(plan, resume=resume, console=console, verbose=verbose)

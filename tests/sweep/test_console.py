@@ -46,14 +46,12 @@ def test_the_status_counts_running_and_failed_trials_and_sums_what_was_spent() -
 
 def test_a_resumed_sweep_goes_on_from_what_earlier_sessions_did() -> None:
     lines: list[str] = []
-    console = SweepConsole(OBJECTIVES, 4, lines.append, default_strategy="graft")
-    console.resumed(
-        [
-            ("r1", "FINISHED", {"val_acc": 0.9, "energy_kwh": 1e-6, "co2_kg": 1e-7}),
-            ("r2", "FAILED", {"energy_kwh": 2e-6, "co2_kg": 2e-7}),
-            ("r3", "KILLED", {"val_acc": 0.5, "energy_kwh": 4e-6, "co2_kg": 4e-7}),  # runs again
-        ]
-    )
+    earlier = [
+        ("r1", "FINISHED", {"val_acc": 0.9, "energy_kwh": 1e-6, "co2_kg": 1e-7}),
+        ("r2", "FAILED", {"energy_kwh": 2e-6, "co2_kg": 2e-7}),
+        ("r3", "KILLED", {"val_acc": 0.5, "energy_kwh": 4e-6, "co2_kg": 4e-7}),  # runs again
+    ]
+    console = SweepConsole(OBJECTIVES, 4, lines.append, default_strategy="graft", earlier=earlier)
     assert (console.done, console.failed, console.best) == (2, 1, 0.9)
     # the interrupted trial goes on in its run: its reports are cumulative over its attempts
     console.started("t3")
@@ -92,6 +90,19 @@ def test_the_bar_shows_progress_and_lines_print_above_it(
     assert "trial a FINISHED" in text
     assert "1/2 trials" in text
     assert "best val_acc 0.9" in text and "kg CO2" in text and "kWh" in text
+
+
+def test_a_resumed_sweeps_bar_starts_at_its_earlier_trials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    earlier = [("r1", "FINISHED", {"val_acc": 0.9}), ("r2", "FINISHED", {"val_acc": 0.8})]
+    console = SweepConsole(OBJECTIVES, 4, lambda _: None, bar=True, earlier=earlier)
+    console.ended("FINISHED", _trial("t3", 0.7))
+    console.close()
+    assert "2/4 trials" in err.getvalue() and "3/4 trials" in err.getvalue()
+    assert "0/4 trials" not in err.getvalue()
 
 
 def _child_writes(message: str) -> None:

@@ -30,6 +30,7 @@ from graft_hpo.sweep._console import Printer
 from graft_hpo.sweep._console import SweepConsole
 from graft_hpo.sweep._console import is_number
 from graft_hpo.sweep._plan import SweepPlan
+from graft_hpo.sweep._ray_compat import refill_named_checkpoints
 from graft_hpo.sweep._ray_compat import watch_interruption
 from graft_hpo.sweep._search import scheduler
 from graft_hpo.sweep._search import scheduler_rungs
@@ -170,6 +171,14 @@ def _tuner(plan: SweepPlan, *, resume: bool, console: SweepConsole) -> Any:
     experiment = trial.storage
     storage_path, name = experiment.rsplit("/", 1)
     if resume:
+        refilled = refill_named_checkpoints(experiment)
+        if refilled:  # docs/reliability.md: a driver killed while Tune snapshotted its state
+            logger.warning(
+                "%d checkpoint(s) the sweep's saved state names were gone; each trial goes on "
+                "from its newest checkpoint instead: %s",
+                len(refilled),
+                ", ".join(f"{p.parent.name}/{p.name}" for p in refilled),
+            )
         return tune.Tuner.restore(
             experiment,
             trainable=runnable,

@@ -45,15 +45,15 @@ __all__ = ["EmissionsMeasurement", "EmissionsResult", "check_country", "measure_
 
 _logger = logging.getLogger(__name__)
 
-# EmissionsResult field -> the project's metric name (DESIGN.md section 3)
-_METRIC_FIELDS = {
-    ENERGY_KWH: ENERGY_KWH,
-    CPU_ENERGY_KWH: CPU_ENERGY_KWH,
-    GPU_ENERGY_KWH: GPU_ENERGY_KWH,
-    RAM_ENERGY_KWH: RAM_ENERGY_KWH,
-    CO2_KG: CO2_KG,
-    "gpu_energy_share": "gpu_energy_share",
-}
+# the EmissionsResult fields logged as metrics: each field is named as its metric (DESIGN.md 3)
+_METRIC_FIELDS = (
+    ENERGY_KWH,
+    CPU_ENERGY_KWH,
+    GPU_ENERGY_KWH,
+    RAM_ENERGY_KWH,
+    CO2_KG,
+    "gpu_energy_share",
+)
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,10 @@ class EmissionsResult:
             measured are left out.
         """
         out: dict[str, float] = {}
-        for field_name, metric in _METRIC_FIELDS.items():
-            value = getattr(self, field_name)
+        for name in _METRIC_FIELDS:
+            value = getattr(self, name)
             if value is not None:
-                out[metric] = value
+                out[name] = value
         return out
 
 

@@ -8,7 +8,9 @@ sees.
 
 from __future__ import annotations
 
+import argparse
 import time
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
@@ -229,3 +231,26 @@ def first_round(
     if not seen:
         raise RuntimeError(f"{cell}: the trial ran no GRAFT round")
     return config, seen[0]
+
+
+def probe_parser(doc: str, cells: Sequence[str], seeds: Sequence[int]) -> argparse.ArgumentParser:
+    """The arguments every first-round probe takes: its cells, seeds and ``synthetic_hard``'s
+    pool size (the probe adds its own)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n", 1)[0])
+    parser.add_argument("--cells", nargs="+", choices=list(CELLS), default=list(cells))
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(seeds))
+    parser.add_argument("--hard-n", type=int, default=8000, help="synthetic_hard's pool size")
+    return parser
+
+
+def probe_main(
+    args: argparse.Namespace,
+    run_all: Callable[[argparse.Namespace], dict[str, Any]],
+    markdown: Callable[[dict[str, Any]], str],
+) -> int:
+    """Run a probe on one thread and print its report as markdown."""
+    from benchmarks._machine import run_report
+
+    torch.set_num_threads(1)
+    print(markdown(run_report(args, run_all)))
+    return 0

@@ -33,11 +33,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import provenance  # noqa: E402
-from benchmarks._machine import run_report  # noqa: E402
 from benchmarks._machine import say  # noqa: E402
-from benchmarks._noise import CELLS  # noqa: E402
 from benchmarks._noise import _truth_hook  # noqa: E402
 from benchmarks._noise import first_round as recorded_round  # noqa: E402
+from benchmarks._noise import probe_main  # noqa: E402
+from benchmarks._noise import probe_parser  # noqa: E402
 from graft_hpo.selection import _noise  # noqa: E402
 
 Json = dict[str, Any]
@@ -143,16 +143,9 @@ def run_all(args: argparse.Namespace) -> Json:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--cells", nargs="+", choices=list(CELLS), default=DEFAULT_CELLS)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser = probe_parser(__doc__ or "", DEFAULT_CELLS, [0])
     parser.add_argument("--references", type=int, nargs="+", default=[4096, 2048, 1024, 512])
-    parser.add_argument("--hard-n", type=int, default=8000, help="synthetic_hard's pool size")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    report = run_report(args, run_all)
-    print(markdown(report))
-    return 0
+    return probe_main(parser.parse_args(argv), run_all, markdown)
 
 
 if __name__ == "__main__":

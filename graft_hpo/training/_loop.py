@@ -42,15 +42,6 @@ from graft_hpo.selection import selector_for
 from graft_hpo.training._checkpoint import loop_state
 from graft_hpo.training._checkpoint import restore_loop
 
-__all__ = [
-    "TrainHooks",
-    "TrainResult",
-    "TrainState",
-    "evaluate",
-    "resolve_device",
-    "train",
-]
-
 logger = logging.getLogger(__name__)
 
 

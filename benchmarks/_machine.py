@@ -186,3 +186,17 @@ def extract_package(rev: str, folder: Path) -> Path:
     )
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     return folder
+
+
+def run_importing(code: Path, command: list[str], *, capture: bool = False) -> str:
+    """Run ``command`` in a fresh process whose ``graft_hpo`` is imported from ``code`` (a tree
+    from :func:`extract_package`, or ``ROOT``); ``benchmarks`` still comes from this checkout.
+    Returns its stdout when ``capture``, else ""."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), str(ROOT)])}
+    # the working folder is ``code``: with `python -m`, it comes first on the path
+    done = subprocess.run(
+        command, cwd=code, env=env, check=True, capture_output=capture, text=True
+    )
+    return done.stdout if capture else ""

@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +47,7 @@ from benchmarks._machine import ROOT
 from benchmarks._machine import extract_package
 from benchmarks._machine import print_report
 from benchmarks._machine import provenance
+from benchmarks._machine import run_importing
 from benchmarks._machine import run_report
 from benchmarks._tables import head
 from benchmarks._tables import num
@@ -99,9 +98,7 @@ def _measure_in(code: Path, args: argparse.Namespace, out: Path) -> Json:
     command = [sys.executable, "-m", "benchmarks.driver_bench", "--measure", str(out)]
     command += ["--sizes", *map(str, args.sizes), "--window", str(args.window)]
     command += ["--pipeline", args.pipeline]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), str(ROOT)])}
-    # `-m` puts the working folder first on the path: there, ``code``'s graft_hpo comes first
-    subprocess.run(command, cwd=code, env=env, check=True)
+    run_importing(code, command)
     result: Json = json.loads(out.read_text())
     return result
 

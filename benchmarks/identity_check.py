@@ -18,7 +18,6 @@ import argparse
 import difflib
 import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import extract_package  # noqa: E402
+from benchmarks._machine import run_importing  # noqa: E402
 
 SHOWN = ("val_acc", "val_loss", "train_loss", "fraction_effective", "epochs_completed")
 BASE = ["train.epochs=3", "selection.fraction=0.2", "emissions.enabled=false", "train.seed=0"]
@@ -81,10 +81,8 @@ def fingerprint() -> list[str]:
 
 def _run_in(code: Path) -> list[str]:
     """The fingerprint, in a fresh process importing ``graft_hpo`` from ``code``."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), str(ROOT)])}
     command = [sys.executable, str(Path(__file__).resolve()), "--print"]
-    done = subprocess.run(command, cwd=code, env=env, check=True, capture_output=True, text=True)
-    return done.stdout.splitlines()
+    return run_importing(code, command, capture=True).splitlines()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -772,6 +772,12 @@ CASES: list[Case] = [
     # ---- resume ----
     Case("resume-no-sweep-json", ("resume", "{tmp}/nosweep"), 2, ("nosweep", "no sweep.json")),
     Case(
+        "resume-missing-folder",
+        ("resume", "{tmp}/gone"),
+        2,
+        ("gone' does not exist", "expected a sweep folder"),
+    ),
+    Case(
         "resume-no-sweep-of-pipeline",
         ("resume", "digits"),
         2,

@@ -71,6 +71,11 @@ class SweepFolder:
             return cls(given.path.resolve())
         if given.path.is_dir():
             raise given._not_a_sweep()
+        if not given.path.exists() and given.path.name != str(sweep_dir_or_pipeline):
+            raise ConfigError(  # a path, not a pipeline's name: say what it could have been
+                f"sweep {str(given.path)!r} does not exist: expected a sweep folder "
+                f"(holding {cls.PLAN}) or a pipeline's name or YAML file"
+            )
         from graft_hpo.config import load_pipeline
 
         name = load_pipeline(sweep_dir_or_pipeline).name
@@ -105,14 +110,12 @@ class SweepFolder:
             return parse(json.loads(path.read_text()))
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ConfigError(
-                f"SWEEP_DIR {str(self.path)!r}: {self.PLAN} is not a readable graft-hpo sweep "
+                f"sweep {str(self.path)!r}: {self.PLAN} is not a readable graft-hpo sweep "
                 f"plan ({type(err).__name__}: {err})"
             ) from err
 
     def _not_a_sweep(self) -> ConfigError:
-        return ConfigError(
-            f"SWEEP_DIR {str(self.path)!r} holds no {self.PLAN}: not a sweep folder"
-        )
+        return ConfigError(f"sweep {str(self.path)!r} holds no {self.PLAN}: not a sweep folder")
 
     @property
     def optuna_db(self) -> Path:

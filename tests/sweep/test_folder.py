@@ -151,6 +151,10 @@ def test_a_folder_is_found_by_itself_or_as_its_pipelines_latest_sweep(
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match=r"holds no sweep\.json: not a sweep folder"):
         SweepFolder.find(tmp_path / "empty")
+    with pytest.raises(
+        ConfigError, match=r"'mlruns/sweeps/gone' does not exist: expected a sweep"
+    ):
+        SweepFolder.find("mlruns/sweeps/gone")  # a path, not read as a pipeline's name
     with pytest.raises(ConfigError, match=r"holds no sweep\.json"):
         read_plan(SweepFolder(tmp_path / "empty"))
     (tmp_path / "empty" / "sweep.json").write_text("{not json")

@@ -65,12 +65,6 @@ ARMS: dict[str, list[str]] = {
         "selection.noise_filter=knn",
         f"selection.dedup={DEDUP}",
     ],
-    # the first round reads the last warm-up epoch's training pass (docs/noise.md)
-    "graft_knn_reuse": [
-        "selection.strategy=graft",
-        "selection.noise_filter=knn",
-        "selection.reuse_warmup=true",
-    ],
     "graft_off": ["selection.strategy=graft", "selection.noise_filter=none"],
     "random": ["selection.strategy=random"],
     "infobatch": ["selection.strategy=infobatch", "selection.prune_ratio=0.5"],

@@ -76,7 +76,7 @@ def goals(summary: Json) -> list[Json]:
         ("graft_knn", "random"),
         ("graft_knn_dedup", "random"),
         ("graft_knn_dedup", "graft_knn"),
-        ("graft_knn_reuse", "graft_knn"),
+        ("graft_knn_reuse", "graft_knn"),  # results/noise_reuse_warmup.json (--from-json)
         ("graft_sweep_knn_dedup", "random_sweep"),
         ("graft_sweep_knn_dedup", "graft_sweep_knn"),
         ("graft_sweep", "random_sweep"),

@@ -98,12 +98,6 @@ class SelectionConfig:
     # (SemDeDup), at most half of a class; the sweep's ranking puts them last. In (0, 1];
     # null: off (docs/noise.md)
     dedup: float | None = None
-    # graft, per trial: the first round reads the logits and embeddings of the last warm-up
-    # epoch's training pass (train mode, a model moving during the epoch) instead of a forward
-    # pass of its own over the candidates. Only where warm_start_epochs >= 1, the training
-    # set does not augment and train.compile is off (else round 1 runs its own pass); later
-    # rounds always do (docs/noise.md)
-    reuse_warmup: bool = False
 
 
 @dataclass(frozen=True)

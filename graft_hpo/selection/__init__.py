@@ -12,8 +12,6 @@ Public names:
   (``GraftSelector.rank_dataset``): a sweep ranks once, each trial takes a prefix.
 - :func:`fast_maxvol`, :func:`log_volume` — the paper's batched Fast MaxVol (LU/DEIM pivots +
   maxvol swaps + rectangular maxvol), usable on its own, and the volume it maximises.
-- :func:`capture_embeddings` — records the input of a model's final linear layer during forward
-  passes: what a loop hands to :meth:`Selector.record_outputs` (``selection.reuse_warmup``).
 
 The algorithm's steps (features, gradient kernels, alignment, partition, size allocation) live
 in the private modules and may change without notice.
@@ -23,7 +21,6 @@ from graft_hpo.selection._base import Phase
 from graft_hpo.selection._base import Selection
 from graft_hpo.selection._base import Selector
 from graft_hpo.selection._base import SubsetSchedule
-from graft_hpo.selection._features import capture_embeddings
 from graft_hpo.selection._graft import GraftSelector
 from graft_hpo.selection._infobatch import InfoBatchSelector
 from graft_hpo.selection._maxvol import fast_maxvol
@@ -53,7 +50,6 @@ __all__ = [
     "SubsetSchedule",
     "available_selectors",
     "build_selector",
-    "capture_embeddings",
     "fast_maxvol",
     "get_selector",
     "log_volume",

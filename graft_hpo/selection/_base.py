@@ -144,28 +144,6 @@ class Selector(abc.ABC):
         """
         return None  # an optional hook, not an abstract method
 
-    def records_outputs(self) -> bool:
-        """True when the next round can read the training pass of the epoch before it: the
-        training loop then calls :meth:`record_outputs` each step of the last full-data epoch
-        before the first subset epoch (:meth:`SubsetSampler.records_epoch
-        <graft_hpo.selection.SubsetSampler.records_epoch>` says where that is valid).
-        False by default."""
-        return False
-
-    def record_outputs(
-        self, index: torch.Tensor, logits: torch.Tensor, embeds: torch.Tensor, y: torch.Tensor
-    ) -> None:
-        """Called by the training loop each step of an epoch it records (:meth:`records_outputs`).
-
-        Args:
-            index: ``(b,)`` dataset indices (on the host).
-            logits: ``(b, C)`` detached logits of the training forward pass (on the device).
-            embeds: ``(b, E)`` detached inputs of the model's final linear layer in that pass.
-            y: ``(b,)`` labels (on the device). A strategy must not synchronise with the host
-                here. No-op by default.
-        """
-        return None  # an optional hook, not an abstract method
-
     def state_dict(self) -> dict[str, Any]:
         """What the selector has learnt during training, for a checkpoint (tensors on the host).
 

@@ -95,22 +95,6 @@ class SubsetSampler(Sampler[int]):
         )
         return self.selection
 
-    def records_epoch(self, epoch: int) -> bool:
-        """True when ``epoch``'s training pass is to be handed to the selector
-        (:meth:`Selector.record_outputs <graft_hpo.selection.Selector.record_outputs>`): the
-        selector asks for it, ``epoch`` is the last full-data epoch before the first subset
-        epoch (so it passes every sample forward), and the loader reads the data set the
-        selector scores (an augmenting one would record other inputs than it scores)."""
-        if not self.selector.records_outputs():
-            return False
-        if self.dataset is not self.selection_dataset:
-            if epoch == 0:
-                logger.info("the training set augments: the first round runs its own pass")
-            return False
-        return self.schedule.phase(epoch).kind == "full" and (
-            self.schedule.phase(epoch + 1).kind == "subset"
-        )
-
     def current_indices(self) -> torch.Tensor:
         """The dataset indices of this epoch, unshuffled (all of them in a full epoch)."""
         if self.phase.kind == "subset" and self.selection is not None:

@@ -38,7 +38,6 @@ from graft_hpo.selection import Selection
 from graft_hpo.selection import Selector
 from graft_hpo.selection import SubsetSampler
 from graft_hpo.selection import SubsetSchedule
-from graft_hpo.selection import capture_embeddings
 from graft_hpo.selection import selector_for
 from graft_hpo.training._checkpoint import loop_state
 from graft_hpo.training._checkpoint import restore_loop
@@ -254,39 +253,28 @@ def train(
         model.train()
         steps_per_epoch = math.ceil(len(order) / cfg.batch_size)
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        # selection.reuse_warmup: the last warm-up epoch's outputs serve the first round (not
-        # through torch.compile, which would not see the hook that captures the embeddings)
-        record = not cfg.compile and sampler.records_epoch(epoch)
-        capture: contextlib.AbstractContextManager[list[torch.Tensor]] = (
-            capture_embeddings(model) if record else contextlib.nullcontext([])
-        )
-        with capture as captured:
-            for i, (x, y, index) in enumerate(iter_batches(train_set, order, cfg.batch_size)):
-                if cfg.scheduler == "cosine":
-                    lr = _cosine_lr(cfg.lr, (epoch + i / steps_per_epoch) / cfg.epochs)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                x, y = to_device(x, device, layout), y.to(device, non_blocking=True)
-                with _autocast(device):
-                    logits = forward(x)
-                if record:  # counted as selection time: it is the first round's forward pass
-                    t1 = time.perf_counter()
-                    selector.record_outputs(index, logits.detach(), captured.pop(), y)
-                    state.selection_s += time.perf_counter() - t1
-                losses = F.cross_entropy(logits.float(), y, reduction="none")
-                selector.record_losses(index, losses.detach())  # infobatch; no host sync
-                loss = (
-                    (losses * weights[index].to(device)).mean()
-                    if weights is not None
-                    else losses.mean()
-                )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                loss_sum += loss.detach() * len(y)
-                state.step += 1
+        for i, (x, y, index) in enumerate(iter_batches(train_set, order, cfg.batch_size)):
+            if cfg.scheduler == "cosine":
+                lr = _cosine_lr(cfg.lr, (epoch + i / steps_per_epoch) / cfg.epochs)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            x, y = to_device(x, device, layout), y.to(device, non_blocking=True)
+            with _autocast(device):
+                logits = forward(x)
+            losses = F.cross_entropy(logits.float(), y, reduction="none")
+            selector.record_losses(index, losses.detach())  # infobatch; no host sync
+            loss = (
+                (losses * weights[index].to(device)).mean()
+                if weights is not None
+                else losses.mean()
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach() * len(y)
+            state.step += 1
         # one host sync per epoch, not per step; NaN/inf propagates into the sum
         train_loss = float(loss_sum) / max(len(order), 1)
         if not math.isfinite(train_loss):

@@ -71,8 +71,6 @@ BAD_VALUES: list[tuple[str, Any, str]] = [
     ("selection.dedup", 0, "must be in (0, 1] or null"),
     ("selection.dedup", 1.01, "must be in (0, 1] or null"),
     ("selection.dedup", "high", "must be a number or null"),
-    ("selection.reuse_warmup", "yes", "must be true or false"),
-    ("selection.reuse_warmup", None, "must be true or false"),
     ("emissions.enabled", "true", "must be true or false"),
     ("emissions.country_iso_code", "us", "must be an ISO 3166-1 alpha-3 code"),
     ("emissions.country_iso_code", "US", "must be an ISO 3166-1 alpha-3 code"),
@@ -272,11 +270,3 @@ def test_the_cli_refuses_a_dedup_threshold_out_of_range_in_one_line(capsys) -> N
     assert main(["validate", "digits", "--set", "selection.dedup=1.5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "selection.dedup must be in (0, 1] or null; got 1.5" in err[0]
-
-
-def test_the_cli_refuses_a_reuse_warmup_that_is_not_a_boolean_in_one_line(capsys) -> None:
-    from graft_hpo.cli import main
-
-    assert main(["validate", "digits", "--set", "selection.reuse_warmup=2"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "selection.reuse_warmup must be true or false; got 2" in err[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,6 +76,7 @@ def goals(summary: Json) -> list[Json]:
         ("graft_knn", "random"),
         ("graft_knn_dedup", "random"),
         ("graft_knn_dedup", "graft_knn"),
+        ("graft_knn_reuse", "graft_knn"),  # results/noise_reuse_warmup.json (--from-json)
         ("graft_sweep_knn_dedup", "random_sweep"),
         ("graft_sweep_knn_dedup", "graft_sweep_knn"),
         ("graft_sweep", "random_sweep"),
@@ -113,7 +115,7 @@ def goals(summary: Json) -> list[Json]:
                     cell=cell,
                 )
             )
-        for arm in ("graft", "graft_knn", "graft_knn_dedup"):
+        for arm in ("graft", "graft_knn", "graft_knn_dedup", "graft_knn_reuse"):
             shares = [r["selection_share_max"] for r in rows.values() if r["arm"] == arm]
             if shares:
                 checks.append(
@@ -141,7 +143,8 @@ def _row_line(row: Json) -> str:
 
 def headline(summary: Json, fraction: float = 0.2) -> list[str]:
     """One line per cell: test accuracy of every arm at ``fraction`` (and full, infobatch)."""
-    arms = ["graft_off", "graft_misfit", "graft", "graft_knn", "graft_knn_dedup", "random"]
+    arms = ["graft_off", "graft_misfit", "graft", "graft_knn", "graft_knn_dedup"]
+    arms += ["graft_knn_reuse", "random"]
     arms += ["infobatch", "full"]
     sweep = ["graft_sweep_off", "graft_sweep_misfit", "graft_sweep", "graft_sweep_knn"]
     sweep.append("graft_sweep_knn_dedup")
@@ -158,7 +161,29 @@ def headline(summary: Json, fraction: float = 0.2) -> list[str]:
     return lines
 
 
-def markdown(report: Json) -> str:
+def run_lines(runs: Sequence[Json]) -> list[str]:
+    """One line per finished run, by cell, arm and seed: test accuracy, the seconds of the
+    first round, of all rounds, of selection in all (the rounds and what the loop spent for
+    them: ``selection.reuse_warmup``'s recording), the trial's seconds, the selection share."""
+    lines = head(
+        "cell | arm | budget | seed | test acc (%) | round 1 (s) | rounds (s) | selection (s) "
+        "| trial (s) | share"
+    )
+    done = [r for r in runs if r["status"] == "FINISHED" and "test_acc" in r["metrics"]]
+    for r in sorted(done, key=lambda r: (r["cell"], r["arm"], r["fraction"], r["seed"])):
+        m = r["metrics"]
+        sel, dur = m.get("selection_s", 0.0), m.get("duration_s", float("nan"))
+        rounds = [finite(x.get("selection_s"), math.nan) for x in r.get("rounds", [])]
+        first, every = num(rounds[0] if rounds else None, ".3f"), num(sum(rounds), ".3f")
+        lines.append(
+            f"| {r['cell']} | {r['arm']} | {r['fraction']:g} | {r['seed']} "
+            f"| {100 * m['test_acc']:.1f} | {first} | {every} | {sel:.3f} | {dur:.2f} "
+            f"| {num(sel / dur, '.1%')} |"
+        )
+    return lines
+
+
+def markdown(report: Json, *, per_run: bool = False) -> str:
     """The report: the headline table at budget 0.2, every cell's rows, the goals."""
     m, args = report["machine"], report["args"]
     lines = [
@@ -193,4 +218,6 @@ def markdown(report: Json) -> str:
         for r in failed
     ]
     lines += ["## Goals", "", *goal_table(report["goals"], where=("cell",))]
+    if per_run:
+        lines += ["", "## Every run", "", *run_lines(report["runs"])]
     return "\n".join(lines)

@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="seed 0, f=0.2, digits cells")
     parser.add_argument("--json", type=Path, default=None, help="write every run's numbers")
     parser.add_argument(
+        "--per-run", action="store_true", help="also list every run's accuracy and seconds"
+    )
+    parser.add_argument(
         "--from-json",
         type=Path,
         nargs="+",
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         report = run_report(args, run_all)
     report["summary"] = summarise(report["runs"])
     report["goals"] = goals(report["summary"])
-    print(markdown(report))
+    print(markdown(report, per_run=args.per_run))
     if args.json:
         write_json(args.json, report)
     return 0

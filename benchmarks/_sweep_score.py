@@ -14,7 +14,7 @@ FILTER = "selection.noise_filter"
 STRATEGY = "selection.strategy"
 TOP = 5  # the best GRAFT trials whose filters the report names
 BASELINES = ("graft", "random", "full", "infobatch")  # the digits space's strategies
-STARTUP = 10  # Optuna TPE's random start-up trials (the pipelines' sampler)
+STARTUP = 10  # Optuna TPE's random start-up trials by default (search.startup_trials: null)
 
 
 def finished(trials: list[Json], metric: str) -> list[Json]:
@@ -90,15 +90,16 @@ def by_filter(graft: list[Json], metric: str) -> dict[str, Json]:
     return out
 
 
-def score(trials: list[Json], metric: str) -> Json:
-    """One sweep's numbers: fronts, dominance, equal-CO2 curves and the filters picked."""
+def score(trials: list[Json], metric: str, startup: int = STARTUP) -> Json:
+    """One sweep's numbers: fronts, dominance, equal-CO2 curves and the filters picked (those
+    after the sampler's ``startup`` random trials among them)."""
     done = finished(trials, metric)
     graft = [t for t in done if strategy(t) == "graft"]
     rand = [t for t in done if strategy(t) == "random"]
     pair_front = front(graft + rand, metric)
     best = sorted(graft, key=lambda t: -t[metric])[:TOP]
     started = sorted(trials, key=lambda t: t.get("start_ms") or 0)
-    tpe = [t for t in started[STARTUP:] if strategy(t) == "graft"]
+    tpe = [t for t in started[startup:] if strategy(t) == "graft"]
     return {
         "finished": len(done),
         "strategies": dict(Counter(strategy(t) for t in done)),

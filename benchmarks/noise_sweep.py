@@ -34,6 +34,10 @@ flag replaces ``graft_hpo.sweep._search._OPTUNA_SAMPLERS["tpe"]`` in this proces
 where the sampler runs (Ray Tune's ``OptunaSearch`` suggests in the driver); the report records
 the arguments of every sampler the sweeps built. The product's default is not changed.
 
+``--set search.startup_trials=N`` gives the sampler N random start-up trials (Optuna's
+``n_startup_trials``; default 10); the report records it with the sampler's arguments and counts
+the trials "after start-up" from it.
+
 Last stdout line with ``--json``: ``sampler`` (its class and arguments, and how many were
 built), ``seeds`` -> seed -> ``score`` (the above), ``wall_s`` and ``trials``.
 """
@@ -94,6 +98,8 @@ def record_samplers(built: list[Json]) -> None:
         kwargs = _search._OPTUNA_SAMPLERS[config.search.sampler][1]
         # the built sampler's own attributes (TPESampler keeps each argument as ``_<name>``)
         held = {k: getattr(sampler, f"_{k}", v) for k, v in kwargs.items()}
+        if hasattr(sampler, "_n_startup_trials"):  # search.startup_trials, or Optuna's default
+            held["n_startup_trials"] = sampler._n_startup_trials
         built.append({"class": type(sampler).__name__, "kwargs": held})
         return sampler
 
@@ -129,11 +135,23 @@ def run_all(args: argparse.Namespace) -> Json:
     seeds: dict[str, Json] = {}
     for seed in args.seeds:
         trials, wall = one_sweep(args, seed, uri, stamp)
-        seeds[str(seed)] = {"score": score(trials, args.metric), "wall_s": wall, "trials": trials}
+        start = startup({"sampler": built[-1:]})  # this seed's sampler, built last
+        seeds[str(seed)] = {
+            "score": score(trials, args.metric, start),
+            "wall_s": wall,
+            "trials": trials,
+        }
         (args.out / "partial.json").write_text(json.dumps(json_safe({"seeds": seeds})))
     kinds = Counter(json.dumps(b, sort_keys=True) for b in built)
     sampler = [{**json.loads(k), "built": n} for k, n in kinds.items()]
     return {"sampler": sampler, "seeds": seeds}
+
+
+def startup(report: Json) -> int:
+    """The random start-up of the report's sampler: its recorded ``n_startup_trials``, else
+    Optuna's default (a report from before it was recorded, or a sampler without one)."""
+    counts = {b["kwargs"].get("n_startup_trials", STARTUP) for b in report.get("sampler") or []}
+    return counts.pop() if len(counts) == 1 else STARTUP
 
 
 def goals(report: Json) -> list[Json]:
@@ -241,13 +259,13 @@ def group_text(report: Json) -> str:
     built = report.get("sampler")
     if not built:
         return "-"
-    return f"group={any(b['kwargs'].get('group') for b in built)}"
+    return f"group={any(b['kwargs'].get('group') for b in built)}, start-up {startup(report)}"
 
 
-def after_startup(trials: list[Json]) -> Json:
+def after_startup(trials: list[Json], start: int) -> Json:
     """GRAFT's trials after TPE's random start-up with the two choices the start-up's worst
     GRAFT trials had: ``no_filter`` (``noise_filter: none``) and ``raw`` (raw-pixel features)."""
-    started = sorted(trials, key=lambda t: t.get("start_ms") or 0)[STARTUP:]
+    started = sorted(trials, key=lambda t: t.get("start_ms") or 0)[start:]
     graft = [t for t in started if strategy(t) == "graft"]
     return {
         "no_filter": sum(noise_filter(t) == "none" for t in graft),
@@ -284,7 +302,7 @@ def compare(paths: list[Path]) -> str:
             row = {
                 "n_graft": s["strategies"].get("graft", 0),
                 "after": sum(s["tpe_filters"].values()),
-                **after_startup(per["trials"]),
+                **after_startup(per["trials"], startup(report)),
                 "front_graft": s["front_strategies"].get("graft", 0),
                 "pair_graft": s["pair_front"].get("graft", 0),
                 "covered": s["random_covered"][0],
@@ -369,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.metric != report["args"].get("metric"):
             report["args"]["metric"] = args.metric
             for per in report["seeds"].values():
-                per["score"] = score(per["trials"], args.metric)
+                per["score"] = score(per["trials"], args.metric, startup(report))
         return print_report(args, report, markdown)
     return print_report(args, run_report(args, run_all), markdown)
 

@@ -252,6 +252,18 @@ CASES: list[Case] = [
         ("search.max_failures must be in [0, 100]", "-1"),
     ),
     Case(
+        "startup-trials-negative",
+        validate("search.startup_trials=-5"),
+        2,
+        ("search.startup_trials must be in [0, 1000000] or null", "got -5"),
+    ),
+    Case(
+        "startup-trials-for-a-sampler-without-one",
+        sweep("search.sampler=nsga2", "search.startup_trials=30"),
+        2,
+        ("search.startup_trials must be null with search.sampler 'nsga2'", "got 30"),
+    ),
+    Case(
         "checkpoint-every-negative",
         validate("train.checkpoint_every=-2"),
         2,

@@ -140,6 +140,9 @@ class SearchConfig:
     sampler: str = "tpe"  # one of _validate.SAMPLERS: tpe | nsga2 | gp | random
     trials: int = 12  # in [1, 1000000]
     seed: int = 0  # seeds the sampler
+    # trials the sampler draws at random before its model guides it (Optuna's n_startup_trials);
+    # tpe and gp only, in [0, 1000000]. None: the sampler's own default (10 for both)
+    startup_trials: int | None = None
     max_concurrent: int = 2  # trials running at once, in [1, 10000]
     scheduler: SchedulerConfig | None = None  # None: every trial runs all its epochs
     # what Optuna is told of a trial the scheduler stopped: projected (cost objectives scaled to

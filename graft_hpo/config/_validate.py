@@ -2,7 +2,7 @@
 
 Types come from the dataclass annotations in :mod:`._schema`; value constraints come from the
 one table below (:data:`RULES`, one entry per section) plus a few cross-field checks
-(:data:`CROSS_CHECKS`). Every message has the form
+(:data:`CROSS_CHECKS`, in :mod:`._cross`). Every message has the form
 ``"<dotted.key> must be <constraint>; got <value!r>"``. The selectors check their knobs against
 the same table (:func:`rule_errors`), so a range is declared once.
 """
@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from graft_hpo.config._cross import CROSS_CHECKS
+from graft_hpo.config._cross import CrossCheck
 from graft_hpo.config._schema import DataConfig
 from graft_hpo.config._schema import EmissionsConfig
 from graft_hpo.config._schema import ModelConfig
@@ -176,6 +178,7 @@ RULES: dict[type, dict[str, Check]] = {
         "sampler": one_of(*SAMPLERS),
         "trials": interval(1, MAX_TRIALS, "[]"),
         "seed": at_least(0),
+        "startup_trials": interval(0, MAX_TRIALS, "[]"),  # 0: the sampler's model from the start
         "max_concurrent": interval(1, MAX_CONCURRENT, "[]"),
         "stopped_report": one_of("projected", "complete", "pruned"),
         "max_failures": interval(0, 100, "[]"),
@@ -190,36 +193,6 @@ RULES: dict[type, dict[str, Check]] = {
     RetrainConfig: {"epochs": at_least(1), "register": NAME},
 }
 
-
-def _fractions_leave_training_data(values: Mapping[str, Any], path: str) -> list[str]:
-    if values["val_fraction"] + values["test_fraction"] < 1:
-        return []
-    return [
-        f"{path}.test_fraction must be < 1 - {path}.val_fraction ({values['val_fraction']!r}) "
-        f"so that data remains for training; got {values['test_fraction']!r}"
-    ]
-
-
-def _distinct_objectives(values: Mapping[str, Any], path: str) -> list[str]:
-    metrics = [objective.metric for objective in values["objectives"]]
-    if len(set(metrics)) == len(metrics):
-        return []
-    return [f"{path}.objectives must name distinct metrics; got {metrics!r}"]
-
-
-@dataclass(frozen=True)
-class CrossCheck:
-    """A constraint over several fields of one section, run once those fields are valid."""
-
-    fields: tuple[str, ...]
-    messages: Callable[[Mapping[str, Any], str], list[str]]
-
-
-# section dataclass -> checks over several of its fields
-CROSS_CHECKS: dict[type, list[CrossCheck]] = {
-    DataConfig: [CrossCheck(("val_fraction", "test_fraction"), _fractions_leave_training_data)],
-    SearchConfig: [CrossCheck(("objectives",), _distinct_objectives)],
-}
 
 _INVALID = object()  # a value that failed its type check
 _hints = functools.cache(typing.get_type_hints)  # a dataclass's field annotations, resolved once

@@ -184,6 +184,8 @@ def _sampler(config: PipelineConfig) -> Any:
     import optuna
 
     name, kwargs = _OPTUNA_SAMPLERS[config.search.sampler]  # an unknown name fails validation
+    if config.search.startup_trials is not None:  # validation admits it for tpe and gp only
+        kwargs = {**kwargs, "n_startup_trials": config.search.startup_trials}
     return getattr(optuna.samplers, name)(seed=config.search.seed, **kwargs)
 
 

@@ -109,9 +109,17 @@ def test_tpe_group_sets_group_in_this_process_and_records_every_sampler(monkeypa
     assert built == [
         {
             "class": "TPESampler",
-            "kwargs": {"multivariate": True, "constant_liar": True, "group": True},
+            # n_startup_trials: read off the built sampler (Optuna's 10 when the config is null)
+            "kwargs": {
+                "multivariate": True,
+                "constant_liar": True,
+                "group": True,
+                "n_startup_trials": 10,
+            },
         }
     ]
+    _search._sampler(load_pipeline("digits", ["search.startup_trials=30"]))
+    assert built[-1]["kwargs"]["n_startup_trials"] == 30
 
 
 def test_compare_puts_saved_reports_side_by_side_with_the_seeds_mean(
@@ -120,7 +128,8 @@ def test_compare_puts_saved_reports_side_by_side_with_the_seeds_mean(
 ) -> None:
     paths = []
     for name, group in (("base", False), ("group", True)):
-        sampler = [{"class": "TPESampler", "kwargs": {"group": group}, "built": 2}]
+        kwargs = {"group": group, **({"n_startup_trials": 30} if group else {})}
+        sampler = [{"class": "TPESampler", "kwargs": kwargs, "built": 2}]
         seeds = {
             str(seed): {"score": score(TRIALS, "test_acc"), "wall_s": 100.0 + seed, "trials": []}
             for seed in (0, 1)
@@ -130,8 +139,9 @@ def test_compare_puts_saved_reports_side_by_side_with_the_seeds_mean(
         paths[-1].write_text("# tables\n" + json.dumps(report) + "\n")
     assert main(["--compare", *map(str, paths)]) == 0
     out = capsys.readouterr().out
-    assert "| base | group=False | 0.2 | 1 | random 2, graft 2, full 1 | 2 |" in out
-    assert "| group | group=True | 0.2 | **mean** | - | 2.0 |" in out
+    # a report that recorded no n_startup_trials (before it was recorded) had Optuna's 10
+    assert "| base | group=False, start-up 10 | 0.2 | 1 | random 2, graft 2, full 1 | 2 |" in out
+    assert "| group | group=True, start-up 30 | 0.2 | **mean** | - | 2.0 |" in out
     assert out.rstrip().endswith("| 88.0 / 90.0 / 95.0 / - | 100 |")
 
 
@@ -145,4 +155,16 @@ def test_after_startup_counts_graft_trials_without_a_filter_or_with_raw_features
         _trial("random", 0.9, 1.0, "none", start=12),  # not GRAFT: its filter does not apply
     ]
     later[1]["params"]["selection.features"] = "raw"
-    assert after_startup(startup + later) == {"no_filter": 1, "raw": 1}
+    assert after_startup(startup + later, 10) == {"no_filter": 1, "raw": 1}
+    assert after_startup(startup + later, 11) == {"no_filter": 0, "raw": 1}  # a longer start-up
+
+
+def test_score_counts_the_filters_after_the_samplers_own_start_up() -> None:
+    from benchmarks.noise_sweep import startup
+
+    trials = [_trial("graft", 0.9, 1.0, "knn", start=i) for i in range(12)]
+    assert score(trials, "test_acc")["tpe_filters"] == {"knn": 2}  # after Optuna's 10
+    assert score(trials, "test_acc", 11)["tpe_filters"] == {"knn": 1}
+    recorded = [{"class": "TPESampler", "kwargs": {"n_startup_trials": 30}, "built": 4}]
+    assert startup({"sampler": recorded}) == 30
+    assert startup({"sampler": []}) == startup({}) == 10  # not recorded: Optuna's default

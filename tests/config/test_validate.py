@@ -85,6 +85,10 @@ BAD_VALUES: list[tuple[str, Any, str]] = [
     ("search.trials", 0, "must be in [1, 1000000]"),
     ("search.trials", 10**9, "must be in [1, 1000000]"),
     ("search.max_concurrent", 0, "must be in [1, 10000]"),
+    ("search.startup_trials", -1, "must be in [0, 1000000] or null"),
+    ("search.startup_trials", 10**7, "must be in [0, 1000000] or null"),
+    ("search.startup_trials", 2.5, "must be an integer or null"),
+    ("search.startup_trials", "30", "must be an integer or null"),
     ("search.scheduler", "asha", "must be a mapping or null"),
     ("resources.cpu", 0, "must be > 0"),
     ("resources.gpu", -1, "must be >= 0"),
@@ -174,6 +178,23 @@ def test_fractions_must_leave_training_data() -> None:
     ]
     cfg = config_from_dict({"data": {"val_fraction": 0.5, "test_fraction": 0.4}})
     assert cfg.data.test_fraction == 0.4
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "random"])
+def test_startup_trials_only_for_samplers_with_a_start_up(sampler: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"search": {"sampler": sampler, "startup_trials": 0}})
+    assert info.value.errors == [
+        f"search.startup_trials must be null with search.sampler {sampler!r} (only 'tpe' and "
+        "'gp' have a random start-up); got 0"
+    ]
+    assert config_from_dict({"search": {"sampler": sampler}}).search.startup_trials is None
+
+
+def test_startup_trials_bounds_are_accepted() -> None:
+    for sampler, value in [("tpe", 0), ("gp", 1_000_000), ("tpe", None)]:
+        cfg = config_from_dict({"search": {"sampler": sampler, "startup_trials": value}})
+        assert cfg.search.startup_trials == value
 
 
 def test_all_errors_are_reported_together() -> None:

@@ -3,6 +3,7 @@ search space through Ray's OptunaSearch."""
 
 from __future__ import annotations
 
+import inspect
 import pickle
 
 import optuna
@@ -10,6 +11,7 @@ import pytest
 
 from graft_hpo.config import SAMPLERS
 from graft_hpo.config import load_pipeline
+from graft_hpo.config._cross import STARTUP_SAMPLERS
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.space import load_space
 from graft_hpo.sweep._search import _OPTUNA_SAMPLERS
@@ -21,6 +23,50 @@ def test_every_sampler_name_a_pipeline_may_give_builds_one_and_no_other() -> Non
     assert list(_OPTUNA_SAMPLERS) == list(SAMPLERS)
     with pytest.raises(ConfigError, match=r"search.sampler must be one of .*did you mean 'gp'"):
         load_pipeline("digits", ["search.sampler=gpp"])
+
+
+def test_the_samplers_given_a_start_up_are_those_whose_optuna_class_takes_one() -> None:
+    takes = [
+        name
+        for name, (cls, _) in _OPTUNA_SAMPLERS.items()
+        if "n_startup_trials" in inspect.signature(getattr(optuna.samplers, cls)).parameters
+    ]
+    assert takes == list(STARTUP_SAMPLERS) == ["tpe", "gp"]
+
+
+@pytest.mark.parametrize("name", STARTUP_SAMPLERS)
+def test_startup_trials_reaches_the_built_sampler(name: str) -> None:
+    default = _sampler(load_pipeline("digits", [f"search.sampler={name}"]))
+    cls = type(default)
+    optuna_default = inspect.signature(cls).parameters["n_startup_trials"].default
+    assert default._n_startup_trials == optuna_default == 10  # null: Optuna's own default
+    for value in (0, 30):
+        config = load_pipeline(
+            "digits", [f"search.sampler={name}", f"search.startup_trials={value}"]
+        )
+        assert config.search.startup_trials == value
+        built = _sampler(config)
+        assert type(built) is cls and built._n_startup_trials == value
+
+
+def test_tpe_draws_at_random_through_its_start_up_only() -> None:
+    """With 30 start-up trials, TPE's 12th suggestion is its random sampler's (as with Optuna's
+    RandomSampler of the same seed), where with the default 10 its model has taken over."""
+    space = define_by_run(load_space("digits"))
+
+    def twelfth(overrides: list[str]) -> dict:
+        sampler = _sampler(load_pipeline("digits", ["search.seed=5", *overrides]))
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        for _ in range(11):
+            trial = study.ask()
+            space(trial)
+            study.tell(trial, [trial.params["train.lr"], 1.0 / trial.params["train.lr"]])
+        trial = study.ask()
+        space(trial)
+        return dict(trial.params)
+
+    assert twelfth(["search.startup_trials=30"]) == twelfth(["search.startup_trials=100"])
+    assert twelfth([]) != twelfth(["search.startup_trials=30"])
 
 
 @pytest.mark.parametrize("name", SAMPLERS)

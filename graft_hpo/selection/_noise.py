@@ -122,7 +122,7 @@ def two_view_outliers(
     neighbours in the inputs share it (co-training's agreement of two views, Blum and
     Mitchell 1998; the inputs are a view the model did not shape). The inputs' vote runs only
     on the embedding's suspects (``m_s x min(m, 8192)`` dot products in the inputs'
-    dimension), on the embeddings' device.
+    dimension).
 
     Args:
         embeds: ``(m, E)`` float embeddings.
@@ -133,8 +133,7 @@ def two_view_outliers(
         ``(m,)`` bool on the CPU.
     """
     suspect = knn_outliers(embeds, labels).nonzero().squeeze(1)
-    inputs = inputs.flatten(1).to(embeds.device)
-    return knn_outliers(inputs, labels, rows=suspect, min_agree=KNN_INPUTS_MIN_AGREE)
+    return knn_outliers(inputs.flatten(1), labels, rows=suspect, min_agree=KNN_INPUTS_MIN_AGREE)
 
 
 def near_duplicates(

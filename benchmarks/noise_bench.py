@@ -15,7 +15,7 @@ own pipeline with per-trial selection (warm start 1, one selection, as ``train_b
 
 Arms (``--arms``), at every budget unless said otherwise: ``graft`` (``noise_filter=chance``,
 the default until ``knn`` measured better), ``graft_misfit`` and ``graft_knn`` (``knn``: the
-default now), ``graft_knn_inputs`` (``knn`` unless the raw inputs' neighbours vouch), ``graft_off``
+default now), ``graft_off``
 (``noise_filter=none``: GRAFT before the fix), ``random``,
 ``infobatch`` (its own prune ratio 0.5, once), ``full`` (once); ``graft_sweep``,
 ``graft_sweep_off``, ``graft_sweep_misfit``, ``graft_sweep_knn`` and ``random_sweep``: the

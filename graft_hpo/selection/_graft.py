@@ -90,9 +90,9 @@ class GraftSelector(Selector):
         pool: score only a uniformly drawn pool of ``pool`` times the budget, split into
             batches as the whole data set would be; None scores the whole data set.
         noise_filter: ``"knn"`` (default) leaves out the candidates most of whose embedding
-            neighbours have another label, ``"knn_inputs"`` those of them whose raw inputs'
-            neighbours don't vouch for it, ``"chance"`` those the model rates below chance,
-            ``"misfit"`` those it puts in another class (at most half a class each:
+            neighbours have another label, ``"knn_inputs"`` those whose raw inputs' neighbours
+            do too, ``"chance"`` those the model rates below chance, ``"misfit"`` those it
+            puts in another class (at most half a class each:
             :func:`~graft_hpo.selection._noise.misfits`); ``"none"`` keeps all.
         dedup: then leave out each kept candidate with an earlier one (lower dataset index) of
             its label at class-centred embedding cosine >= this, in (0, 1]; None keeps all.

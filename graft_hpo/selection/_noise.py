@@ -12,9 +12,8 @@ not believe: ``chance`` (the default), the label has less than chance probabilit
 ``misfit``, the predicted class is another; ``knn``, fewer than 2 of the sample's 10 nearest
 neighbours in the model's embedding share its label (a deep k-NN filter, Bahri et al., ICML
 2020: a weak model's embedding already groups a class, where its head still errs);
-``knn_inputs``, those of ``knn`` for which fewer than 5 of the 10 nearest neighbours in the raw
-inputs share the label either (a second view must vouch for a label the embedding doubts;
-``benchmarks/results/knn_vote_probe.md``). Per class,
+``knn_inputs``, those of ``knn`` whose nearest neighbours in the raw inputs disagree with the
+label too (two views; ``benchmarks/results/knn_vote_probe.md``). Per class,
 highest loss first, at most half of the class. What is left out follows the data: ``chance``
 1.5% of clean digits, 18% / 30% with 20% / 40% noise; ``misfit`` 4.7%, 26%, 43%, but also 29%
 of clean MNIST-5k after one warm-up epoch (a weak model's honest mistakes). Nothing is left out
@@ -52,7 +51,6 @@ __all__ = [
 MAX_CLASS_SHARE = 0.5  # never leave out more than this share of a class's candidates
 KNN_K = 10  # rule "knn": the nearest neighbours that vote on a sample's label
 KNN_MIN_AGREE = 2  # ... and fewer of them than this sharing it makes the sample a suspect
-KNN_INPUTS_MIN_AGREE = 5  # rule "knn_inputs": ... unless this many of the inputs' 10 share it
 KNN_REFERENCES = 8192  # neighbours are looked for among at most this many candidates
 _KNN_CHUNK = 1024  # rows of the similarity matrix at a time
 
@@ -117,12 +115,11 @@ def knn_outliers(
 def two_view_outliers(
     embeds: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor
 ) -> torch.Tensor:
-    """:func:`knn_outliers` in the model's embedding, unless the raw inputs' view vouches for
-    the label: at least :data:`KNN_INPUTS_MIN_AGREE` of the sample's ``KNN_K`` nearest
-    neighbours in the inputs share it (co-training's agreement of two views, Blum and
-    Mitchell 1998; the inputs are a view the model did not shape). The inputs' vote runs only
-    on the embedding's suspects (``m_s x min(m, 8192)`` dot products in the inputs'
-    dimension).
+    """:func:`knn_outliers` in the model's embedding AND in the raw inputs: a label that
+    neither the model's neighbours nor the inputs' nearest neighbours share (co-training's
+    agreement of two views, Blum and Mitchell 1998; the inputs are a view the model did not
+    shape). The inputs' vote runs only on the embedding's suspects (``m_s x min(m, 8192)``
+    dot products in the inputs' dimension).
 
     Args:
         embeds: ``(m, E)`` float embeddings.
@@ -133,7 +130,7 @@ def two_view_outliers(
         ``(m,)`` bool on the CPU.
     """
     suspect = knn_outliers(embeds, labels).nonzero().squeeze(1)
-    return knn_outliers(inputs.flatten(1), labels, rows=suspect, min_agree=KNN_INPUTS_MIN_AGREE)
+    return knn_outliers(inputs.flatten(1), labels, rows=suspect)
 
 
 def near_duplicates(
@@ -211,7 +208,7 @@ def misfits(
     class is not the label (also a weak model's honest mistakes: measured on MNIST-5k after one
     epoch, 32% of the clean samples). ``rule="knn"``: :func:`knn_outliers` of ``embeds``
     (its neighbours' labels disagree); ``rule="knn_inputs"``: :func:`two_view_outliers` of
-    ``embeds`` and ``inputs`` (nor do the inputs' neighbours vouch for it). Per class, highest
+    ``embeds`` and ``inputs`` (the inputs' neighbours disagree too). Per class, highest
     cross-entropy first, at most
     ``max_share`` of the class (rounded down). None at all when the model agrees with no more
     of the labels than twice chance, ``2 / C`` (for few classes, halfway from chance to all,

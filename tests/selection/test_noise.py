@@ -78,9 +78,7 @@ def test_knn_looks_for_neighbours_among_evenly_spaced_references_beyond_the_cap(
     assert full.nonzero().squeeze(1).tolist() == [7, 100]
 
 
-def _brute_force_knn(
-    embeds: torch.Tensor, labels: torch.Tensor, references: int, min_agree: int = 2
-) -> torch.Tensor:
+def _brute_force_knn(embeds: torch.Tensor, labels: torch.Tensor, references: int) -> torch.Tensor:
     """The vote in float64: each sample's similarity to every reference (sample
     ``floor(j m / references)`` for ``j < references``), a full sort, itself excluded."""
     m = len(labels)
@@ -91,7 +89,7 @@ def _brute_force_knn(
         others = refs[refs != i]
         order = (x[others] @ x[i]).argsort(descending=True, stable=True)
         near = others[order[: _noise.KNN_K]]
-        flags.append(int((labels[near] == labels[i]).sum()) < min_agree)
+        flags.append(int((labels[near] == labels[i]).sum()) < _noise.KNN_MIN_AGREE)
     return torch.tensor(flags)
 
 
@@ -140,7 +138,7 @@ def test_two_views_match_a_float64_brute_force_and_of_both_votes(monkeypatch, re
     monkeypatch.setattr(_noise, "KNN_REFERENCES", references)
     r = min(references, 700)
     first = _brute_force_knn(embeds, labels, r)
-    expected = first & _brute_force_knn(inputs.flatten(1), labels, r, _noise.KNN_INPUTS_MIN_AGREE)
+    expected = first & _brute_force_knn(inputs.flatten(1), labels, r)
     got = two_view_outliers(embeds, inputs, labels)
     assert 20 < int(expected.sum()) < int(first.sum())  # the second view spares some
     assert torch.equal(got, expected)

@@ -62,7 +62,6 @@ ARMS: dict[str, list[str]] = {
     "graft": ["selection.strategy=graft", "selection.noise_filter=chance"],
     "graft_misfit": ["selection.strategy=graft", "selection.noise_filter=misfit"],
     "graft_knn": ["selection.strategy=graft", "selection.noise_filter=knn"],
-    "graft_knn_inputs": ["selection.strategy=graft", "selection.noise_filter=knn_inputs"],
     "graft_knn_dedup": [
         "selection.strategy=graft",
         "selection.noise_filter=knn",

@@ -591,7 +591,7 @@ CASES: list[Case] = [
         validate("selection.noise_filter=misfits"),
         2,
         (
-            "selection.noise_filter must be one of 'chance', 'misfit', 'knn', 'knn_inputs', 'none'",
+            "selection.noise_filter must be one of 'chance', 'misfit', 'knn', 'none'",
             "got 'misfits'",
             "'misfit'",
         ),

@@ -91,7 +91,6 @@ class SelectionConfig:
     # the share adapts to the data (docs/noise.md). chance: the model rates the label below
     # 1/classes | misfit: it predicts another class (also drops a weak model's hard samples)
     # | knn: fewer than 2 of its 10 nearest neighbours in the model's embedding share its label
-    # | knn_inputs: knn, and in the raw inputs too (two views)
     # | none: GRAFT as published. knn measured best on clean and noisy data (docs/noise.md)
     noise_filter: str = "knn"
     # graft: after the noise filter, leave out each candidate that has an earlier one (lower

@@ -109,7 +109,7 @@ NAME = matches(r"[A-Za-z0-9_.-]+", "a non-empty string of letters, digits, '_', 
 MODE = one_of("max", "min")
 SAMPLERS = ("tpe", "nsga2", "gp", "random")  # Optuna's; sweep/_search.py builds each one
 STRATEGIES = ("graft", "random", "full", "infobatch")  # selection's registry: one selector each
-NOISE_FILTERS = ("chance", "misfit", "knn", "knn_inputs", "none")  # selection/_noise.py rules
+NOISE_FILTERS = ("chance", "misfit", "knn", "none")  # the rules of selection/_noise.py
 PATH_OR_URI = matches(r"(/|[a-z][a-z0-9+.-]*://).+", "an absolute path or a URI (s3://...)")
 
 # section dataclass -> field -> constraint on the (type-checked, non-None) value

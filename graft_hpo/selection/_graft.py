@@ -90,9 +90,8 @@ class GraftSelector(Selector):
         pool: score only a uniformly drawn pool of ``pool`` times the budget, split into
             batches as the whole data set would be; None scores the whole data set.
         noise_filter: ``"knn"`` (default) leaves out the candidates most of whose embedding
-            neighbours have another label, ``"knn_inputs"`` those whose raw inputs' neighbours
-            do too, ``"chance"`` those the model rates below chance, ``"misfit"`` those it
-            puts in another class (at most half a class each:
+            neighbours have another label, ``"chance"`` those the model rates below chance,
+            ``"misfit"`` those it puts in another class (at most half a class each:
             :func:`~graft_hpo.selection._noise.misfits`); ``"none"`` keeps all.
         dedup: then leave out each kept candidate with an earlier one (lower dataset index) of
             its label at class-centred embedding cosine >= this, in (0, 1]; None keeps all.
@@ -290,8 +289,7 @@ class GraftSelector(Selector):
             candidates = torch.arange(len(dataset))  # type: ignore[arg-type]
         feats, logits, embeds, targets = self._forward(model, dataset, [candidates], device)
         rule, dedup = self.noise_filter, self.dedup
-        inputs = gather_batch(dataset, candidates)[0] if rule == "knn_inputs" else None
-        kept, left_out = split_suspects(candidates, logits, targets, rule, embeds, dedup, inputs)
+        kept, left_out = split_suspects(candidates, logits, targets, rule, embeds, dedup)
         n, held = len(dataset), None if self.features == "raw" else feats  # type: ignore[arg-type]
         return kept, left_out, Forwarded.of(n, candidates, held, logits, embeds, targets)
 

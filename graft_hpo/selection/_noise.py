@@ -11,9 +11,7 @@ candidates, which the round's scoring then reuses, flags the samples whose label
 not believe: ``chance`` (the default), the label has less than chance probability ``1 / C``;
 ``misfit``, the predicted class is another; ``knn``, fewer than 2 of the sample's 10 nearest
 neighbours in the model's embedding share its label (a deep k-NN filter, Bahri et al., ICML
-2020: a weak model's embedding already groups a class, where its head still errs);
-``knn_inputs``, those of ``knn`` whose nearest neighbours in the raw inputs disagree with the
-label too (two views; ``benchmarks/results/knn_vote_probe.md``). Per class,
+2020: a weak model's embedding already groups a class, where its head still errs). Per class,
 highest loss first, at most half of the class. What is left out follows the data: ``chance``
 1.5% of clean digits, 18% / 30% with 20% / 40% noise; ``misfit`` 4.7%, 26%, 43%, but also 29%
 of clean MNIST-5k after one warm-up epoch (a weak model's honest mistakes). Nothing is left out
@@ -45,7 +43,6 @@ __all__ = [
     "misfits",
     "near_duplicates",
     "split_suspects",
-    "two_view_outliers",
 ]
 
 MAX_CLASS_SHARE = 0.5  # never leave out more than this share of a class's candidates
@@ -61,7 +58,6 @@ def knn_outliers(
     *,
     k: int = KNN_K,
     min_agree: int = KNN_MIN_AGREE,
-    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The samples whose label fewer than ``min_agree`` of their ``k`` nearest neighbours share.
 
@@ -76,8 +72,6 @@ def knn_outliers(
     Args:
         embeds: ``(m, E)`` float embeddings.
         labels: ``(m,)`` int64 labels.
-        rows: the positions to vote on (default: all); the others stay False. Their
-            neighbours are still looked for among all references.
 
     Returns:
         ``(m,)`` bool on the CPU; all False when there are no more than ``k`` samples.
@@ -99,38 +93,15 @@ def knn_outliers(
     column[ref] = torch.arange(r, device=feats.device)  # a reference's column, else -1
     ref_feats_t = feats[ref].T.contiguous()
     k = min(k, r - 1)
-    query = torch.arange(m) if rows is None else rows.cpu()
-    for start in range(0, len(query), _KNN_CHUNK):
-        chunk = query[start : start + _KNN_CHUNK]
-        at = chunk.to(feats.device)
-        sim = feats[at] @ ref_feats_t
-        own = (column[at] >= 0).nonzero().squeeze(1)  # rows that are references too
-        sim[own, column[at[own]]] = -math.inf  # not its own neighbour
+    for start in range(0, m, _KNN_CHUNK):
+        rows = torch.arange(start, min(start + _KNN_CHUNK, m), device=feats.device)
+        sim = feats[rows] @ ref_feats_t
+        own = (column[rows] >= 0).nonzero().squeeze(1)  # rows that are references too
+        sim[own, column[rows[own]]] = -math.inf  # not its own neighbour
         near = ref[sim.topk(k, dim=1).indices]
-        agree = (labels[near] == labels[at, None]).sum(1)
-        out[chunk] = (agree < min_agree).cpu()
+        agree = (labels[near] == labels[rows, None]).sum(1)
+        out[start : start + len(rows)] = (agree < min_agree).cpu()
     return out
-
-
-def two_view_outliers(
-    embeds: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor
-) -> torch.Tensor:
-    """:func:`knn_outliers` in the model's embedding AND in the raw inputs: a label that
-    neither the model's neighbours nor the inputs' nearest neighbours share (co-training's
-    agreement of two views, Blum and Mitchell 1998; the inputs are a view the model did not
-    shape). The inputs' vote runs only on the embedding's suspects (``m_s x min(m, 8192)``
-    dot products in the inputs' dimension).
-
-    Args:
-        embeds: ``(m, E)`` float embeddings.
-        inputs: ``(m, ...)`` the same samples' inputs (flattened; any device).
-        labels: ``(m,)`` int64 labels.
-
-    Returns:
-        ``(m,)`` bool on the CPU.
-    """
-    suspect = knn_outliers(embeds, labels).nonzero().squeeze(1)
-    return knn_outliers(inputs.flatten(1), labels, rows=suspect)
 
 
 def near_duplicates(
@@ -199,7 +170,6 @@ def misfits(
     rule: str = "chance",
     max_share: float = MAX_CLASS_SHARE,
     embeds: torch.Tensor | None = None,
-    inputs: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The samples whose label the model does not believe: likely mislabelled.
 
@@ -207,9 +177,7 @@ def misfits(
     (it is confident the sample belongs elsewhere). ``rule="misfit"``: the model's arg-max
     class is not the label (also a weak model's honest mistakes: measured on MNIST-5k after one
     epoch, 32% of the clean samples). ``rule="knn"``: :func:`knn_outliers` of ``embeds``
-    (its neighbours' labels disagree); ``rule="knn_inputs"``: :func:`two_view_outliers` of
-    ``embeds`` and ``inputs`` (the inputs' neighbours disagree too). Per class, highest
-    cross-entropy first, at most
+    (its neighbours' labels disagree). Per class, highest cross-entropy first, at most
     ``max_share`` of the class (rounded down). None at all when the model agrees with no more
     of the labels than twice chance, ``2 / C`` (for few classes, halfway from chance to all,
     ``(1 + 1 / C) / 2``): it then knows nothing of the labels yet.
@@ -217,10 +185,9 @@ def misfits(
     Args:
         logits: ``(m, C)`` float logits.
         labels: ``(m,)`` int64 labels.
-        rule: ``"chance"``, ``"misfit"``, ``"knn"`` or ``"knn_inputs"``.
+        rule: ``"chance"``, ``"misfit"`` or ``"knn"``.
         max_share: the largest share of a class to flag, in [0, 1].
-        embeds: ``(m, E)`` embeddings, for ``rule="knn"`` and ``"knn_inputs"`` (any device).
-        inputs: ``(m, ...)`` the samples' inputs, for ``rule="knn_inputs"`` (any device).
+        embeds: ``(m, E)`` embeddings, for ``rule="knn"`` (on any device).
 
     Returns:
         ``(m,)`` bool, True for a sample to leave out.
@@ -233,17 +200,14 @@ def misfits(
     num_classes = logits.shape[1]
     log_p = logits.float().log_softmax(1).gather(1, labels[:, None]).squeeze(1)
     wrong = logits.argmax(1) != labels
-    if rule in ("knn", "knn_inputs"):
-        if embeds is None or (rule == "knn_inputs" and inputs is None):
-            raise ValueError(f"noise_filter {rule!r} needs the embeddings and inputs; got none")
-        if rule == "knn_inputs" and inputs is not None:
-            suspect = two_view_outliers(embeds, inputs, labels)
-        else:
-            suspect = knn_outliers(embeds, labels)
+    if rule == "knn":
+        if embeds is None:
+            raise ValueError("noise_filter 'knn' needs the embeddings; got none")
+        suspect = knn_outliers(embeds, labels)
     elif rule in ("misfit", "chance"):
         suspect = wrong if rule == "misfit" else log_p < -math.log(num_classes)
     else:
-        raise ValueError(f"noise_filter must be a rule of NOISE_FILTERS here; got {rule!r}")
+        raise ValueError(f"noise_filter must be 'chance', 'misfit' or 'knn' here; got {rule!r}")
     flagged = torch.zeros_like(wrong)
     floor = min(2.0 / num_classes, (1.0 + 1.0 / num_classes) / 2)
     if labels.numel() == 0 or 1.0 - wrong.double().mean() <= floor:
@@ -264,11 +228,9 @@ def split_suspects(
     rule: str,
     embeds: torch.Tensor | None = None,
     dedup: float | None = None,
-    inputs: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(kept, left_out)``: ``candidates`` (``(m,)`` dataset indices, with their ``(m, C)``
-    logits, ``(m,)`` labels, ``(m, E)`` embeddings and, for ``"knn_inputs"``, their
-    inputs) split by :func:`misfits` with ``rule``
+    logits, ``(m,)`` labels and ``(m, E)`` embeddings) split by :func:`misfits` with ``rule``
     (``"none"``: nobody), then, with ``dedup``, by :func:`near_duplicates` of the kept ones at
     that threshold, earlier meaning a lower dataset index. ``kept`` keeps the candidates' order;
     ``left_out`` holds the duplicates first, least similar first, then the suspects, least
@@ -277,7 +239,7 @@ def split_suspects(
     if rule == "none":
         flagged = torch.zeros(labels.numel(), dtype=torch.bool)
     else:
-        flagged = misfits(logits, labels, rule=rule, embeds=embeds, inputs=inputs)
+        flagged = misfits(logits, labels, rule=rule, embeds=embeds)
     out = flagged.nonzero().squeeze(1)
     loss = F.cross_entropy(logits[out], labels[out], reduction="none")
     suspects = candidates[out[loss.argsort()]]

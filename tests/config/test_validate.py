@@ -66,7 +66,7 @@ BAD_VALUES: list[tuple[str, Any, str]] = [
     ("selection.anneal", -0.5, "must be in [0, 1]"),
     ("selection.proxy_epochs", -1, "must be in [0, 100]"),
     ("selection.proxy_epochs", 1.5, "must be an integer"),
-    ("selection.noise_filter", "loss", "must be one of 'chance', 'misfit', 'knn', 'knn_inputs', 'none'"),
+    ("selection.noise_filter", "loss", "must be one of 'chance', 'misfit', 'knn', 'none'"),
     ("selection.noise_filter", False, "must be a string"),  # unquoted off/no in YAML
     ("selection.dedup", 0, "must be in (0, 1] or null"),
     ("selection.dedup", 1.01, "must be in (0, 1] or null"),

@@ -11,7 +11,6 @@ from graft_hpo.selection import GraftSelector
 from graft_hpo.selection import _noise
 from graft_hpo.selection._noise import knn_outliers
 from graft_hpo.selection._noise import misfits
-from graft_hpo.selection._noise import two_view_outliers
 
 from ._data import InMemory
 from ._data import make_mlp
@@ -109,53 +108,12 @@ def test_knn_matches_a_float64_brute_force_vote_across_chunks(monkeypatch, refer
     assert torch.equal(got, expected)
 
 
-def _overlapping(seed: int, m: int, dim: int, spread: float) -> tuple[torch.Tensor, ...]:
-    """``(embeds, labels)`` of 6 overlapping classes with 15% wrong labels."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 6, (m,), generator=g)
-    embeds = torch.randn(6, dim, generator=g)[labels] + spread * torch.randn(m, dim, generator=g)
-    wrong = torch.rand(m, generator=g) < 0.15
-    labels[wrong] = (labels[wrong] + 1 + torch.randint(0, 5, (m,), generator=g)[wrong]) % 6
-    return embeds, labels
-
-
-def test_knn_votes_only_on_the_rows_asked_with_neighbours_among_all():
-    embeds, labels = _overlapping(2, 300, 8, 0.9)
-    full = knn_outliers(embeds, labels)
-    rows = torch.tensor([3, 50, 51, 299, *full.nonzero().squeeze(1)[:5].tolist()])
-    some = knn_outliers(embeds, labels, rows=rows)
-    assert torch.equal(some[rows], full[rows]) and some.sum() == full[rows].sum()
-    assert not knn_outliers(embeds, labels, rows=torch.zeros(0, dtype=torch.long)).any()
-
-
-@pytest.mark.parametrize("references", [700, 8192, 199])
-def test_two_views_match_a_float64_brute_force_and_of_both_votes(monkeypatch, references):
-    # the embeddings: 6 overlapping classes; the inputs: another, noisier view of the labels
-    embeds, labels = _overlapping(1, 700, 16, 0.9)
-    g = torch.Generator().manual_seed(5)
-    inputs = torch.cat([embeds, 2.0 * torch.randn(700, 48, generator=g)], 1).view(700, 4, 16)
-    monkeypatch.setattr(_noise, "_KNN_CHUNK", 128)  # several chunks, the last one ragged
-    monkeypatch.setattr(_noise, "KNN_REFERENCES", references)
-    r = min(references, 700)
-    first = _brute_force_knn(embeds, labels, r)
-    expected = first & _brute_force_knn(inputs.flatten(1), labels, r)
-    got = two_view_outliers(embeds, inputs, labels)
-    assert 20 < int(expected.sum()) < int(first.sum())  # the second view spares some
-    assert torch.equal(got, expected)
-    flagged = misfits(
-        torch.eye(6)[labels] * 3, labels, rule="knn_inputs", embeds=embeds, inputs=inputs
-    )
-    assert not (flagged & ~expected).any()  # the rule flags among the two views' suspects
-
-
 def test_the_knn_rule_needs_the_embeddings():
     logits, labels = torch.eye(3).repeat(4, 1), torch.arange(3).repeat(4)
     with pytest.raises(ValueError, match="needs the embeddings"):
         misfits(logits, labels, rule="knn")
     flagged = misfits(logits, labels, rule="knn", embeds=torch.eye(3).repeat(4, 1))
     assert not flagged.any()
-    with pytest.raises(ValueError, match="needs the embeddings and inputs"):
-        misfits(logits, labels, rule="knn_inputs", embeds=logits)
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +149,7 @@ def _wrong_share(selector: GraftSelector, model, data, wrong) -> tuple[float, di
     return float(wrong[sel.indices].float().mean()), sel.stats
 
 
-@pytest.mark.parametrize("rule", ["chance", "misfit", "knn", "knn_inputs"])
+@pytest.mark.parametrize("rule", ["chance", "misfit", "knn"])
 def test_graft_over_picks_wrong_labels_and_the_filter_keeps_them_out(noisy, fitted, rule):
     data, wrong = noisy
     off, _ = _wrong_share(GraftSelector(fraction=0.2, noise_filter="none"), fitted, data, wrong)
@@ -202,7 +160,7 @@ def test_graft_over_picks_wrong_labels_and_the_filter_keeps_them_out(noisy, fitt
     assert NOISE * 0.75 < stats["filtered"] < NOISE * 1.75  # the share adapts to the noise
 
 
-@pytest.mark.parametrize("rule", ["chance", "misfit", "knn", "knn_inputs"])
+@pytest.mark.parametrize("rule", ["chance", "misfit", "knn"])
 def test_an_untrained_model_filters_nothing_and_selects_as_without_filter(noisy, rule):
     data, _ = noisy
     model = make_mlp(1)
@@ -261,7 +219,7 @@ def test_every_noise_filter_validation_accepts_is_a_rule_and_no_other() -> None:
     labels = torch.tensor([0, 1, 0, 1] * 6)
     for rule in NOISE_FILTERS:
         if rule != "none":
-            misfits(logits, labels, rule=rule, embeds=logits, inputs=logits)
+            misfits(logits, labels, rule=rule, embeds=logits)
         GraftSelector(fraction=0.5, noise_filter=rule)
     with pytest.raises(ValueError, match="'cosine'"):
         misfits(logits, labels, rule="cosine", embeds=logits)

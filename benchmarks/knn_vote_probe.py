@@ -27,7 +27,9 @@ among all candidates, float64.
 - ``knn (logits)``: the ``knn`` vote with the logits as the embedding (Bahri et al.'s layer);
 - ``knn & knn (inputs)``: and fewer than 2 of the 10 nearest neighbours by cosine similarity of
   the raw inputs share the label too (a second view the model did not shape: co-training's
-  agreement of two feature sets, Blum and Mitchell 1998).
+  agreement of two feature sets, Blum and Mitchell 1998);
+- ``knn & inputs < 3``, ``knn & inputs < 5``: the inputs' view spares a ``knn`` suspect only
+  when at least 3 (5) of its 10 input neighbours share its label (a stronger veto).
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ VARIANTS = [
     "knn & cl",
     "knn (logits)",
     "knn & knn (inputs)",
+    "knn & inputs < 3",
+    "knn & inputs < 5",
 ]
 
 
@@ -103,8 +107,8 @@ def confident_learning(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     return above.any(1) & (best != labels)
 
 
-def _agree_fewer(feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return (labels[neighbours(feats)] == labels[:, None]).sum(1) < _noise.KNN_MIN_AGREE
+def _agree(feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return (labels[neighbours(feats)] == labels[:, None]).sum(1)
 
 
 def votes(
@@ -125,6 +129,7 @@ def votes(
     )
     other = counts.scatter(1, labels[:, None], 0).max(1).values >= 5
     cl = confident_learning(logits, labels)
+    input_agree = _agree(inputs, labels)
     return {
         "knn": knn,
         "knn & misfit": knn & misfit,
@@ -133,8 +138,10 @@ def votes(
         "knn & 5 other": knn & other,
         "cl": cl,
         "knn & cl": knn & cl,
-        "knn (logits)": _agree_fewer(logits, labels),
-        "knn & knn (inputs)": knn & _agree_fewer(inputs, labels),
+        "knn (logits)": _agree(logits, labels) < _noise.KNN_MIN_AGREE,
+        "knn & knn (inputs)": knn & (input_agree < _noise.KNN_MIN_AGREE),
+        "knn & inputs < 3": knn & (input_agree < 3),
+        "knn & inputs < 5": knn & (input_agree < 5),
         "_package": _noise.knn_outliers(embeds, labels),
         "_fit": float((~misfit).double().mean()),
     }

@@ -83,6 +83,9 @@ def goals(summary: Json) -> list[Json]:
         ("graft_sweep_knn", "random_sweep"),
         ("graft", "graft_off"),
         ("graft_knn", "graft_off"),
+        ("graft_knn_inputs", "random"),
+        ("graft_knn_inputs", "graft_off"),
+        ("graft_knn_inputs", "graft_knn"),
     )
     for cell, rows in summary.items():
         for row in rows.values():
@@ -115,7 +118,13 @@ def goals(summary: Json) -> list[Json]:
                     cell=cell,
                 )
             )
-        for arm in ("graft", "graft_knn", "graft_knn_dedup", "graft_knn_reuse"):
+        for arm in (
+            "graft",
+            "graft_knn",
+            "graft_knn_inputs",
+            "graft_knn_dedup",
+            "graft_knn_reuse",
+        ):
             shares = [r["selection_share_max"] for r in rows.values() if r["arm"] == arm]
             if shares:
                 checks.append(
@@ -143,7 +152,8 @@ def _row_line(row: Json) -> str:
 
 def headline(summary: Json, fraction: float = 0.2) -> list[str]:
     """One line per cell: test accuracy of every arm at ``fraction`` (and full, infobatch)."""
-    arms = ["graft_off", "graft_misfit", "graft", "graft_knn", "graft_knn_dedup"]
+    arms = ["graft_off", "graft_misfit", "graft", "graft_knn", "graft_knn_inputs"]
+    arms.append("graft_knn_dedup")
     arms += ["graft_knn_reuse", "random"]
     arms += ["infobatch", "full"]
     sweep = ["graft_sweep_off", "graft_sweep_misfit", "graft_sweep", "graft_sweep_knn"]

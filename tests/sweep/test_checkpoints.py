@@ -48,6 +48,18 @@ def _epochs_logged(db: Path) -> int:
         return 0
 
 
+def _settled_epochs(db: Path, quiet_s: float = 3.0, limit_s: float = 60.0) -> int:
+    """The epochs the run has logged once no new one came for ``quiet_s`` seconds."""
+    start = last_change = time.monotonic()
+    seen = _epochs_logged(db)
+    while time.monotonic() - last_change < quiet_s and time.monotonic() - start < limit_s:
+        time.sleep(0.2)
+        now = _epochs_logged(db)
+        if now != seen:
+            seen, last_change = now, time.monotonic()
+    return seen
+
+
 class _Killer(threading.Thread):
     """Kills the trial's worker (SIGKILL) once its run has logged ``KILL_AFTER`` epochs."""
 
@@ -179,9 +191,11 @@ def test_resume_after_a_killed_driver_goes_on_mid_trial(ray_local: Path, tmp_pat
     while _epochs_logged(tmp_path / "mlflow.db") < KILL_AFTER and time.monotonic() < deadline:
         assert proc.poll() is None, "the sweep ended before its trial was half way"
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver, its Ray, the trial's worker
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes of its session
     proc.wait(timeout=60)
-    killed_at = _epochs_logged(tmp_path / "mlflow.db")
+    # Ray's worker may outlive the driver by an epoch (a CI rehearsal saw it log and checkpoint
+    # its 5th after the kill): what the run holds once nothing more is logged is the bound
+    killed_at = _settled_epochs(tmp_path / "mlflow.db")
     assert killed_at < EPOCHS, "the trial finished before the driver was killed"
 
     result = resume_sweep(str(tmp_path / "sweep"), printer=None)

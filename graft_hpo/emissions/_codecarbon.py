@@ -223,8 +223,14 @@ def stop_tracker(tracker: Any) -> Any:
 
 
 def process_cpu_s() -> float | None:
-    """CPU seconds (user + system) of this process and its live children, counted as
-    codecarbon's process mode counts them; None if psutil cannot read them."""
+    """CPU seconds (user + system) of this process and its children, ended ones included;
+    None if psutil cannot read them.
+
+    Each process counts its own seconds and those of the children it has reaped (the kernel's
+    ``children_user``/``children_system``): a child that ends inside a block (a DataLoader
+    worker, a subprocess) moves its seconds to its parent's count instead of taking them away,
+    so the count does not fall as children come and go.
+    """
     try:
         import psutil
 
@@ -233,7 +239,7 @@ def process_cpu_s() -> float | None:
         for proc in [me, *me.children(recursive=True)]:
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
                 times = proc.cpu_times()
-                total += times.user + times.system
+                total += times.user + times.system + times.children_user + times.children_system
         return total
     except Exception as err:
         _logger.debug("no process CPU time (%s); the CPU floor uses codecarbon's power", err)

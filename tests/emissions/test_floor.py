@@ -7,6 +7,8 @@ Unit tests of the arithmetic against hand-computed values, then real codecarbon 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -175,6 +177,18 @@ def _measured(seconds: float) -> tuple[EmissionsResult, float, float, Any]:
     assert r.ram_energy_kwh * J_PER_KWH >= RAM_W * wall_s
     assert r.cpu_energy_kwh * J_PER_KWH >= CPU_W / psutil.cpu_count() * (cpu1 - cpu0) * 0.999
     return r, wall_s, trial_s, tracker.final_emissions_data
+
+
+def test_a_child_that_ends_inside_a_block_keeps_its_cpu_seconds_in_the_count() -> None:
+    """A subprocess (a DataLoader worker, say) that burns CPU and ends within the block: its
+    seconds stay in :func:`process_cpu_s` (the parent's reaped-children count), where counting
+    live processes only would lose them, and the count would even fall."""
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    before = process_cpu_s()
+    subprocess.run([sys.executable, "-c", burn], check=True)  # waits for it: reaped
+    after = process_cpu_s()
+    assert before is not None and after is not None
+    assert after - before >= 0.3
 
 
 def test_co2_per_second_is_the_same_from_30_ms_to_5_s() -> None:

@@ -207,13 +207,14 @@ class _Stop(Exception):
 
 
 def first_round(
-    cell: str, seed: int, hard_n: int, arm: str = "graft_knn"
+    cell: str, seed: int, hard_n: int, arm: str = "graft_knn", extra: Sequence[str] = ()
 ) -> tuple[Any, tuple[torch.Tensor, ...]]:
     """The config and ``(candidates, logits, labels, embeds)`` of ``cell``'s first GRAFT
-    round (``arm`` at budget 0.2; ``graft_sweep_knn``: the sweep's ranking by its proxy): the
-    trial runs up to the round's filter, where its forward pass is recorded, and stops."""
+    round (``arm`` at budget 0.2; ``graft_sweep_knn``: the sweep's ranking by its proxy; then
+    the ``extra`` overrides): the trial runs up to the round's filter, where its forward pass
+    is recorded, and stops."""
     pipeline, sets = overrides(cell, arm, 0.2, seed, epochs=None, hard_n=hard_n)
-    config = load_pipeline(pipeline, overrides=sets)
+    config = load_pipeline(pipeline, overrides=[*sets, *extra])
     seen: list[tuple[torch.Tensor, ...]] = []
     original = _graft.split_suspects
 
@@ -240,6 +241,14 @@ def probe_parser(doc: str, cells: Sequence[str], seeds: Sequence[int]) -> argpar
     parser.add_argument("--cells", nargs="+", choices=list(CELLS), default=list(cells))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(seeds))
     parser.add_argument("--hard-n", type=int, default=8000, help="synthetic_hard's pool size")
+    parser.add_argument(
+        "--set",
+        dest="extra",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an override after the cell's (e.g. model.options.width=16); repeatable",
+    )
     return parser
 
 

@@ -130,7 +130,7 @@ def run_all(args: argparse.Namespace) -> Json:
     rows = []
     for seed in args.seeds:
         for cell in args.cells:
-            config, round_ = first_round(cell, seed, args.hard_n, args.arm)
+            config, round_ = first_round(cell, seed, args.hard_n, args.arm, args.extra)
             row = {"cell": cell, "seed": seed, **probe(config, round_, args.taus)}
             rows.append(row)
             say(f"{cell} seed={seed}: " + " | ".join(_cell(row, t) for t in args.taus))

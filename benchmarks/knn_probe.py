@@ -22,6 +22,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,11 @@ DEFAULT_CELLS = [
 ]
 
 
-def first_round(cell: str, seed: int, hard_n: int) -> tuple[torch.Tensor, torch.Tensor, Any]:
+def first_round(
+    cell: str, seed: int, hard_n: int, extra: Sequence[str] = ()
+) -> tuple[torch.Tensor, torch.Tensor, Any]:
     """``(embeds, labels, wrong)`` of the candidates of ``cell``'s first GRAFT round."""
-    config, (candidates, _, labels, embeds) = recorded_round(cell, seed, hard_n)
+    config, (candidates, _, labels, embeds) = recorded_round(cell, seed, hard_n, extra=extra)
     return embeds, labels, _truth_hook(config).wrong[candidates]
 
 
@@ -135,7 +138,7 @@ def run_all(args: argparse.Namespace) -> Json:
     rows = []
     for seed in args.seeds:
         for cell in args.cells:
-            embeds, labels, wrong = first_round(cell, seed, args.hard_n)
+            embeds, labels, wrong = first_round(cell, seed, args.hard_n, args.extra)
             row = {"cell": cell, "seed": seed, **probe(embeds, labels, wrong, args.references)}
             rows.append(row)
             say(f"{cell} seed={seed}: {_cell(row, 'all')} | {_cell(row, '2048')}")

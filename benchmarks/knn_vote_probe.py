@@ -232,7 +232,9 @@ def run_all(args: argparse.Namespace) -> Json:
     rows = []
     for seed in args.seeds:
         for cell in args.cells:
-            config, (candidates, logits, labels, embeds) = first_round(cell, seed, args.hard_n)
+            config, (candidates, logits, labels, embeds) = first_round(
+                cell, seed, args.hard_n, extra=args.extra
+            )
             wrong = _truth_hook(config).wrong[candidates]
             data = load_data(config.data, seed=config.train.seed).train_eval
             inputs = gather_batch(data, candidates)[0].flatten(1).float()

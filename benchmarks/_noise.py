@@ -9,6 +9,7 @@ sees.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -257,9 +258,20 @@ def probe_main(
     run_all: Callable[[argparse.Namespace], dict[str, Any]],
     markdown: Callable[[dict[str, Any]], str],
 ) -> int:
-    """Run a probe on one thread and print its report as markdown."""
+    """Run a probe on one thread and print its report as markdown; a ``--set`` that no cell's
+    pipeline accepts exits 2 with the checker's one line, before any trial runs."""
     from benchmarks._machine import run_report
+    from graft_hpo.exceptions import ConfigError
+    from graft_hpo.trial import check_pipeline
 
+    arm = getattr(args, "arm", "graft_knn")
+    try:
+        for cell in args.cells:
+            pipeline, sets = overrides(cell, arm, 0.2, 0, epochs=None, hard_n=args.hard_n)
+            check_pipeline(load_pipeline(pipeline, overrides=[*sets, *args.extra]))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     torch.set_num_threads(1)
     print(markdown(run_report(args, run_all)))
     return 0

@@ -153,3 +153,22 @@ def test_a_probe_s_set_overrides_reach_the_recorded_round() -> None:
     assert config.model.options == {"embed_dim": 16, "width": 8}
     assert embeds.shape == (len(candidates), 16)  # the CNN's default embedding has 128
     assert logits.shape == (len(candidates), 10) and labels.shape == (len(candidates),)
+
+
+def test_a_probe_s_bad_set_exits_2_with_one_line_before_any_trial(capsys) -> None:
+    from benchmarks._noise import probe_main
+    from benchmarks._noise import probe_parser
+
+    args = probe_parser("probe", ["digits_noise0"], [0]).parse_args(
+        ["--set", "model.options.widht=3"]
+    )
+
+    def never(_: argparse.Namespace) -> dict:
+        raise AssertionError("a trial ran")
+
+    assert probe_main(args, never, str) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "error: unknown key 'model.options.widht' for model 'cnn' (did you mean 'width'?); "
+        "accepted: dropout, embed_dim, width"
+    ]

@@ -12,6 +12,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Sequence
 from typing import Any
 
@@ -233,6 +234,19 @@ def first_round(
     if not seen:
         raise RuntimeError(f"{cell}: the trial ran no GRAFT round")
     return config, seen[0]
+
+
+def recorded_rounds(
+    args: argparse.Namespace,
+) -> Iterator[tuple[str, int, Any, tuple[torch.Tensor, ...]]]:
+    """``(cell, seed, config, round)`` of every cell and seed of a probe's arguments, seed by
+    seed: :func:`first_round` with the probe's ``--arm`` (if it has one), pool size and
+    ``--set`` overrides."""
+    arm = getattr(args, "arm", "graft_knn")
+    for seed in args.seeds:
+        for cell in args.cells:
+            config, round_ = first_round(cell, seed, args.hard_n, arm, args.extra)
+            yield cell, seed, config, round_
 
 
 def probe_parser(doc: str, cells: Sequence[str], seeds: Sequence[int]) -> argparse.ArgumentParser:

@@ -152,13 +152,26 @@ def _row_line(row: Json) -> str:
 
 def headline(summary: Json, fraction: float = 0.2) -> list[str]:
     """One line per cell: test accuracy of every arm at ``fraction`` (and full, infobatch)."""
-    arms = ["graft_off", "graft_misfit", "graft", "graft_knn", "graft_knn_inputs"]
-    arms.append("graft_knn_dedup")
-    arms += ["graft_knn_reuse", "random"]
-    arms += ["infobatch", "full"]
-    sweep = ["graft_sweep_off", "graft_sweep_misfit", "graft_sweep", "graft_sweep_knn"]
-    sweep.append("graft_sweep_knn_dedup")
-    sweep.append("random_sweep")
+    arms = [
+        "graft_off",
+        "graft_misfit",
+        "graft",
+        "graft_knn",
+        "graft_knn_inputs",
+        "graft_knn_dedup",
+        "graft_knn_reuse",
+        "random",
+        "infobatch",
+        "full",
+    ]
+    sweep = [
+        "graft_sweep_off",
+        "graft_sweep_misfit",
+        "graft_sweep",
+        "graft_sweep_knn",
+        "graft_sweep_knn_dedup",
+        "random_sweep",
+    ]
     ran = {row["arm"] for rows in summary.values() for row in rows.values()}
     arms, sweep = [a for a in arms if a in ran], [a for a in sweep if a in ran]
     lines = head("cell | " + " | ".join(arms + sweep))

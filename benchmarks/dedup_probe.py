@@ -37,9 +37,9 @@ if str(ROOT) not in sys.path:
 from benchmarks._machine import provenance  # noqa: E402
 from benchmarks._machine import say  # noqa: E402
 from benchmarks._noise import copy_groups  # noqa: E402
-from benchmarks._noise import first_round  # noqa: E402
 from benchmarks._noise import probe_main  # noqa: E402
 from benchmarks._noise import probe_parser  # noqa: E402
+from benchmarks._noise import recorded_rounds  # noqa: E402
 from graft_hpo.data import training_truth  # noqa: E402
 from graft_hpo.selection._noise import split_suspects  # noqa: E402
 
@@ -128,12 +128,10 @@ def markdown(report: Json) -> str:
 
 def run_all(args: argparse.Namespace) -> Json:
     rows = []
-    for seed in args.seeds:
-        for cell in args.cells:
-            config, round_ = first_round(cell, seed, args.hard_n, args.arm, args.extra)
-            row = {"cell": cell, "seed": seed, **probe(config, round_, args.taus)}
-            rows.append(row)
-            say(f"{cell} seed={seed}: " + " | ".join(_cell(row, t) for t in args.taus))
+    for cell, seed, config, round_ in recorded_rounds(args):
+        row = {"cell": cell, "seed": seed, **probe(config, round_, args.taus)}
+        rows.append(row)
+        say(f"{cell} seed={seed}: " + " | ".join(_cell(row, t) for t in args.taus))
     return {"rows": rows}
 
 

@@ -22,7 +22,6 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +35,9 @@ if str(ROOT) not in sys.path:
 from benchmarks._machine import provenance  # noqa: E402
 from benchmarks._machine import say  # noqa: E402
 from benchmarks._noise import _truth_hook  # noqa: E402
-from benchmarks._noise import first_round as recorded_round  # noqa: E402
 from benchmarks._noise import probe_main  # noqa: E402
 from benchmarks._noise import probe_parser  # noqa: E402
+from benchmarks._noise import recorded_rounds  # noqa: E402
 from graft_hpo.selection import _noise  # noqa: E402
 
 Json = dict[str, Any]
@@ -53,14 +52,6 @@ DEFAULT_CELLS = [
     "hard",
     "hard_noise0.2",
 ]
-
-
-def first_round(
-    cell: str, seed: int, hard_n: int, extra: Sequence[str] = ()
-) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    """``(embeds, labels, wrong)`` of the candidates of ``cell``'s first GRAFT round."""
-    config, (candidates, _, labels, embeds) = recorded_round(cell, seed, hard_n, extra=extra)
-    return embeds, labels, _truth_hook(config).wrong[candidates]
 
 
 def reference_vote(embeds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -136,12 +127,11 @@ def markdown(report: Json) -> str:
 
 def run_all(args: argparse.Namespace) -> Json:
     rows = []
-    for seed in args.seeds:
-        for cell in args.cells:
-            embeds, labels, wrong = first_round(cell, seed, args.hard_n, args.extra)
-            row = {"cell": cell, "seed": seed, **probe(embeds, labels, wrong, args.references)}
-            rows.append(row)
-            say(f"{cell} seed={seed}: {_cell(row, 'all')} | {_cell(row, '2048')}")
+    for cell, seed, config, (candidates, _, labels, embeds) in recorded_rounds(args):
+        wrong = _truth_hook(config).wrong[candidates]
+        row = {"cell": cell, "seed": seed, **probe(embeds, labels, wrong, args.references)}
+        rows.append(row)
+        say(f"{cell} seed={seed}: {_cell(row, 'all')} | {_cell(row, '2048')}")
     return {"rows": rows}
 
 

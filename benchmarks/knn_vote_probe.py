@@ -50,9 +50,9 @@ if str(ROOT) not in sys.path:
 from benchmarks._machine import provenance  # noqa: E402
 from benchmarks._machine import say  # noqa: E402
 from benchmarks._noise import _truth_hook  # noqa: E402
-from benchmarks._noise import first_round  # noqa: E402
 from benchmarks._noise import probe_main  # noqa: E402
 from benchmarks._noise import probe_parser  # noqa: E402
+from benchmarks._noise import recorded_rounds  # noqa: E402
 from graft_hpo._torch import gather_batch  # noqa: E402
 from graft_hpo.data import load_data  # noqa: E402
 from graft_hpo.selection import _noise  # noqa: E402
@@ -230,18 +230,14 @@ def markdown(report: Json) -> str:
 
 def run_all(args: argparse.Namespace) -> Json:
     rows = []
-    for seed in args.seeds:
-        for cell in args.cells:
-            config, (candidates, logits, labels, embeds) = first_round(
-                cell, seed, args.hard_n, extra=args.extra
-            )
-            wrong = _truth_hook(config).wrong[candidates]
-            data = load_data(config.data, seed=config.train.seed).train_eval
-            inputs = gather_batch(data, candidates)[0].flatten(1).float()
-            row = {"cell": cell, "seed": seed, **probe(logits, labels, embeds, inputs, wrong)}
-            rows.append(row)
-            shown = (VARIANTS[0], VARIANTS[1], VARIANTS[-1])
-            say(f"{cell} seed={seed}: " + " | ".join(_cell(row, v) for v in shown))
+    for cell, seed, config, (candidates, logits, labels, embeds) in recorded_rounds(args):
+        wrong = _truth_hook(config).wrong[candidates]
+        data = load_data(config.data, seed=config.train.seed).train_eval
+        inputs = gather_batch(data, candidates)[0].flatten(1).float()
+        row = {"cell": cell, "seed": seed, **probe(logits, labels, embeds, inputs, wrong)}
+        rows.append(row)
+        shown = (VARIANTS[0], VARIANTS[1], VARIANTS[-1])
+        say(f"{cell} seed={seed}: " + " | ".join(_cell(row, v) for v in shown))
     return {"rows": rows}
 
 

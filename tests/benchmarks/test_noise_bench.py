@@ -140,16 +140,16 @@ def test_copy_groups_join_each_copy_to_its_original_within_a_mode() -> None:
 
 
 def test_a_probe_s_set_overrides_reach_the_recorded_round() -> None:
-    from benchmarks._noise import first_round
     from benchmarks._noise import probe_parser
+    from benchmarks._noise import recorded_rounds
 
     args = probe_parser("probe", ["digits_noise0"], [0]).parse_args(
         ["--set", "model.options.embed_dim=16", "--set", "model.options.width=8"]
     )
     assert args.extra == ["model.options.embed_dim=16", "model.options.width=8"]
-    config, (candidates, logits, labels, embeds) = first_round(
-        "digits_noise0", 0, 8000, extra=args.extra
-    )
+    [(cell, seed, config, round_)] = list(recorded_rounds(args))
+    candidates, logits, labels, embeds = round_
+    assert (cell, seed) == ("digits_noise0", 0)
     assert config.model.options == {"embed_dim": 16, "width": 8}
     assert embeds.shape == (len(candidates), 16)  # the CNN's default embedding has 128
     assert logits.shape == (len(candidates), 10) and labels.shape == (len(candidates),)

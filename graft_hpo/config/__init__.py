@@ -39,6 +39,7 @@ from graft_hpo.config._load import parse_overrides
 from graft_hpo.config._resolve import BUNDLED_KINDS
 from graft_hpo.config._resolve import bundled_names
 from graft_hpo.config._resolve import bundled_pipelines
+from graft_hpo.config._resolve import is_bundled_name
 from graft_hpo.config._resolve import resolve_bundled
 from graft_hpo.config._schema import DataConfig
 from graft_hpo.config._schema import EmissionsConfig
@@ -85,6 +86,7 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "flatten_config",
+    "is_bundled_name",
     "load_pipeline",
     "load_yaml",
     "parse_overrides",

@@ -77,6 +77,17 @@ def bundled_pipelines() -> list[str]:
     return bundled_names("pipelines")
 
 
+def is_bundled_name(path_or_name: str | os.PathLike[str]) -> bool:
+    """Whether ``path_or_name`` reads as the name of a bundled file (``"mnist"``): a string with
+    no folder, no ``.yaml``/``.yml`` suffix and only letters, digits, ``_``, ``.`` and ``-``;
+    anything else is a path."""
+    return (
+        isinstance(path_or_name, str)
+        and _NAME.match(path_or_name) is not None
+        and not path_or_name.endswith((".yaml", ".yml"))
+    )
+
+
 def resolve_bundled(kind: str, path_or_name: str | os.PathLike[str]) -> Path:
     """Turn a path or the name of a bundled file into the path of a YAML file.
 
@@ -102,12 +113,7 @@ def resolve_bundled(kind: str, path_or_name: str | os.PathLike[str]) -> Path:
         return path.resolve()
     if path.exists():
         raise ConfigError(f"{noun} {given!r} is a directory, not a YAML file")
-    looks_like_name = (
-        isinstance(path_or_name, str)
-        and _NAME.match(given) is not None
-        and not given.endswith((".yaml", ".yml"))
-    )
-    if not looks_like_name:
+    if not is_bundled_name(path_or_name):
         raise ConfigError(f"{noun} file {given!r} does not exist")
     for source in _sources(kind):
         candidate = source / f"{given}.yaml"

@@ -71,12 +71,14 @@ class SweepFolder:
             return cls(given.path.resolve())
         if given.path.is_dir():
             raise given._not_a_sweep()
-        if not given.path.exists() and given.path.name != str(sweep_dir_or_pipeline):
+        from graft_hpo.config import is_bundled_name
+        from graft_hpo.config import load_pipeline
+
+        if not given.path.exists() and not is_bundled_name(sweep_dir_or_pipeline):
             raise ConfigError(  # a path, not a pipeline's name: say what it could have been
                 f"sweep {str(given.path)!r} does not exist: expected a sweep folder "
                 f"(holding {cls.PLAN}) or a pipeline's name or YAML file"
             )
-        from graft_hpo.config import load_pipeline
 
         name = load_pipeline(sweep_dir_or_pipeline).name
         candidates = []

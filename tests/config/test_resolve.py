@@ -11,6 +11,7 @@ import pytest
 import graft_hpo
 from graft_hpo.config import _resolve
 from graft_hpo.config import bundled_names
+from graft_hpo.config import is_bundled_name
 from graft_hpo.config import load_yaml
 from graft_hpo.config import resolve_bundled
 from graft_hpo.exceptions import ConfigError
@@ -94,3 +95,23 @@ def test_no_bundled_files_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert bundled_names("pipelines") == []
     with pytest.raises(ConfigError, match="bundled pipelines: none found"):
         resolve_bundled("pipelines", "mnist")
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("mnist", True),
+        ("my-pipeline.v2", True),
+        ("mnist.yaml", False),
+        ("pipelines/mnist", False),
+        ("my pipeline", False),
+        (Path("mnist"), False),  # a Path is always a path
+    ],
+)
+def test_is_bundled_name_is_the_rule_resolve_bundled_looks_names_up_by(
+    given: str | Path, expected: bool
+) -> None:
+    assert is_bundled_name(given) is expected
+    if not expected:  # read as a path: a missing one is "no such file", never a name lookup
+        with pytest.raises(ConfigError, match="does not exist"):
+            resolve_bundled("pipelines", given)

@@ -155,6 +155,8 @@ def test_a_folder_is_found_by_itself_or_as_its_pipelines_latest_sweep(
         ConfigError, match=r"'mlruns/sweeps/gone' does not exist: expected a sweep"
     ):
         SweepFolder.find("mlruns/sweeps/gone")  # a path, not read as a pipeline's name
+    with pytest.raises(ConfigError, match=r"'gone.yaml' does not exist: expected a sweep"):
+        SweepFolder.find("gone.yaml")  # a YAML file's name is a path too (is_bundled_name)
     with pytest.raises(ConfigError, match=r"holds no sweep\.json"):
         read_plan(SweepFolder(tmp_path / "empty"))
     (tmp_path / "empty" / "sweep.json").write_text("{not json")

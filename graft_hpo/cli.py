@@ -129,7 +129,7 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
         from graft_hpo.tracking import sweep_runs
 
         runs = sweep_runs(sweep_id=sweep_id, **where)
-        plot_front(runs, None, args.plot)
+        plot_front(runs, objectives[:2], args.plot, front=front)  # the table's axes and front
         print(f"plot of {len(runs)} trials written to {args.plot}", file=sys.stderr)
     shown = " vs ".join(f"{m} {mode}" for m, mode in objectives)
     table = f"sweep {sweep_id}: Pareto front ({shown})\n{pareto_table(front, objectives)}"

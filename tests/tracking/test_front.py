@@ -241,3 +241,31 @@ def test_a_newer_sweep_without_a_finished_trial_does_not_hide_the_last_front(
     argv = ["select", "--experiment", "spoil", "--tracking-uri", store_uri, "--policy", "knee"]
     assert main(argv) == 0
     assert capsys.readouterr().out.startswith(f"run {good['x']} (knee) of sweep spoil-good")
+
+
+def test_cli_plot_draws_the_sweeps_objectives_and_the_printed_front(
+    store_uri: str,
+    sweeps: dict[str, dict[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import graft_hpo.pareto
+    from graft_hpo.cli import main
+
+    drawn: dict = {}
+
+    def spy(records: list, objectives: list, path: str, *, front: list | None = None) -> str:
+        drawn.update(objectives=objectives, front=[p.run_id for p in front or []])
+        return path
+
+    monkeypatch.setattr(graft_hpo.pareto, "plot_front", spy)
+    png = str(tmp_path / "f.png")
+    argv = ["pareto", "--sweep-id", "front-s2", "--tracking-uri", store_uri, "--json"]
+    assert main([*argv, "--plot", png]) == 0
+    data = json.loads(capsys.readouterr().out)
+    # s2 optimises accuracy vs duration: the plot's axes and ringed points are the table's
+    assert [tuple(o) for o in drawn["objectives"]] == [("val_acc", "max"), ("duration_s", "min")]
+    assert drawn["front"] == [p["run_id"] for p in data["points"]] == [
+        sweeps["s2"][k] for k in ("a", "b", "c")
+    ]

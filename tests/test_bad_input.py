@@ -764,6 +764,12 @@ CASES: list[Case] = [
         ("tracking.uri", "is a folder, not a sqlite file"),
     ),
     Case(
+        "pareto-tracking-file-store",  # MLflow 3 refuses a file store unless told otherwise
+        ("pareto", "--tracking-uri", "file://{tmp}/filestore"),
+        2,
+        ("tracking.uri 'file:///", "filestore' cannot be opened", "MlflowException"),
+    ),
+    Case(
         "pareto-no-store",
         ("pareto", "--tracking-uri", "{uri}"),
         2,

@@ -49,11 +49,15 @@ def resolve_tracking_uri(uri: str | None, *, cwd: str | None = None) -> str:
     Returns:
         ``uri`` if given, else ``$MLFLOW_TRACKING_URI`` if set, else
         ``sqlite:///<abs cwd>/mlruns/mlflow.db``. Relative sqlite paths and bare paths become
-        absolute; a bare path ending in ``.db`` becomes a sqlite URI. Server URIs are unchanged.
+        absolute; a bare path ending in ``.db`` becomes a sqlite URI, any other bare path is
+        the folder that holds ``mlflow.db`` (as ``./mlruns``, the default, does: MLflow 3
+        refuses a folder as a file store). ``file:`` and server URIs are left to MLflow.
 
     Example:
         >>> resolve_tracking_uri("sqlite:///runs/mlflow.db", cwd="/work")
         'sqlite:////work/runs/mlflow.db'
+        >>> resolve_tracking_uri("./mlruns", cwd="/work")
+        'sqlite:////work/mlruns/mlflow.db'
         >>> resolve_tracking_uri(None, cwd="/work")  # doctest: +SKIP
         'sqlite:////work/mlruns/mlflow.db'
     """
@@ -75,7 +79,8 @@ def resolve_tracking_uri(uri: str | None, *, cwd: str | None = None) -> str:
     if len(scheme) > 1 or raw.split(":")[0] in _NAMED_STORES:
         return raw  # a server or a named store; len > 1 skips Windows drive letters
     path_obj = _absolute(raw, base)
-    return f"sqlite:///{path_obj.as_posix()}" if path_obj.suffix == ".db" else str(path_obj)
+    db = path_obj if path_obj.suffix == ".db" else path_obj / "mlflow.db"
+    return f"sqlite:///{db.as_posix()}"
 
 
 def _sqlite_file(uri: str) -> Path | None:
@@ -156,8 +161,12 @@ def open_client(uri: str, *, create: bool = False) -> MlflowClient:
     """
     _preflight(uri, create=create)
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
-    return MlflowClient(tracking_uri=uri)
+    try:
+        return MlflowClient(tracking_uri=uri)
+    except MlflowException as exc:  # e.g. a file: store, which MLflow 3 refuses by default
+        raise _cannot_open(uri, _reason(exc)) from exc
 
 
 def experiment_or_error(client: MlflowClient, uri: str, name: str) -> Experiment:

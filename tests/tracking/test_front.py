@@ -266,6 +266,21 @@ def test_cli_plot_draws_the_sweeps_objectives_and_the_printed_front(
     data = json.loads(capsys.readouterr().out)
     # s2 optimises accuracy vs duration: the plot's axes and ringed points are the table's
     assert [tuple(o) for o in drawn["objectives"]] == [("val_acc", "max"), ("duration_s", "min")]
-    assert drawn["front"] == [p["run_id"] for p in data["points"]] == [
-        sweeps["s2"][k] for k in ("a", "b", "c")
+    assert (
+        drawn["front"]
+        == [p["run_id"] for p in data["points"]]
+        == [sweeps["s2"][k] for k in ("a", "b", "c")]
+    )
+
+
+def test_cli_reads_a_store_given_as_the_folder_that_holds_it(
+    store_uri: str, sweeps: dict[str, dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from graft_hpo.cli import main
+
+    folder = Path(store_uri[len("sqlite:///") :]).parent  # like the default, ./mlruns
+    argv = ["pareto", "--sweep-id", "front-s0", "--tracking-uri", str(folder), "--json"]
+    assert main(argv) == 0
+    assert [p["run_id"] for p in json.loads(capsys.readouterr().out)["points"]] == [
+        sweeps["s0"]["only"]
     ]

@@ -29,9 +29,9 @@ def no_env_uri(monkeypatch: pytest.MonkeyPatch) -> None:
         ("sqlite:///./a/../runs/m.db?timeout=30", "sqlite:////work/runs/m.db?timeout=30"),
         ("sqlite:////abs/mlflow.db", "sqlite:////abs/mlflow.db"),
         ("sqlite://", "sqlite://"),
-        ("mlruns", "/work/mlruns"),
-        ("./store/../mlruns", "/work/mlruns"),
-        ("/abs/folder", "/abs/folder"),
+        ("mlruns", "sqlite:////work/mlruns/mlflow.db"),  # the folder holding the store
+        ("./store/../mlruns", "sqlite:////work/mlruns/mlflow.db"),
+        ("/abs/folder", "sqlite:////abs/folder/mlflow.db"),
         ("runs/mlflow.db", "sqlite:////work/runs/mlflow.db"),
         ("file:relative/store", "file:///work/relative/store"),
         ("file:///abs/store", "file:///abs/store"),

@@ -41,10 +41,12 @@ from graft_hpo._names import TAG_SOURCE_SWEEP
 from graft_hpo._names import TAG_SWEEP_ID
 from graft_hpo._names import TEST_ACC
 from graft_hpo._names import VAL_ACC
+from graft_hpo.config import Overrides
 from graft_hpo.config import PipelineConfig
 from graft_hpo.config import apply_overrides
 from graft_hpo.config import config_from_dict
 from graft_hpo.config import parse_overrides
+from graft_hpo.config import rule_errors
 from graft_hpo.data import DataBundle
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.tracking import global_tracking_uri
@@ -94,11 +96,20 @@ class RetrainResult:
         return asdict(self)
 
 
-def config_of_run(run_id: str, *, tracking_uri: str | None = None) -> PipelineConfig:
+def config_of_run(
+    run_id: str, *, tracking_uri: str | None = None, overrides: Overrides = ()
+) -> PipelineConfig:
     """The whole pipeline a trial run trained, from its ``config.json`` artifact.
 
+    Args:
+        run_id: a trial run.
+        tracking_uri: the store holding it.
+        overrides: dotted changes applied before the result is validated, so that they can
+            mend a value a later version of graft-hpo no longer accepts.
+
     Raises:
-        ConfigError: the run does not exist or logged no config (not a graft-hpo trial run).
+        ConfigError: the run does not exist or logged no readable config (not a graft-hpo
+            trial run), a bad override, or a config that does not validate even with them.
     """
     uri = resolve_tracking_uri(tracking_uri)
     client = open_client(uri)
@@ -111,7 +122,18 @@ def config_of_run(run_id: str, *, tracking_uri: str | None = None) -> PipelineCo
                 f"RUN_ID {run_id!r} has no {CONFIG_ARTIFACT} artifact: not a graft-hpo trial "
                 f"run ({type(err).__name__})"
             ) from err
-        return config_from_dict(json.loads(Path(path).read_text()))
+        try:
+            data = json.loads(Path(path).read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            message = f"RUN_ID {run_id!r}: its {CONFIG_ARTIFACT} is not JSON ({err})"
+            raise ConfigError(message) from err
+    try:
+        stored = config_from_dict(data)
+    except ConfigError:  # stored by another version: the overrides may mend it
+        return config_from_dict(
+            data, overrides=overrides, source=f"run {run_id}'s {CONFIG_ARTIFACT} with the changes"
+        )
+    return apply_overrides(stored, overrides)  # a bad override is the caller's, not the run's
 
 
 def retrain(
@@ -142,13 +164,16 @@ def retrain(
     uri = resolve_tracking_uri(tracking_uri)
     client = open_client(uri)
     source = _get_run(client, run_id, uri)
-    config = config_of_run(run_id, tracking_uri=uri)
     changes = parse_overrides(overrides)
     if epochs is not None:
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ConfigError(f"--epochs must be an integer >= 1; got {epochs!r}")
         changes["train.epochs"] = epochs
-    config = apply_overrides(config, changes)
+    if register is not None:  # before training: a name MLflow refuses would lose the result
+        errors = rule_errors({"retrain.register": register})
+        if errors:
+            raise ConfigError(errors[0].replace("retrain.register", "--register", 1))
+    config = config_of_run(run_id, tracking_uri=uri, overrides=changes)
     sweep_id = source.data.tags.get(TAG_SWEEP_ID)
     tags = {TAG_ROLE: "retrain", TAG_SOURCE_RUN: run_id}
     if sweep_id:

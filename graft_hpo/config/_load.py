@@ -149,19 +149,22 @@ def _finish(data: Any, overrides: Overrides, source: str | None) -> PipelineConf
     return config
 
 
-def config_from_dict(data: Mapping[str, Any], *, source: str | None = None) -> PipelineConfig:
+def config_from_dict(
+    data: Mapping[str, Any], *, overrides: Overrides = None, source: str | None = None
+) -> PipelineConfig:
     """Validate plain nested data (a parsed pipeline YAML) and build the config.
 
     Missing keys and sections take the defaults of :mod:`graft_hpo.config._schema`.
 
     Args:
         data: ``{"train": {"epochs": 3}, ...}``.
+        overrides: dotted changes applied to ``data`` first (see :func:`parse_overrides`).
         source: where the data came from (a file name), named in error messages.
 
     Raises:
         ConfigError: every problem found (unknown keys, wrong types, violated constraints).
     """
-    return _finish(data, None, source)
+    return _finish(data, overrides, source)
 
 
 def config_to_dict(config: PipelineConfig) -> dict[str, Any]:

@@ -1,0 +1,102 @@
+"""retrain's input checks: the model's name before any training, and a run's stored config."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from graft_hpo.config import config_to_dict
+from graft_hpo.exceptions import ConfigError
+from graft_hpo.retraining import config_of_run
+from graft_hpo.retraining import retrain
+from graft_hpo.trial import CONFIG_ARTIFACT
+from graft_hpo.trial import run_trial
+
+pytestmark = pytest.mark.mlflow
+
+EXPERIMENT = "retrain-checks"
+
+
+@pytest.fixture(scope="module")
+def trial_run(store_uri: str) -> str:
+    """A real one-epoch digits trial run, logged with its config."""
+    from graft_hpo.config import load_pipeline
+
+    config = load_pipeline(
+        "digits",
+        overrides=[
+            "train.epochs=1",
+            "emissions.enabled=false",
+            f"tracking.experiment={EXPERIMENT}",
+        ],
+    )
+    result = run_trial(config, tracking_uri=store_uri)
+    assert result.status == "FINISHED" and result.run_id is not None
+    return result.run_id
+
+
+def _run_with_config(store_uri: str, text: str) -> str:
+    """A run whose config.json artifact holds ``text`` (as an older version could have left)."""
+    from mlflow import MlflowClient
+
+    from graft_hpo.tracking import ensure_experiment
+
+    client = MlflowClient(tracking_uri=store_uri)
+    run = client.create_run(ensure_experiment(store_uri, EXPERIMENT))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / CONFIG_ARTIFACT
+        path.write_text(text)
+        client.log_artifact(run.info.run_id, str(path))
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def _run_count(store_uri: str) -> int:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=store_uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    return len(client.search_runs([experiment.experiment_id]))
+
+
+@pytest.mark.parametrize("name", ["bad/name", "", "a:b"])
+def test_a_name_the_registry_refuses_is_refused_before_training(
+    store_uri: str, trial_run: str, name: str
+) -> None:
+    before = _run_count(store_uri)
+    with pytest.raises(ConfigError, match=r"^--register must be a non-empty string of letters"):
+        retrain(trial_run, tracking_uri=store_uri, register=name)
+    assert _run_count(store_uri) == before  # nothing trained, nothing logged
+
+
+def test_overrides_mend_a_stored_value_this_version_refuses(
+    store_uri: str, trial_run: str
+) -> None:
+    stored = config_of_run(trial_run, tracking_uri=store_uri)
+    data = config_to_dict(stored)
+    data["train"]["epochs"] = -3  # e.g. a bound tightened since the run was logged
+    run_id = _run_with_config(store_uri, json.dumps(data))
+    with pytest.raises(ConfigError) as info:
+        config_of_run(run_id, tracking_uri=store_uri)
+    assert str(info.value).startswith(f"run {run_id}'s {CONFIG_ARTIFACT}")
+    assert "train.epochs must be in [1, 100000]; got -3" in str(info.value)
+    mended = config_of_run(run_id, tracking_uri=store_uri, overrides={"train.epochs": 2})
+    assert mended.train.epochs == 2
+    assert mended.selection == stored.selection
+
+
+def test_a_bad_override_is_blamed_on_the_override_not_on_the_run(
+    store_uri: str, trial_run: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_of_run(trial_run, tracking_uri=store_uri, overrides=["train.epocs=2"])
+    assert str(info.value).startswith("unknown key 'train.epocs'")
+
+
+def test_a_config_artifact_that_is_not_json_is_one_line(store_uri: str) -> None:
+    run_id = _run_with_config(store_uri, "{not json")
+    with pytest.raises(ConfigError, match=rf"^RUN_ID '{run_id}': its config.json is not JSON"):
+        config_of_run(run_id, tracking_uri=store_uri)

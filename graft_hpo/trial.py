@@ -7,6 +7,7 @@ tracking store, then seed, open the MLflow run, and train inside the emissions m
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -14,6 +15,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -171,19 +173,35 @@ def run_trial(
         run = _start_run(
             config, params, uri=tracking_uri, parent=parent_run_id, name=run_name, tags=tags
         )
-    for hook in hooks:
-        if isinstance(hook, TrialHooks):
-            hook.on_trial_start(run.run_id if run is not None else None)
+    with _closed_on_error(run):
+        for hook in hooks:
+            if isinstance(hook, TrialHooks):
+                hook.on_trial_start(run.run_id if run is not None else None)
+        set_up_process(config)
+        step = functools.partial(
+            trial.train_and_test, ranking=ranking, evaluate_test=evaluate_test, resume=resume.loop
+        )
+        measured = _measure(config, step, run=run, hooks=hooks, spent=resume.spent)
+        error = measured.error
+        if error is None:
+            error = end_hooks(hooks, trial.model, trial.bundle, run)
+        return _record(run, params, measured, error)
 
-    set_up_process(config)
-    step = functools.partial(
-        trial.train_and_test, ranking=ranking, evaluate_test=evaluate_test, resume=resume.loop
-    )
-    measured = _measure(config, step, run=run, hooks=hooks, spent=resume.spent)
-    error = measured.error
-    if error is None:
-        error = end_hooks(hooks, trial.model, trial.bundle, run)
-    return _record(run, params, measured, error)
+
+@contextlib.contextmanager
+def _closed_on_error(run: RunLogger | None) -> Iterator[None]:
+    """End ``run`` if what runs inside raises: ``KILLED`` for Ctrl-C or ``SystemExit`` (the run
+    is kept), else ``FAILED`` with the error tag; then let the exception go on. A run is never
+    left ``RUNNING`` by a trial that is over (a failure inside training is a result instead)."""
+    try:
+        yield
+    except BaseException as exc:
+        if run is not None:
+            if isinstance(exc, Exception):
+                with contextlib.suppress(Exception):  # the store may be what failed
+                    run.set_tags({TAG_ERROR: f"{type(exc).__name__}: {exc}"})
+            run.end("FAILED" if isinstance(exc, Exception) else "KILLED")
+        raise
 
 
 @dataclass(frozen=True)
@@ -278,8 +296,9 @@ def _start_run(
         parent_run_id=parent,
         tags={TAG_STRATEGY: config.selection.strategy, **(tags or {})},
     )
-    run.log_params(params)
-    run.log_dict(config_to_dict(config), CONFIG_ARTIFACT)
+    with _closed_on_error(run):
+        run.log_params(params)
+        run.log_dict(config_to_dict(config), CONFIG_ARTIFACT)
     return run
 
 
@@ -295,29 +314,22 @@ def _measure(
     first; add the energy, CO2 and duration measured.
 
     A failing trial is a result, never a crash of the sweep: ``step``'s exception becomes
-    ``error``. Ctrl-C or SystemExit ends the run ``KILLED`` (it is kept) and propagates.
+    ``error``. Ctrl-C or SystemExit propagates (:func:`_closed_on_error` ends the run).
     What earlier attempts ``spent`` (:class:`Resume`) is added to every figure.
     """
     measured = _Measured()
     start = time.perf_counter()
-    try:
-        # on a GPU other trials may share, the trial is charged its share of the device's energy
-        gpu = gpu_index(resolve_device(config.train.device))
-        with measure_emissions(
-            config.emissions, project_name=config.name, gpu_device=gpu
-        ) as energy:
-            # logged before the caller's hooks run: a hook that fails still leaves the epoch
-            all_hooks = [EnergySoFar(energy, spent), *([LogToRun(run)] if run else []), *hooks]
-            try:
-                step(all_hooks, measured)
-            except Exception as err:
-                measured.error = f"{type(err).__name__}: {err}"
-                logger.warning("trial failed: %s", measured.error)
-                logger.debug("%s", traceback.format_exc())
-    except BaseException:
-        if run is not None:
-            run.end("KILLED")
-        raise
+    # on a GPU other trials may share, the trial is charged its share of the device's energy
+    gpu = gpu_index(resolve_device(config.train.device))
+    with measure_emissions(config.emissions, project_name=config.name, gpu_device=gpu) as energy:
+        # logged before the caller's hooks run: a hook that fails still leaves the epoch
+        all_hooks = [EnergySoFar(energy, spent), *([LogToRun(run)] if run else []), *hooks]
+        try:
+            step(all_hooks, measured)
+        except Exception as err:
+            measured.error = f"{type(err).__name__}: {err}"
+            logger.warning("trial failed: %s", measured.error)
+            logger.debug("%s", traceback.format_exc())
     measured.metrics.update(add_spent(energy.result.metrics(), spent))
     measured.metrics[DURATION_S] = time.perf_counter() - start + spent.get(DURATION_S, 0.0)
     if energy.result.error is not None:

@@ -12,6 +12,7 @@ from graft_hpo.config import load_pipeline
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.tracking import metric_history
 from graft_hpo.tracking import query_runs
+from graft_hpo.trial import TrialHooks
 from graft_hpo.trial import run_trial
 from tests._overrides import FAST_TRIAL
 
@@ -90,6 +91,32 @@ def test_a_raising_model_fails_the_trial_with_its_message(store: str) -> None:
     result = run_trial(config, tracking_uri=store)
     assert result.status == "FAILED"
     assert result.error == "RuntimeError: plug-in model failed on purpose"
+
+
+class _FailsAtStart(TrialHooks):
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def on_trial_start(self, run_id: str | None) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(ValueError("hook failed on purpose"), "FAILED"), (KeyboardInterrupt(), "KILLED")],
+)
+def test_a_run_is_never_left_running_by_a_failure_outside_training(
+    store: str, error: BaseException, status: str
+) -> None:
+    # before training, outside the measured window: the error goes on, the run ends
+    experiment = f"trial-start-{status.lower()}"
+    config = load_pipeline("digits", [*FAST, f"tracking.experiment={experiment}"])
+    with pytest.raises(type(error)):
+        run_trial(config, tracking_uri=store, hooks=[_FailsAtStart(error)])
+    (record,) = query_runs(store, experiment)
+    assert record.status == status
+    if status == "FAILED":
+        assert record.tags["error"] == "ValueError: hook failed on purpose"
 
 
 def test_bad_input_writes_nothing(tmp_path: Path) -> None:

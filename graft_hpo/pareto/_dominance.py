@@ -36,7 +36,7 @@ def _front_2d(points: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
     new_group[1:] = np.any(xy[1:] != xy[:-1], axis=1)
     group_start = np.maximum.accumulate(np.where(new_group, np.arange(len(xy)), 0))
     min_before = np.concatenate(([np.inf], np.minimum.accumulate(xy[:, 1])[:-1]))
-    keep = min_before[group_start] > xy[:, 1]
+    keep = (group_start == 0) | (min_before[group_start] > xy[:, 1])  # y may be +inf
     mask = np.zeros(len(xy), dtype=bool)
     mask[order] = keep
     return mask

@@ -36,6 +36,9 @@ def random_case(rng: np.random.Generator, m: int) -> tuple[np.ndarray, list[bool
         if n > 1:  # some exact duplicate rows
             dup = rng.integers(0, n, size=n // 4)
             values[rng.integers(0, n, size=n // 4)] = values[dup]
+    if n and rng.random() < 0.3:  # infinities of either sign: they order like numbers
+        rows = rng.integers(0, n, size=max(1, n // 8))
+        values[rows, rng.integers(0, m)] = rng.choice([-np.inf, np.inf], size=len(rows))
     if n and rng.random() < 0.3:
         values[rng.integers(0, n, size=max(1, n // 10)), rng.integers(0, m)] = np.nan
     return values, [bool(b) for b in rng.integers(0, 2, size=m)]

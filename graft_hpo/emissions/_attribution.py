@@ -169,12 +169,16 @@ def attribute_gpu_energy(samples: Sequence[GpuSample], pid: int) -> GpuAttributi
     return GpuAttribution(energy, device, shared, method)
 
 
-def with_attributed_gpu(result: EmissionsResult, attribution: GpuAttribution) -> EmissionsResult:
+def with_attributed_gpu(
+    result: EmissionsResult, attribution: GpuAttribution, *, pue: float = 1.0
+) -> EmissionsResult:
     """``result`` with its GPU energy replaced by ``attribution``'s, and the totals to match.
 
-    The total energy changes by the difference times codecarbon's PUE (total over the sum of
-    its parts), CO2 in proportion to the total (one grid, one carbon intensity), the mean GPU
-    power in proportion to the GPU energy. A result without a measured total is returned as is.
+    codecarbon's parts already hold its PUE, NVML's joules do not: the attributed energy is
+    multiplied by ``pue`` (the tracker's) before it replaces the GPU part, and the total
+    changes by the difference. CO2 changes in proportion to the total (one grid, one carbon
+    intensity), the mean GPU power in proportion to the GPU energy. A result without a
+    measured total is returned as is.
 
     Example:
         >>> from graft_hpo.emissions import EmissionsResult
@@ -185,15 +189,14 @@ def with_attributed_gpu(result: EmissionsResult, attribution: GpuAttribution) ->
         >>> out = with_attributed_gpu(r, a)
         >>> out.gpu_energy_kwh, out.energy_kwh, out.co2_kg, out.gpu_energy_share
         (0.5, 1.5, 0.75, 0.25)
+        >>> with_attributed_gpu(r, a, pue=1.5).gpu_energy_kwh  # the parts hold the PUE
+        0.75
     """
     if result.energy_kwh is None:
         return result
-    gpu_kwh = attribution.energy_j / J_PER_KWH
+    gpu_kwh = attribution.energy_j / J_PER_KWH * pue
     old_gpu = result.gpu_energy_kwh or 0.0
-    parts = [result.cpu_energy_kwh, result.gpu_energy_kwh, result.ram_energy_kwh]
-    known = sum(p for p in parts if p is not None)
-    pue = result.energy_kwh / known if known > 0 else 1.0
-    energy = max(result.energy_kwh + (gpu_kwh - old_gpu) * pue, 0.0)
+    energy = max(result.energy_kwh + (gpu_kwh - old_gpu), 0.0)
     scale = energy / result.energy_kwh if result.energy_kwh > 0 else 1.0
     power = result.gpu_power_w
     return dataclasses.replace(

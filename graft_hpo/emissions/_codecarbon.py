@@ -274,11 +274,10 @@ def floor_powers(
         gpu_w: the GPU power charged to the block (NVML's readings of its device, times its
             share), W before PUE; None: no GPU floor.
     """
-    cpu_w, ram_w, pue = result.cpu_power_w, result.ram_power_w, 1.0
+    cpu_w, ram_w, pue = result.cpu_power_w, result.ram_power_w, tracker_pue(tracker)
     hardware = {type(h).__name__: h for h in getattr(tracker, "_hardware", [])}
     cpu, ram = hardware.get("CPU"), hardware.get("RAM")
     try:
-        pue = float(getattr(tracker, "_pue", 1.0) or 1.0)
         if ram is not None:
             ram_w = float(ram.total_power().W) * pue
         load_mode = (getattr(cpu, "_mode", None), getattr(cpu, "_tracking_mode", None))
@@ -299,6 +298,15 @@ def floor_powers(
         intensity = _grid_intensity(tracker)
     gpu_w = None if gpu_w is None else gpu_w * pue
     return PowerFloor(duration_s, cpu_w, gpu_w, ram_w, intensity)
+
+
+def tracker_pue(tracker: Any) -> float:
+    """The PUE ``tracker`` multiplies every part's energy by (codecarbon's ``_pue``); 1.0 where
+    it has none. Energy measured beside codecarbon (NVML's joules) needs it too."""
+    try:
+        return float(getattr(tracker, "_pue", 1.0) or 1.0)
+    except (TypeError, ValueError):
+        return 1.0
 
 
 def _grid_intensity(tracker: Any) -> float | None:

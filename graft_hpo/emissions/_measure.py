@@ -38,6 +38,7 @@ from graft_hpo.emissions._codecarbon import floor_powers
 from graft_hpo.emissions._codecarbon import process_cpu_s
 from graft_hpo.emissions._codecarbon import start_tracker
 from graft_hpo.emissions._codecarbon import stop_tracker
+from graft_hpo.emissions._codecarbon import tracker_pue
 from graft_hpo.emissions._floor import apply_floor
 from graft_hpo.emissions._floor import no_decrease
 
@@ -148,7 +149,9 @@ class EmissionsMeasurement:
             return None
         if self._latest is None:
             return None
-        return self._floored(self._tracker, self._attributed(_result_from(self._latest)), reading)
+        tracker = self._tracker
+        attributed = self._attributed(_result_from(self._latest), tracker)
+        return self._floored(tracker, attributed, reading)
 
     def _begin(self) -> None:
         """The measurement starts now (its duration and CPU seconds count from here)."""
@@ -188,11 +191,13 @@ class EmissionsMeasurement:
         share = 1.0 if result.gpu_energy_share is None else result.gpu_energy_share
         return sum(powers) / len(powers) * share
 
-    def _attributed(self, result: EmissionsResult) -> EmissionsResult:
+    def _attributed(self, result: EmissionsResult, tracker: Any) -> EmissionsResult:
         """``result`` with this process's share of the GPU's energy, if others used it too."""
         samples = self._gpu.samples() if self._gpu is not None else []
         attribution = attribute_gpu_energy(samples, os.getpid())
-        return with_attributed_gpu(result, attribution) if attribution.shared else result
+        if not attribution.shared:
+            return result
+        return with_attributed_gpu(result, attribution, pue=tracker_pue(tracker))
 
     @property
     def result(self) -> EmissionsResult:
@@ -310,7 +315,7 @@ def measure_emissions(
         if tracker is None:
             handle._result = _fallback(start_error or "RuntimeError: no tracker")
         else:
-            measured = handle._attributed(_stop_tracker(tracker, _fallback))
+            measured = handle._attributed(_stop_tracker(tracker, _fallback), tracker)
             handle._result = handle._floored(tracker, measured, handle._reading())
 
 

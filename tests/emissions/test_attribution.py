@@ -96,27 +96,31 @@ def test_a_process_alone_is_not_shared_and_keeps_everything() -> None:
     assert attribute_gpu_energy(samples[:1], pid=5) == GpuAttribution(0.0, 0.0, False, "whole")
 
 
-def test_with_attributed_gpu_rescales_total_and_co2_with_the_pue() -> None:
-    # codecarbon's parts 1 + 4 + 1 kWh, total 7.2 kWh: PUE 1.2
+def test_with_attributed_gpu_charges_nvmls_joules_at_codecarbons_pue() -> None:
+    # codecarbon at PUE 1.2: each part holds it (1, 4 and 1 kWh drawn: 1.2 + 4.8 + 1.2), the
+    # total is their sum (test_codecarbon.py holds that); NVML's 1 kWh share does not
     r = EmissionsResult(
         energy_kwh=7.2,
-        cpu_energy_kwh=1.0,
-        gpu_energy_kwh=4.0,
-        ram_energy_kwh=1.0,
+        cpu_energy_kwh=1.2,
+        gpu_energy_kwh=4.8,
+        ram_energy_kwh=1.2,
         co2_kg=3.6,
-        gpu_power_w=400.0,
+        gpu_power_w=480.0,
     )
     a = GpuAttribution(
         energy_j=1.0 * J_PER_KWH, device_j=4.0 * J_PER_KWH, shared=True, method="memory"
     )
-    out = with_attributed_gpu(r, a)
-    assert out.gpu_energy_kwh == pytest.approx(1.0)
-    assert out.energy_kwh == pytest.approx(7.2 - 3.0 * 1.2)
+    out = with_attributed_gpu(r, a, pue=1.2)
+    assert out.gpu_energy_kwh == pytest.approx(1.2)  # a quarter of the device, as charged
+    assert out.energy_kwh == pytest.approx(1.2 + 1.2 + 1.2)
     assert out.co2_kg == pytest.approx(3.6 * 3.6 / 7.2)  # same grid: CO2 follows the total
-    assert out.gpu_power_w == pytest.approx(100.0)
+    assert out.gpu_power_w == pytest.approx(120.0)
     assert out.gpu_energy_share == 0.25 and out.gpu_attribution == "memory"
-    assert out.cpu_energy_kwh == 1.0 and out.ram_energy_kwh == 1.0
+    assert out.cpu_energy_kwh == 1.2 and out.ram_energy_kwh == 1.2
     assert out.metrics()["gpu_energy_share"] == 0.25
+    # at PUE 1 the attributed joules are the GPU part as they are
+    plain = with_attributed_gpu(EmissionsResult(energy_kwh=6.0, gpu_energy_kwh=4.0), a)
+    assert (plain.gpu_energy_kwh, plain.energy_kwh) == pytest.approx((1.0, 3.0))
     unmeasured = EmissionsResult(error="disabled")
     assert with_attributed_gpu(unmeasured, a) is unmeasured
 

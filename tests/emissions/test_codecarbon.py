@@ -76,3 +76,27 @@ def test_the_tracker_internals_behind_the_energy_floor_are_where_they_were() -> 
         assert 0.2 < (_grid_intensity(tracker) or 0.0) < 0.6  # US grid, kg CO2eq/kWh
     finally:
         stop_tracker(tracker)
+
+
+def test_every_part_codecarbon_reports_already_holds_its_pue() -> None:
+    # with_attributed_gpu multiplies NVML's joules by the PUE because codecarbon's own parts
+    # hold it (and the total is their sum): a real tracker with PUE 1.5 and a forced RAM power
+    import time
+
+    from graft_hpo.config import EmissionsConfig
+    from graft_hpo.emissions._codecarbon import start_tracker
+    from graft_hpo.emissions._codecarbon import stop_tracker
+    from graft_hpo.emissions._codecarbon import tracker_pue
+    from graft_hpo.emissions._measure import _result_from
+
+    cfg = EmissionsConfig(country_iso_code="USA", measure_power_secs=30.0)
+    kwargs = {"force_cpu_power": 10.0, "force_ram_power": 6.0, "pue": 1.5}
+    tracker = start_tracker(cfg, "pue", None, kwargs)
+    assert tracker_pue(tracker) == 1.5
+    time.sleep(0.3)
+    result = _result_from(stop_tracker(tracker))
+    assert result.ram_power_w == pytest.approx(6.0 * 1.5)
+    ram_j = result.ram_energy_kwh * 3.6e6
+    assert ram_j == pytest.approx(6.0 * 1.5 * result.duration_s, rel=0.05)
+    parts = result.cpu_energy_kwh + result.gpu_energy_kwh + result.ram_energy_kwh
+    assert result.energy_kwh == pytest.approx(parts, rel=1e-9)

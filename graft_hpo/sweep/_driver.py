@@ -86,11 +86,13 @@ def execute(
         earlier=[(r.run_id, r.status, r.metrics) for r in earlier],
     )
     folder.session_started()
+    _SESSIONS[plan.sweep_id] = (plan, console)
     try:
-        ended = _fit(plan, resume=resume, console=console, verbose=verbose)
+        ended = _fit(plan, resume=resume, verbose=verbose)
     except KeyboardInterrupt:
         ended = False
     finally:
+        _SESSIONS.pop(plan.sweep_id, None)
         console.close()
         folder.session_ended()
     stop_reason = folder.read_stop()  # the budget gate's or fail-fast's record
@@ -100,10 +102,10 @@ def execute(
     return stop_reason
 
 
-def _fit(plan: SweepPlan, *, resume: bool, console: SweepConsole, verbose: bool) -> bool | None:
+def _fit(plan: SweepPlan, *, resume: bool, verbose: bool) -> bool | None:
     """Run Tune: whether the sweep ended (False: Ctrl-C), or None when Tune's signal hook was
     not found and not every trial ended."""
-    tuner = _tuner(plan, resume=resume, console=console)
+    tuner = _tuner(plan, resume=resume)
     start = time.perf_counter()
     if not verbose:
         # The console's lines say what happened, with a failed trial's error; Ray's own
@@ -158,7 +160,7 @@ def _environ(**values: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _tuner(plan: SweepPlan, *, resume: bool, console: SweepConsole) -> Any:
+def _tuner(plan: SweepPlan, *, resume: bool) -> Any:
     """A new Tuner for the plan, or the sweep's saved one restored."""
     from ray import tune
 
@@ -200,7 +202,7 @@ def _tuner(plan: SweepPlan, *, resume: bool, console: SweepConsole) -> Any:
         run_config=tune.RunConfig(
             name=name,  # "ray" in the sweep folder, the sweep id in checkpoint_storage
             storage_path=storage_path,
-            callbacks=[_callback(plan, console)],
+            callbacks=[_callback(plan.sweep_id)],
             verbose=0,
             # a trial whose worker dies restarts from its last checkpoint (the trainable does
             # not train one that failed by itself again); fail-fast is ours (the budget gate):
@@ -211,23 +213,35 @@ def _tuner(plan: SweepPlan, *, resume: bool, console: SweepConsole) -> Any:
     )
 
 
-def _callback(plan: SweepPlan, console: SweepConsole) -> Any:
+# The session's plan and console, by sweep id. Tune pickles its callbacks with its state and a
+# restored sweep gets the pickled ones back, so the callback holds the sweep id alone and finds
+# the running session's here: a console (its tqdm bar) in the pickle broke the restore
+# (RecursionError), and a resumed session's trials went to the first session's console.
+_SESSIONS: dict[str, tuple[SweepPlan, SweepConsole]] = {}
+
+
+def _session(sweep_id: str) -> tuple[SweepPlan, SweepConsole]:
+    return _SESSIONS[sweep_id]
+
+
+def _callback(sweep_id: str) -> Any:
     from ray.tune import Callback
 
     class SweepCallback(Callback):
         """Driver-side bookkeeping: close the runs of stopped trials; keep the console."""
 
         def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
-            console.started(trial.trial_id)
+            _session(sweep_id)[1].started(trial.trial_id)
 
         def on_trial_result(
             self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **_: Any
         ) -> None:
-            console.reported(trial.trial_id, result)
+            _session(sweep_id)[1].reported(trial.trial_id, result)
 
         def on_trial_complete(
             self, iteration: int, trials: list[Any], trial: Any, **_: Any
         ) -> None:
+            plan, console = _session(sweep_id)
             result = trial.last_result or {}
             if result.get(FAILED_KEY):  # it failed by itself (its run says so already)
                 self._failed(trial, _last_line(result[FAILED_KEY]))
@@ -241,15 +255,16 @@ def _callback(plan: SweepPlan, console: SweepConsole) -> Any:
             self, iteration: int, trials: list[Any], trial: Any, **_: Any
         ) -> None:
             # its worker (or node) was lost: Ray restarts it from its last checkpoint
-            console.retried(trial, _trial_error(trial).split(". ")[0])
+            _session(sweep_id)[1].retried(trial, _trial_error(trial).split(". ")[0])
 
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
             # lost more than search.max_failures times, or an error outside the training
             error = _trial_error(trial)
-            _close_lost_run(plan, trial, error)
+            _close_lost_run(_session(sweep_id)[0], trial, error)
             self._failed(trial, error)
 
         def _failed(self, trial: Any, error: str) -> None:
+            plan, console = _session(sweep_id)
             if plan.config.search.fail_fast:
                 # the gate then starts no new trial; running ones finish (and are measured)
                 reason = f"trial {trial.trial_id} failed: {error} (search.fail_fast)"

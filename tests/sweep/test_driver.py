@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from graft_hpo._names import DONE_KEY
 from graft_hpo.config import load_pipeline
 from graft_hpo.sweep._console import SweepConsole
 from graft_hpo.sweep._driver import _close_stopped_run
@@ -112,3 +113,32 @@ def test_a_retried_trial_gets_a_line_that_says_so_and_counts_in_the_bar() -> Non
     assert lines[1].startswith("[ 1/12] trial 0000000a FINISHED")
     assert lines[0].index("RETRIED") == lines[1].index("FINISHED")
     assert "retried 1" in console.status()
+
+
+def test_tunes_pickled_callback_reaches_the_running_sessions_console() -> None:
+    # Tune pickles its callbacks with its state; a restored sweep calls the unpickled one.
+    # It must hold no console (a tqdm bar in the pickle broke the restore) and must reach
+    # the console of the session now running, not the one it was pickled with.
+    pytest.importorskip("ray")
+    from ray import cloudpickle
+
+    from graft_hpo.sweep import _driver
+
+    objectives = [("val_acc", "max"), ("co2_kg", "min")]
+    first: list[str] = []
+    first_console = SweepConsole(objectives, 2, first.append, bar=True, default_strategy="graft")
+    _driver._SESSIONS["s-pickle"] = (SimpleNamespace(), first_console)
+    try:
+        data = cloudpickle.dumps(_driver._callback("s-pickle"))
+        second: list[str] = []
+        second_console = SweepConsole(objectives, 2, second.append, default_strategy="graft")
+        _driver._SESSIONS["s-pickle"] = (SimpleNamespace(), second_console)
+        restored = cloudpickle.loads(data)
+        trial = _trial("0000000a", "graft", 0.9)
+        trial.last_result[DONE_KEY] = 1
+        restored.on_trial_complete(0, [], trial)
+    finally:
+        _driver._SESSIONS.pop("s-pickle", None)
+        first_console.close()
+    assert b"tqdm" not in data and b"SweepConsole" not in data
+    assert first == [] and len(second) == 1 and "trial 0000000a FINISHED" in second[0]

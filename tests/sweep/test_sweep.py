@@ -62,6 +62,7 @@ def test_a_sweep_logs_nested_trials_and_its_front(ray_local: Path, tmp_path: Pat
         tracking_uri=uri,
         sweep_dir=tmp_path / "sweep",
         printer=None,
+        progress=True,  # a terminal's live bar (graft-hpo sweep on a tty)
     )
     json.dumps(result.to_dict())  # the pipeline-step result is plain JSON
     assert result.trials == {"FINISHED": 4, "early_stopped": 0, "FAILED": 0, "KILLED": 0}
@@ -111,6 +112,14 @@ def test_a_sweep_logs_nested_trials_and_its_front(ray_local: Path, tmp_path: Pat
     logged = sorted((r.metrics["val_acc"], r.metrics["co2_kg"]) for r in records)
     told = sorted((t.values[0], t.values[1]) for t in complete)
     np.testing.assert_allclose(told, logged, rtol=1e-9)
+
+    # Tune's saved state (its pickled callbacks) restores although the sweep showed a bar: a
+    # resume of the finished sweep trains nothing again
+    lines: list[str] = []
+    resumed = resume_sweep(str(result.sweep_dir), printer=lines.append, progress=True)
+    assert resumed.trials == result.trials
+    assert len(_trial_records(uri, "sweep-basic", result.sweep_id)) == 4
+    assert lines and lines[0].startswith(f"sweep {result.sweep_id}")
 
 
 def test_early_stopped_trials_stay_off_the_front(ray_local: Path, tmp_path: Path) -> None:

@@ -4,11 +4,14 @@ type the sweep's trainable subclasses to see the trial's run and model."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from collections.abc import Sequence
 
 import torch
 
+from graft_hpo._names import DURATION_S
+from graft_hpo._names import EPOCHS_COMPLETED
 from graft_hpo.data import DataBundle
 from graft_hpo.emissions import EmissionsMeasurement
 from graft_hpo.tracking import RunLogger
@@ -34,23 +37,34 @@ class TrialHooks(TrainHooks):
 
 
 class EnergySoFar(TrainHooks):
-    """Adds the energy and CO2 measured so far to every epoch's metrics.
+    """Adds what the trial has spent so far to every epoch's metrics: the energy and CO2
+    measured, ``duration_s`` (seconds since ``started``, a ``time.perf_counter()`` reading) and
+    ``epochs_completed``.
 
-    Runs before the other hooks, so MLflow's per-epoch history and Ray's reports (which ASHA
-    and carbon budgets read) carry cumulative ``energy_kwh`` and ``co2_kg``; a resumed trial's
-    count what its earlier attempts ``spent`` too.
+    Runs before the other hooks, so MLflow's per-epoch history and Ray's reports (which the
+    schedulers, Optuna and the carbon budgets read) carry every metric a trial ends with, each
+    cumulative; a resumed trial's count what its earlier attempts ``spent`` too.
     """
 
     def __init__(
-        self, measurement: EmissionsMeasurement, spent: Mapping[str, float] | None = None
+        self,
+        measurement: EmissionsMeasurement,
+        spent: Mapping[str, float] | None = None,
+        *,
+        started: float | None = None,
     ) -> None:
         self.measurement = measurement
         self.spent = spent or {}
+        self.started = started
 
     def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
         so_far = self.measurement.snapshot()
         if so_far is not None:
             metrics.update(add_spent(so_far.metrics(), self.spent))
+        if self.started is not None:
+            spent_s = self.spent.get(DURATION_S, 0.0)
+            metrics[DURATION_S] = time.perf_counter() - self.started + spent_s
+        metrics[EPOCHS_COMPLETED] = float(state.epoch + 1)
 
 
 def add_spent(measured: Mapping[str, float], spent: Mapping[str, float]) -> dict[str, float]:

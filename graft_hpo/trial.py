@@ -323,7 +323,8 @@ def _measure(
     gpu = gpu_index(resolve_device(config.train.device))
     with measure_emissions(config.emissions, project_name=config.name, gpu_device=gpu) as energy:
         # logged before the caller's hooks run: a hook that fails still leaves the epoch
-        all_hooks = [EnergySoFar(energy, spent), *([LogToRun(run)] if run else []), *hooks]
+        so_far = EnergySoFar(energy, spent, started=start)
+        all_hooks = [so_far, *([LogToRun(run)] if run else []), *hooks]
         try:
             step(all_hooks, measured)
         except Exception as err:

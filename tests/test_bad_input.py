@@ -225,13 +225,10 @@ CASES: list[Case] = [
         ("search.scheduler.type must be one of 'asha'", "'hyperband'"),
     ),
     Case(
-        "moasha-objective-not-per-epoch",
-        validate(
-            "search.scheduler={type: moasha}",
-            "search.objectives=[{metric: val_acc, mode: max}, {metric: duration_s, mode: min}]",
-        ),
+        "asha-metric-unknown",
+        validate("search.scheduler={type: asha, metric: val_accuracy, mode: max}"),
         2,
-        ("search.scheduler.type 'moasha'", "per-epoch metric", "got 'duration_s'"),
+        ("search.scheduler.metric must be one of val_acc, val_loss", "got 'val_accuracy'"),
     ),
     Case(
         "stopped-report-unknown",

@@ -19,8 +19,6 @@ from typing import Any
 
 from graft_hpo._names import ATTR_MLFLOW_RUN
 from graft_hpo._names import DONE_KEY
-from graft_hpo._names import DURATION_S
-from graft_hpo._names import EPOCHS_COMPLETED
 from graft_hpo._names import FAILED_KEY
 from graft_hpo._names import METRICS
 from graft_hpo._names import TAG_EARLY_STOPPED
@@ -45,8 +43,8 @@ __all__ = ["execute", "trial_plan"]
 
 logger = logging.getLogger(__name__)
 
-# what an epoch's report carries of the final metrics (not the whole-run duration and count)
-_FINAL = set(METRICS) - {DURATION_S, EPOCHS_COMPLETED}
+# an epoch's report carries every final metric, each so far (EnergySoFar)
+_FINAL = set(METRICS)
 # a trial's checkpoints kept in the sweep's storage: the latest, and one before it should the
 # latest be cut short by the loss of its node
 _CHECKPOINTS_KEPT = 2

@@ -322,3 +322,33 @@ def test_mlflow_project_entry_point_adopts_the_project_run(
     assert parents[0].tags.get("mlflow.project.entryPoint") == "sweep"
     assert all(t.tags["mlflow.parentRunId"] == parents[0].run_id for t in trials)
     assert all(r.status == "FINISHED" for r in runs)
+
+
+def test_any_metric_can_be_an_objective_also_under_moasha(ray_local: Path, tmp_path: Path) -> None:
+    # duration_s and epochs_completed are reported after every epoch too (so far): a sweep on
+    # them ranks, schedules and finishes (every trial failed "not measured" before)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_sweep(
+        "digits",
+        trials=3,
+        overrides=[
+            *QUICK,
+            "train.epochs=3",
+            "search.max_concurrent=1",
+            "search.objectives=[{metric: val_acc, mode: max}, {metric: duration_s, mode: min}]",
+            "search.scheduler={type: moasha, grace_period: 1, reduction_factor: 2}",
+            "tracking.experiment=sweep-duration",
+        ],
+        tracking_uri=uri,
+        sweep_dir=tmp_path / "sweep",
+        printer=None,
+    )
+    assert result.trials["FAILED"] == 0
+    assert result.pareto and all("duration_s" in p["metrics"] for p in result.pareto)
+    for r in _trial_records(uri, "sweep-duration", result.sweep_id):
+        seconds = [v for _, v in metric_history(uri, r.run_id, "duration_s")]
+        epochs = [v for _, v in metric_history(uri, r.run_id, "epochs_completed")]
+        assert len(seconds) >= 2 and seconds == sorted(seconds)  # cumulative, every epoch
+        assert epochs[: int(r.metrics["epochs_completed"])] == [
+            float(e + 1) for e in range(int(r.metrics["epochs_completed"]))
+        ]

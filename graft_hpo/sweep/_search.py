@@ -238,7 +238,10 @@ def scheduler(config: PipelineConfig, sweep_dir: str | None = None) -> Any:
 
 def scheduler_rungs(config: PipelineConfig) -> set[int]:
     """The epochs (1-based) at which the scheduler compares trials: ASHA's milestones
-    ``grace_period * reduction_factor**k`` below ``max_t``, rounded up, as Ray computes them.
+    ``grace_period * reduction_factor**k`` below ``max_t``, rounded up, as Ray computes them,
+    and below ``train.epochs``: at the last epoch a trial has trained them all, and a stop
+    there would only take it off the front (a trial does not report its last epoch to the
+    scheduler, only its final result).
 
     A trial validates after these epochs whatever ``train.eval_every`` says, so ASHA can
     decide there and nowhere else: no trial pays a validation pass per epoch for it.
@@ -246,6 +249,7 @@ def scheduler_rungs(config: PipelineConfig) -> set[int]:
     sched = config.search.scheduler
     if sched is None:
         return set()
-    max_t, rf = config.train.epochs + 1, sched.reduction_factor
-    count = int(math.log(max_t / sched.grace_period) / math.log(rf) + 1)
-    return {math.ceil(sched.grace_period * rf**k) for k in range(count)}
+    epochs, rf = config.train.epochs, sched.reduction_factor
+    count = int(math.log((epochs + 1) / sched.grace_period) / math.log(rf) + 1)
+    rungs = {math.ceil(sched.grace_period * rf**k) for k in range(count)}
+    return {rung for rung in rungs if rung < epochs}

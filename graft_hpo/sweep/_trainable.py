@@ -108,6 +108,10 @@ class _ReportToRay(TrialHooks):
     def on_epoch_end(self, state: Any, metrics: dict[str, float]) -> None:
         from ray import tune
 
+        if state.epoch + 1 >= self.checkpoints.epochs:
+            # the last epoch: the final report follows with the same metrics, marked done; a
+            # scheduler with a rung here would stop a trial that has trained every epoch
+            return
         due = self.checkpoints.due(state.epoch + 1)
         if VAL_ACC in metrics:
             check_measured(metrics, self.needed)

@@ -225,6 +225,18 @@ CASES: list[Case] = [
         ("search.scheduler.type must be one of 'asha'", "'hyperband'"),
     ),
     Case(
+        "search-seed-beyond-32-bits",  # Optuna's samplers (and numpy) refuse it: a traceback
+        validate("search.seed=4294967296"),
+        2,
+        ("search.seed must be in [0, 4294967295]", "got 4294967296"),
+    ),
+    Case(
+        "train-seed-negative",
+        validate("train.seed=-1"),
+        2,
+        ("train.seed must be in [0, 4294967295]", "got -1"),
+    ),
+    Case(
         "asha-metric-unknown",
         validate("search.scheduler={type: asha, metric: val_accuracy, mode: max}"),
         2,

@@ -109,6 +109,7 @@ NON_EMPTY = Check("a non-empty string", lambda v: v.strip() != "")
 NON_EMPTY_LIST = Check("a non-empty list", lambda v: len(v) > 0)
 NAME = matches(r"[A-Za-z0-9_.-]+", "a non-empty string of letters, digits, '_', '.' and '-'")
 MODE = one_of("max", "min")
+SEED = interval(0, 2**32 - 1, "[]")  # numpy's (and Optuna's samplers') seeds: 32 bits
 SAMPLERS = ("tpe", "nsga2", "gp", "random")  # Optuna's; sweep/_search.py builds each one
 STRATEGIES = ("graft", "random", "full", "infobatch")  # selection's registry: one selector each
 NOISE_FILTERS = ("chance", "misfit", "knn", "none")  # the rules of selection/_noise.py
@@ -134,7 +135,7 @@ RULES: dict[type, dict[str, Check]] = {
         "weight_decay": at_least(0),
         "scheduler": one_of("cosine", "none"),
         "grad_clip": at_least(0),
-        "seed": at_least(0),  # numpy refuses negative seeds
+        "seed": SEED,
         "device": matches(r"auto|cpu|cuda|cuda:[0-9]+", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
         "eval_every": interval(1, MAX_EPOCHS, "[]"),
         "data_on_device": interval(0, 1, "[]"),
@@ -177,7 +178,7 @@ RULES: dict[type, dict[str, Check]] = {
         "objectives": NON_EMPTY_LIST,
         "sampler": one_of(*SAMPLERS),
         "trials": interval(1, MAX_TRIALS, "[]"),
-        "seed": at_least(0),
+        "seed": SEED,
         "startup_trials": interval(0, MAX_TRIALS, "[]"),  # 0: the sampler's model from the start
         "max_concurrent": interval(1, MAX_CONCURRENT, "[]"),
         "stopped_report": one_of("projected", "complete", "pruned"),

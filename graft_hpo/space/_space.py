@@ -46,8 +46,9 @@ class Trial(Protocol):
     ) -> float: ...
 
 
-# Read by the driver before any trial starts, so a sampled value would silently do nothing.
-_FIXED_SECTIONS = ("name", "search", "tracking", "resources")
+# Read by the driver before any trial starts (or, select and retrain, after the last one), so a
+# sampled value would silently do nothing.
+_FIXED_SECTIONS = ("name", "search", "tracking", "resources", "select", "retrain")
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,7 @@ def validate_space(space: SearchSpace, config: PipelineConfig) -> None:
         if section in _FIXED_SECTIONS:
             errors.append(
                 f"{key} must not be searched: {section} settings are fixed for the whole sweep "
-                "before any trial starts"
+                "(the driver reads them, no trial does)"
             )
             continue
         found: dict[str, list[str]] = {}  # message -> the probed fields that produced it

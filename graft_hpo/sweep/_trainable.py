@@ -38,11 +38,14 @@ from graft_hpo._names import TAG_RAY_TRIAL
 from graft_hpo._names import TAG_RESUMED_FROM
 from graft_hpo._names import TAG_ROLE
 from graft_hpo._names import TAG_STOP_REASON
+from graft_hpo._names import TAG_STRATEGY
 from graft_hpo._names import TAG_SWEEP_ID
 from graft_hpo._names import TRAIN_LOSS
 from graft_hpo._names import VAL_ACC
 from graft_hpo.config import PipelineConfig
 from graft_hpo.config import apply_overrides
+from graft_hpo.config import flatten_config
+from graft_hpo.exceptions import ConfigError
 from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.selection import Ranking
 from graft_hpo.sweep._checkpoint import Checkpoints
@@ -190,7 +193,10 @@ def trainable(params: dict[str, Any], *, plan: TrialPlan, ranking: Ranking | Non
         spent=resume.spent,
     )
     reporter = _ReportToRay(plan.needed, checkpoints)
-    result = _train(plan, config, trial_id, reporter, ranking, resume)
+    try:
+        result = _train(plan, config, trial_id, reporter, ranking, resume)
+    except ConfigError as err:  # bad input only a worker sees (its data, a model's option)
+        result = _refused(plan, config, trial_id, err)
     if result.status != "FINISHED":
         # Not an exception: Ray would retry it (Ray retries lost workers, and it cannot tell
         # them apart), and it would fail again. Optuna is told FAIL; the run is already FAILED.
@@ -222,25 +228,51 @@ def _train(
     resume: Resume,
 ) -> TrialResult:
     """Train and log the sampled configuration as a nested run of the sweep."""
-    import ray
-
     return run_trial(
         config,
         tracking_uri=plan.tracking_uri,
         parent_run_id=plan.parent_run_id,
         run_name=f"{config.selection.strategy}-{trial_id}",  # the id Ray prints for the trial
-        tags={
-            TAG_SWEEP_ID: plan.sweep_id,
-            TAG_ROLE: "trial",
-            TAG_RAY_TRIAL: trial_id,
-            TAG_NODE: socket.gethostname(),
-            TAG_NODE_ID: ray.get_runtime_context().get_node_id(),
-        },
+        tags=_trial_tags(plan, trial_id),
         hooks=[reporter],
         evaluate_test=True,  # test_acc of the trials trained to the end: a front to score
         ranking=ranking,
         resume=resume,
     )
+
+
+def _trial_tags(plan: TrialPlan, trial_id: str) -> dict[str, str]:
+    import ray
+
+    return {
+        TAG_SWEEP_ID: plan.sweep_id,
+        TAG_ROLE: "trial",
+        TAG_RAY_TRIAL: trial_id,
+        TAG_NODE: socket.gethostname(),
+        TAG_NODE_ID: ray.get_runtime_context().get_node_id(),
+    }
+
+
+def _refused(
+    plan: TrialPlan, config: PipelineConfig, trial_id: str, err: ConfigError
+) -> TrialResult:
+    """A sampled configuration the trial refused before training, as a FAILED run with its
+    params and the error: raised, it would read as a lost worker, which Ray retries (the same
+    refusal each time) and the sweep's failure list would not name."""
+    error = f"ConfigError: {err}"
+    tags = {**_trial_tags(plan, trial_id), TAG_STRATEGY: config.selection.strategy}
+    run = RunLogger.start(
+        plan.tracking_uri,
+        plan.experiment,
+        run_name=f"{config.selection.strategy}-{trial_id}",
+        parent_run_id=plan.parent_run_id,
+        tags={**tags, TAG_ERROR: error},
+    )
+    params = flatten_config(config)
+    run.log_params(params)
+    run.end("FAILED")
+    logger.warning("trial %s refused its configuration: %s", trial_id, err)
+    return TrialResult(run.run_id, "FAILED", params, {}, error, tags)
 
 
 def check_measured(metrics: dict[str, float], needed: Sequence[str]) -> None:

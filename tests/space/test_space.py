@@ -532,6 +532,7 @@ def test_bad_values_and_types_name_the_param_and_the_bound() -> None:
             "train": F,
             "search.trials": {"type": "int", "low": 1, "high": 5},
             "train.lr": F,  # fine
+            "retrain.epochs": {"type": "int", "low": 1, "high": 5},  # read after the trials
         }
     )
     assert errors == [
@@ -544,7 +545,9 @@ def test_bad_values_and_types_name_the_param_and_the_bound() -> None:
         "params.train.low: train must be a mapping; got 0.1",
         "params.train.high: train must be a mapping; got 0.9",
         "params.search.trials must not be searched: search settings are fixed for the whole "
-        "sweep before any trial starts",
+        "sweep (the driver reads them, no trial does)",
+        "params.retrain.epochs must not be searched: retrain settings are fixed for the whole "
+        "sweep (the driver reads them, no trial does)",
     ]
 
 

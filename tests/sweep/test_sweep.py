@@ -352,3 +352,28 @@ def test_any_metric_can_be_an_objective_also_under_moasha(ray_local: Path, tmp_p
         assert epochs[: int(r.metrics["epochs_completed"])] == [
             float(e + 1) for e in range(int(r.metrics["epochs_completed"]))
         ]
+
+
+def test_a_configuration_only_a_worker_can_refuse_fails_its_trial_once(
+    ray_local: Path, tmp_path: Path
+) -> None:
+    # digits has no official test split: test_fraction=0 passes validation and is refused by
+    # the loader in the worker. A failed trial with its run and error, not a lost worker that
+    # Ray retries (search.max_failures times, the same refusal) and the sweep cannot name.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    lines: list[str] = []
+    result = run_sweep(
+        "digits",
+        trials=1,
+        overrides=[*QUICK, "data.test_fraction=0", "tracking.experiment=sweep-refused"],
+        tracking_uri=uri,
+        sweep_dir=tmp_path / "sweep",
+        printer=lines.append,
+    )
+    assert result.trials["FAILED"] == 1
+    (failed,) = result.failed
+    assert failed["error"].startswith("ConfigError: data.test_fraction must leave")
+    assert not [line for line in lines if "RETRIED" in line]
+    (run,) = _trial_records(uri, "sweep-refused", result.sweep_id)
+    assert run.status == "FAILED" and run.tags["error"] == failed["error"]
+    assert run.params["data.test_fraction"] == "0.0"

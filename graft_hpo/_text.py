@@ -127,7 +127,7 @@ def commands_text(result: dict[str, Any]) -> list[str]:
         lines.append(f"MLflow runs:       {ui_url(uri, experiment_id)}")
     lines += [
         f"optuna-dashboard:  optuna-dashboard {result['optuna_storage']} --host 127.0.0.1",
-        f"resume/extend:     graft-hpo resume {result['sweep_dir']}",
+        f"resume:            graft-hpo resume {result['sweep_dir']}",
     ]
     return lines
 

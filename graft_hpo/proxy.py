@@ -3,8 +3,9 @@
 With ``selection.scope: sweep``, a sweep does not let each trial warm up on the full data and
 select with its own model. It trains one proxy, the pipeline's own model and hyperparameters,
 for ``selection.proxy_epochs`` full-data epochs, and ranks the data with it
-(:meth:`GraftSelector.rank_dataset`); every trial then trains from its first epoch on its
-budget's prefix of the ranking (:class:`PrefixSelector`). The cost is paid once per sweep
+(:meth:`GraftSelector.rank_dataset`); every trial then trains on its budget's prefix of the
+ranking (:class:`PrefixSelector`), from its first epoch with ``selection.warm_start_epochs: 0``
+(its warm-up epochs run otherwise). The cost is paid once per sweep
 instead of once per trial, and a trial an early-stopping scheduler ends at its first rung has
 spent nothing on selection.
 """

@@ -94,11 +94,11 @@ def _answers(argv: list[str], tmp_path: Path) -> int:
 
 def test_every_printed_command_runs(tmp_path: Path) -> None:
     commands = _printed(tmp_path)
-    assert set(commands) == {"MLflow UI", "optuna-dashboard", "resume/extend"}
+    assert set(commands) == {"MLflow UI", "optuna-dashboard", "resume"}
     for label, argv in commands.items():
         assert (BIN / argv[0]).exists(), f"{label}: {argv[0]} is not installed beside python"
     assert _answers(commands["MLflow UI"], tmp_path) == 200
     assert _answers(commands["optuna-dashboard"], tmp_path) == 200
-    resume = commands["resume/extend"]
+    resume = commands["resume"]
     done = subprocess.run([str(BIN / resume[0]), resume[1], "--help"], capture_output=True)
     assert done.returncode == 0

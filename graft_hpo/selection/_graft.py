@@ -218,7 +218,7 @@ class GraftSelector(Selector):
             "budget": float(budget),
         }
         if kept is not None:
-            stats["filtered"] = 1.0 - len(kept) / n
+            stats["filtered"] = 1.0 - len(kept) / (n if candidates is None else len(candidates))
         return Selection(indices[order], weights, len(indices) / n, stats)
 
     @torch.inference_mode()

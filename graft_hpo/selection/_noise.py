@@ -8,8 +8,8 @@ labels on ``synthetic_hard`` (10% in the pool, random's 10.1%) and 54% / 70% on 
 
 Before a round, one forward pass of the current model (or the sweep's proxy) over the
 candidates, which the round's scoring then reuses, flags the samples whose label the model does
-not believe: ``chance`` (the default), the label has less than chance probability ``1 / C``;
-``misfit``, the predicted class is another; ``knn``, fewer than 2 of the sample's 10 nearest
+not believe: ``chance``, the label has less than chance probability ``1 / C``; ``misfit``,
+the predicted class is another; ``knn`` (the default), fewer than 2 of the sample's 10 nearest
 neighbours in the model's embedding share its label (a deep k-NN filter, Bahri et al., ICML
 2020: a weak model's embedding already groups a class, where its head still errs). Per class,
 highest loss first, at most half of the class. What is left out follows the data: ``chance``

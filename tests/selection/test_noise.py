@@ -223,3 +223,16 @@ def test_every_noise_filter_validation_accepts_is_a_rule_and_no_other() -> None:
         GraftSelector(fraction=0.5, noise_filter=rule)
     with pytest.raises(ValueError, match="'cosine'"):
         misfits(logits, labels, rule="cosine", embeds=logits)
+
+
+def test_the_filtered_share_counts_the_scored_candidates_not_the_whole_set() -> None:
+    # an untrained model fits no more than chance: nothing is left out, pool or not
+    from torch.utils.data import TensorDataset
+
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(1000, 20), torch.randint(0, 5, (1000,)))
+    model = nn.Sequential(nn.Linear(20, 8), nn.ReLU(), nn.Linear(8, 5))
+    for pool in (None, 2.0):
+        selector = GraftSelector(fraction=0.3, pool=pool, noise_filter="knn")
+        chosen = selector.select(model, data, generator=torch.Generator().manual_seed(0))
+        assert chosen.stats["filtered"] == 0.0, pool

@@ -54,7 +54,7 @@ def _as_label(value: Any) -> int | None:
         return None
     if isinstance(value, (int, np.integer)):
         return int(value)
-    is_int_tensor = isinstance(value, torch.Tensor) and value.numel() == 1
+    is_int_tensor = isinstance(value, torch.Tensor) and value.dim() == 0  # (1,): multi-target
     if is_int_tensor and not (value.dtype.is_floating_point or value.dtype.is_complex):
         return int(value.item())
     return None

@@ -40,6 +40,7 @@ def test_plugin_classes_attribute_sets_num_classes(data_cfg):
         ("four", "got a tuple of 4 (TensorDataset, TensorDataset, TensorDataset, TensorDataset)"),
         ("not_pairs", "yielding (x, y) pairs; train[0] is a tuple of 1 (Tensor)"),
         ("float_labels", "yielding integer class labels y in 0..C-1; train[0][1] is tensor("),
+        ("column_labels", "yielding integer class labels y in 0..C-1; train[0][1] is tensor(["),
     ],
 )
 def test_plugin_wrong_return_shape(data_cfg, function, got):

@@ -54,6 +54,12 @@ def float_labels():
     return ds, ds
 
 
+def column_labels():
+    """Labels shaped (N, 1): one element each, but a multi-target y to the loss."""
+    ds = TensorDataset(torch.randn(6, 3), torch.randint(0, 2, (6, 1)))
+    return ds, ds
+
+
 def not_pairs():
     ds = TensorDataset(torch.randn(6, 3))
     return ds, ds

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from fractions import Fraction
 from typing import Any
 from typing import ClassVar
 from typing import TypeVar
@@ -41,8 +42,16 @@ _S = TypeVar("_S", bound="Selector")
 
 
 def budget_of(fraction: float, n: int) -> int:
-    """Samples per subset epoch for budget ``fraction`` of ``n`` samples: ``floor(f n)``, >= 1."""
-    return max(1, min(n, math.floor(fraction * n)))
+    """Samples per subset epoch for budget ``fraction`` of ``n`` samples: ``floor(f n)``, >= 1.
+
+    ``f`` is the decimal the float prints as, so 0.29 of 100 is 29 (the binary float's product
+    is 28.999..., which floors to 28).
+
+    Example:
+        >>> budget_of(0.29, 100), budget_of(0.57, 5000), budget_of(0.3, 1079)
+        (29, 2850, 323)
+    """
+    return max(1, min(n, math.floor(Fraction(str(fraction)) * n)))
 
 
 def check_knobs(knobs: Mapping[str, Any], *, errors: Sequence[str] = ()) -> None:

@@ -249,3 +249,18 @@ def test_every_strategy_validation_accepts_has_a_selector_and_no_other() -> None
     from graft_hpo.selection import available_selectors
 
     assert sorted(STRATEGIES) == available_selectors()
+
+
+def test_a_budget_is_the_floor_of_the_decimal_fraction_times_n() -> None:
+    from fractions import Fraction
+
+    from graft_hpo.selection._base import budget_of
+
+    # against exact arithmetic: the binary float's product fell one sample short of e.g.
+    # 0.29 x 100 = 29, 0.57 x 5000 = 2850, 0.58 x 3000 = 1740
+    for percent in range(1, 101):
+        fraction = percent / 100
+        for n in (1, 7, 100, 1079, 3000, 5000, 45000):
+            expected = max(1, min(n, int(Fraction(percent, 100) * n)))
+            assert budget_of(fraction, n) == expected, (fraction, n)
+    assert budget_of(1e-5, 1000) == 1  # never empty

@@ -68,9 +68,10 @@ def execute(
         KeyboardInterrupt: Tune stopped early (Ctrl-C: Tune catches SIGINT itself, saves its
             state and returns from ``fit``); the sweep can be resumed.
     """
+    # A recorded stop stays: resumed, a sweep that a budget or fail-fast stopped keeps its reason
+    # (Tune's restored searcher is finished and asks the gate nothing; one that is not is told
+    # to stop again at once by the same record)
     folder = plan.folder
-    if resume:
-        folder.clear_stop()  # a resumed sweep decides afresh
     # resumed, the console goes on from what earlier sessions did (one read of the store)
     where = {"experiment": plan.experiment, "tracking_uri": plan.tracking_uri}
     earlier = sweep_runs(sweep_id=plan.sweep_id, **where) if resume else []

@@ -157,10 +157,6 @@ class SweepFolder:
         if not path.exists():
             _write_json(path, {"reason": reason})
 
-    def clear_stop(self) -> None:
-        """A resumed sweep decides afresh (a budget still spent stops it again at once)."""
-        (self.path / self.STOP).unlink(missing_ok=True)
-
     def read_stop(self) -> str | None:
         """Why the sweep stopped (one line), or None if it did not."""
         data = _read_json(self.path / self.STOP)

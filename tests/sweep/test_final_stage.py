@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from graft_hpo.cli import main
+from graft_hpo.sweep import resume_sweep
 from graft_hpo.sweep import run_sweep
 from graft_hpo.tracking import query_runs
 
@@ -56,6 +57,13 @@ def test_a_co2_budget_stops_scheduling_new_trials(ray_local: Path, tmp_path: Pat
     path = client.download_artifacts(result.parent_run_id, "pareto/summary.json", str(tmp_path))
     summary = json.loads(Path(path).read_text())
     assert summary["requested"] == 6 and summary["stop_reason"] == result.stop_reason
+
+    # resumed, it starts nothing and still says why it stopped (the reason was erased)
+    resumed = resume_sweep(tmp_path / "sweep", printer=None)
+    assert resumed.stop_reason == result.stop_reason
+    assert len(_trials(uri, "budget", result.sweep_id)) == len(runs)
+    path = client.download_artifacts(result.parent_run_id, "pareto/summary.json", str(tmp_path))
+    assert json.loads(Path(path).read_text())["stop_reason"] == result.stop_reason
 
 
 def test_a_pipeline_goes_from_data_to_a_registered_model(

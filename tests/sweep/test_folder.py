@@ -99,9 +99,8 @@ def test_writes_are_atomic_a_failed_write_leaves_the_file_as_it_was(
     monkeypatch.undo()
     assert (tmp_path / "sweep.json").read_text() == before
     assert read_plan(folder).trials == 3
-    folder.clear_stop()
-    assert folder.read_stop() is None
-    assert sorted(os.listdir(tmp_path)) == ["sweep.json", "sweep.json.tmp"]
+    assert folder.read_stop() == "first"  # kept for good: a resumed sweep still says why
+    assert sorted(os.listdir(tmp_path)) == ["stop.json", "sweep.json", "sweep.json.tmp"]
 
 
 def test_old_rungs_json_is_read_with_the_log(tmp_path: Path) -> None:

@@ -127,8 +127,15 @@ class SweepFolder:
     # ---- sessions: the time budget's clock
 
     def session_started(self) -> None:
-        """Record that a session of the sweep starts now (``run_sweep`` or ``resume_sweep``)."""
+        """Record that a session of the sweep starts now (``run_sweep`` or ``resume_sweep``).
+
+        A session left open had its driver killed: it ended, for the time budget, when the
+        sweep folder last changed (Tune's state, the study, checkpoints), not now, so the pause
+        before a resume is not charged as running time.
+        """
         sessions = self._sessions()
+        if sessions and sessions[-1][1] is None and sessions[-1][0] is not None:
+            sessions[-1][1] = max(sessions[-1][0], self._last_change())
         sessions.append([time.time(), None])
         _write_json(self.path / self.SESSIONS, sessions)
 
@@ -143,6 +150,11 @@ class SweepFolder:
         now = time.time()
         spans = [(start, now if end is None else end) for start, end in self._sessions()]
         return float(sum(end - start for start, end in spans if start is not None))
+
+    def _last_change(self) -> float:
+        """The newest modification time of a file in the sweep folder (0.0 if none)."""
+        times = [p.stat().st_mtime for p in self.path.rglob("*") if p.is_file()]
+        return max(times, default=0.0)
 
     def _sessions(self) -> list[list[float | None]]:
         data = _read_json(self.path / self.SESSIONS)

@@ -176,3 +176,24 @@ def test_time_counts_running_sessions_only(tmp_path: Path) -> None:
     ended = SweepFolder(tmp_path).wall_s()
     time.sleep(0.05)
     assert SweepFolder(tmp_path).wall_s() == ended  # a closed session stops the clock
+
+
+def test_a_session_whose_driver_was_killed_ends_when_the_folder_last_changed(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    now = time.time()
+    # a session started 2 h ago, its driver SIGKILLed (never closed) an hour and 58 min ago:
+    # its last write to the sweep folder (Tune's state) was 120 s after it started
+    (tmp_path / "sessions.json").write_text(json.dumps([[now - 7200, None]]))
+    os.utime(tmp_path / "sessions.json", (now - 7200, now - 7200))
+    state = tmp_path / "ray" / "experiment_state.json"
+    state.parent.mkdir()
+    state.write_text("{}")
+    os.utime(state, (now - 7080, now - 7080))
+    SweepFolder(tmp_path).session_started()  # the resume, now
+    first, second = json.loads((tmp_path / "sessions.json").read_text())
+    assert first[1] == pytest.approx(now - 7080)
+    assert second[1] is None
+    assert 120 <= SweepFolder(tmp_path).wall_s() < 130  # not 7200: the pause is not charged

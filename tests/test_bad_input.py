@@ -748,6 +748,18 @@ CASES: list[Case] = [
         mode="ray",
     ),
     Case(
+        "sweep-dir-is-a-file",  # refused before Ray or the store: nothing written
+        (*sweep(), "--sweep-dir", "{tmp}/afile"),
+        2,
+        ("--sweep-dir '", "afile' must be a folder; it is a file"),
+    ),
+    Case(
+        "sweep-dir-under-a-file",
+        (*sweep(), "--sweep-dir", "{tmp}/afile/sweep"),
+        2,
+        ("--sweep-dir '", "afile/sweep' cannot be created", "afile' is not a folder"),
+    ),
+    Case(
         "sweep-tracking-unreachable",
         ("sweep", "digits", "--tracking-uri", "http://127.0.0.1:1"),
         2,

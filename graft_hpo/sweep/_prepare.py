@@ -160,6 +160,8 @@ def prepare_sweep(
     """Validate a sweep and create its parent run and folder; raise ConfigError before that."""
     config = _resolve(config, overrides, trials)
     space = check_sweep(config)
+    if sweep_dir:
+        _check_creatable(Path(sweep_dir).resolve())
     # an unreachable --address, impossible resources: refused before anything reaches the store
     start_ray(config, address, quiet=not verbose)
     if config.search.storage is not None:
@@ -193,6 +195,20 @@ def prepare_sweep(
     )
     write_plan(plan)
     return plan
+
+
+def _check_creatable(path: Path) -> None:
+    """Refuse a sweep folder that cannot be made, before anything is written (a store, Ray)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--sweep-dir {str(path)!r} must be a folder; it is a file")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"--sweep-dir {str(path)!r} cannot be created: {str(ancestor)!r} is not a folder "
+            "this user can write to"
+        )
 
 
 def _resolve(

@@ -104,6 +104,7 @@ FILES: dict[str, str] = {
     # search spaces
     "space_low_high.yaml": "params:\n  train.lr: {type: float, low: 0.5, high: 0.1}\n",
     "space_empty_choices.yaml": "params:\n  model.name: {type: categorical, choices: []}\n",
+    "space_epochs.yaml": "params:\n  train.epochs: {type: int, low: 2, high: 6}\n",
     "space_when_syntax.yaml": (
         "params:\n"
         "  model.name: {type: categorical, choices: [cnn, mlp]}\n"
@@ -638,6 +639,12 @@ CASES: list[Case] = [
         space("low_high"),
         2,
         ("params.train.lr.low must be < high", "low=0.5, high=0.1"),
+    ),
+    Case(
+        "space-epochs-with-a-scheduler",
+        (*space("epochs"), "--set", "search.scheduler={type: moasha}"),
+        2,
+        ("params.train.epochs must not be searched with a search.scheduler", "'moasha'"),
     ),
     Case(
         "space-empty-choices",

@@ -99,6 +99,14 @@ def check_sweep(config: PipelineConfig) -> SearchSpace:
     validate_space(space, config)
     check_option_params(space, config)
     _check_threshold_searched(space, config)
+    if config.search.scheduler is not None and "train.epochs" in space.names:
+        # the rungs, ASHA's max_t and projected reports are the pipeline's epochs, not a trial's
+        raise ConfigError(
+            f"{space.source or 'the search space'}: params.train.epochs must not be searched "
+            "with a search.scheduler (its rungs and the stopped trials' projections follow the "
+            f"pipeline's train.epochs, {config.train.epochs}); got search.scheduler.type "
+            f"{config.search.scheduler.type!r}"
+        )
     for name in _models_tried(space, config):  # last: it runs the user's code
         check_plugins(replace(config, model=replace(config.model, name=name)))
     return space

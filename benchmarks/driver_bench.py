@@ -221,7 +221,13 @@ def _driver(pipeline: str, tmp: Path, clock: Clock) -> SimpleNamespace:
         setattr(gate, name, clock.wrap(getattr(gate, name), "gate"))
     sched = scheduler(config, str(tmp))
     sched.on_trial_result = clock.wrap(sched.on_trial_result, "scheduler")
-    callback = _callback(plan, SweepConsole(plan.objectives, plan.trials, lambda _: None))
+    console = SweepConsole(plan.objectives, plan.trials, lambda _: None)
+    sessions = getattr(sys.modules[_callback.__module__], "_SESSIONS", None)
+    if sessions is None:  # --before a commit whose callback held its console (65287bb)
+        callback = _callback(plan, console)
+    else:  # the callback finds the running session's plan and console by the sweep id
+        sessions[plan.sweep_id] = (plan, console)
+        callback = _callback(plan.sweep_id)
     for name in ("on_trial_start", "on_trial_result", "on_trial_complete"):
         setattr(callback, name, clock.wrap(getattr(callback, name), "callbacks"))
     return SimpleNamespace(

@@ -130,9 +130,8 @@ def config_of_run(
     try:
         stored = config_from_dict(data)
     except ConfigError:  # stored by another version: the overrides may mend it
-        return config_from_dict(
-            data, overrides=overrides, source=f"run {run_id}'s {CONFIG_ARTIFACT} with the changes"
-        )
+        source = f"run {run_id}'s {CONFIG_ARTIFACT}" + (" with the changes" if overrides else "")
+        return config_from_dict(data, overrides=overrides, source=source)
     return apply_overrides(stored, overrides)  # a bad override is the caller's, not the run's
 
 

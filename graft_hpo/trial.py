@@ -74,6 +74,7 @@ __all__ = [
     "run_trial",
     "seed_everything",
     "set_up_process",
+    "start_trial_run",
 ]
 
 CONFIG_ARTIFACT = "config.json"  # each trial run's whole pipeline config, as JSON
@@ -170,7 +171,7 @@ def run_trial(
         run.reopen()
         run.set_tags(dict(tags or {}))  # this attempt's (its node, ...)
     elif tracking:
-        run = _start_run(
+        run = start_trial_run(
             config, params, uri=tracking_uri, parent=parent_run_id, name=run_name, tags=tags
         )
     with _closed_on_error(run):
@@ -279,7 +280,7 @@ class _Measured:
     error: str | None = None  # "<Type>: <message>" when training failed
 
 
-def _start_run(
+def start_trial_run(
     config: PipelineConfig,
     params: dict[str, Any],
     *,

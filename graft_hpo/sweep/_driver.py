@@ -43,8 +43,6 @@ __all__ = ["execute", "trial_plan"]
 
 logger = logging.getLogger(__name__)
 
-# an epoch's report carries every final metric, each so far (EnergySoFar)
-_FINAL = set(METRICS)
 # a trial's checkpoints kept in the sweep's storage: the latest, and one before it should the
 # latest be cut short by the loss of its node
 _CHECKPOINTS_KEPT = 2
@@ -283,7 +281,8 @@ def _close_stopped_run(plan: SweepPlan, result: dict[str, Any]) -> None:
     # at the reported epoch's step: this logger has seen no step, and step 0 would put the
     # last epoch's cumulative energy into the first epoch's history
     run.log_metrics(
-        {k: float(v) for k, v in result.items() if k in _FINAL and is_number(v)},
+        # an epoch's report carries every final metric, each as it stood (EnergySoFar)
+        {k: float(v) for k, v in result.items() if k in METRICS and is_number(v)},
         step=int(result["epoch"]) if is_number(result.get("epoch")) else None,
     )
     run.end("FINISHED")

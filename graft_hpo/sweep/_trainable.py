@@ -38,7 +38,6 @@ from graft_hpo._names import TAG_RAY_TRIAL
 from graft_hpo._names import TAG_RESUMED_FROM
 from graft_hpo._names import TAG_ROLE
 from graft_hpo._names import TAG_STOP_REASON
-from graft_hpo._names import TAG_STRATEGY
 from graft_hpo._names import TAG_SWEEP_ID
 from graft_hpo._names import TRAIN_LOSS
 from graft_hpo._names import VAL_ACC
@@ -59,6 +58,7 @@ from graft_hpo.trial import Resume
 from graft_hpo.trial import TrialHooks
 from graft_hpo.trial import TrialResult
 from graft_hpo.trial import run_trial
+from graft_hpo.trial import start_trial_run
 
 if TYPE_CHECKING:
     from graft_hpo.sweep._plan import SweepPlan
@@ -232,13 +232,17 @@ def _train(
         config,
         tracking_uri=plan.tracking_uri,
         parent_run_id=plan.parent_run_id,
-        run_name=f"{config.selection.strategy}-{trial_id}",  # the id Ray prints for the trial
+        run_name=_run_name(config, trial_id),
         tags=_trial_tags(plan, trial_id),
         hooks=[reporter],
         evaluate_test=True,  # test_acc of the trials trained to the end: a front to score
         ranking=ranking,
         resume=resume,
     )
+
+
+def _run_name(config: PipelineConfig, trial_id: str) -> str:
+    return f"{config.selection.strategy}-{trial_id}"  # the id Ray prints for the trial
 
 
 def _trial_tags(plan: TrialPlan, trial_id: str) -> dict[str, str]:
@@ -260,19 +264,18 @@ def _refused(
     params and the error: raised, it would read as a lost worker, which Ray retries (the same
     refusal each time) and the sweep's failure list would not name."""
     error = f"ConfigError: {err}"
-    tags = {**_trial_tags(plan, trial_id), TAG_STRATEGY: config.selection.strategy}
-    run = RunLogger.start(
-        plan.tracking_uri,
-        plan.experiment,
-        run_name=f"{config.selection.strategy}-{trial_id}",
-        parent_run_id=plan.parent_run_id,
-        tags={**tags, TAG_ERROR: error},
-    )
     params = flatten_config(config)
-    run.log_params(params)
+    run = start_trial_run(
+        config,
+        params,
+        uri=plan.tracking_uri,
+        parent=plan.parent_run_id,
+        name=_run_name(config, trial_id),
+        tags={**_trial_tags(plan, trial_id), TAG_ERROR: error},
+    )
     run.end("FAILED")
     logger.warning("trial %s refused its configuration: %s", trial_id, err)
-    return TrialResult(run.run_id, "FAILED", params, {}, error, tags)
+    return TrialResult(run.run_id, "FAILED", params, {}, error, {TAG_ERROR: error})
 
 
 def check_measured(metrics: dict[str, float], needed: Sequence[str]) -> None:

@@ -105,6 +105,9 @@ FILES: dict[str, str] = {
     "space_low_high.yaml": "params:\n  train.lr: {type: float, low: 0.5, high: 0.1}\n",
     "space_empty_choices.yaml": "params:\n  model.name: {type: categorical, choices: []}\n",
     "space_epochs.yaml": "params:\n  train.epochs: {type: int, low: 2, high: 6}\n",
+    "space_emissions_off.yaml": (
+        "params:\n  emissions.enabled: {type: categorical, choices: [true, false]}\n"
+    ),
     "space_when_syntax.yaml": (
         "params:\n"
         "  model.name: {type: categorical, choices: [cnn, mlp]}\n"
@@ -645,6 +648,16 @@ CASES: list[Case] = [
         (*space("epochs"), "--set", "search.scheduler={type: moasha}"),
         2,
         ("params.train.epochs must not be searched with a search.scheduler", "'moasha'"),
+    ),
+    Case(
+        "space-searches-emissions-off-under-a-co2-objective",
+        space("emissions_off"),
+        2,
+        (
+            "params.emissions.enabled.choices[1]",
+            "'co2_kg' needs emissions.enabled=true",
+            "got emissions.enabled=false",
+        ),
     ),
     Case(
         "space-empty-choices",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -214,7 +216,12 @@ def _probe_values(spec: ParamSpec) -> list[tuple[str, Any]]:
     return [("low", spec.low), ("high", spec.high)]
 
 
-def validate_space(space: SearchSpace, config: PipelineConfig) -> None:
+def validate_space(
+    space: SearchSpace,
+    config: PipelineConfig,
+    *,
+    checks: Callable[[PipelineConfig], Sequence[str]] | None = None,
+) -> None:
     """Check that every parameter is a config path of the pipeline and its values are valid.
 
     Each parameter's ``low`` and ``high`` (or every choice) is applied to ``config`` as an
@@ -225,11 +232,15 @@ def validate_space(space: SearchSpace, config: PipelineConfig) -> None:
     Args:
         space: the search space.
         config: the pipeline it will be sampled for.
+        checks: more checks of a whole config (a sweep's: an objective that needs
+            ``emissions.enabled``), run on every probed config too; a message they give for a
+            probe but not for ``config`` itself is the parameter's error.
 
     Raises:
         ConfigError: every bad key or value, naming the parameter.
     """
     errors: list[str] = []
+    known = set(checks(config)) if checks else set()  # the pipeline's own, not a parameter's
     for spec in space.params:
         key = f"params.{spec.name}"
         section = spec.name.split(".")[0]
@@ -243,10 +254,13 @@ def validate_space(space: SearchSpace, config: PipelineConfig) -> None:
         probes = _probe_values(spec)
         for field, value in probes:
             try:
-                apply_overrides(config, {spec.name: value})
+                probed = apply_overrides(config, {spec.name: value})
             except ConfigError as exc:
-                for message in exc.errors:
-                    found.setdefault(message, []).append(field)
+                messages = list(exc.errors)
+            else:
+                messages = [m for m in checks(probed) if m not in known] if checks else []
+            for message in messages:
+                found.setdefault(message, []).append(field)
         for message, fields in found.items():
             where = key if len(fields) == len(probes) else f"{key}.{fields[0]}"
             errors.append(f"{where}: {message}")

@@ -96,7 +96,7 @@ def check_sweep(config: PipelineConfig) -> SearchSpace:
         raise ConfigError(errors)
     assert config.search.space is not None  # checked above
     space = load_space(config.search.space)
-    validate_space(space, config)
+    validate_space(space, config, checks=_check_search)  # a searched value may break them
     check_option_params(space, config)
     _check_threshold_searched(space, config)
     if config.search.scheduler is not None and "train.epochs" in space.names:

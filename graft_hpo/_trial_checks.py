@@ -4,6 +4,7 @@ call these too)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -27,6 +28,8 @@ from graft_hpo.selection import selector_for
 __all__ = ["check_pipeline", "check_plugins"]
 
 _T = TypeVar("_T")
+
+logger = logging.getLogger(__name__)
 
 
 def check_pipeline(config: PipelineConfig) -> Selector:
@@ -61,6 +64,7 @@ def check_plugins(
     """
     if not (is_plugin(config.data.name) or is_plugin(config.model.name)):
         return
+    loaded = parts is None
     if parts is None:
         bundle = load_data(config.data, seed=config.train.seed)
         shape, classes = bundle.input_shape, bundle.num_classes
@@ -70,6 +74,8 @@ def check_plugins(
     keys = {"model_key": f"model.name {config.model.name!r}"}
     keys["data_key"] = f"data.name {config.data.name!r}"
     check_model_outputs(model, x, num_classes=bundle.num_classes, **keys)
+    if loaded:  # the trial logs its own bundle once built
+        logger.info(bundle.describe())
 
 
 def _collect(errors: list[str], check: Callable[[], _T]) -> _T | None:

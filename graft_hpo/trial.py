@@ -232,6 +232,7 @@ class _Trial:
             config.model, input_shape=bundle.input_shape, num_classes=bundle.num_classes
         )
         check_plugins(config, (bundle, model))
+        logger.info(bundle.describe())
         return cls(config, bundle, model, selector)
 
     def train_and_test(

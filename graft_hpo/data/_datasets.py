@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from graft_hpo._registry import is_plugin
 from graft_hpo._torch import gather_batch as gather
 
 __all__ = ["CropFlipDataset", "DataBundle", "InMemoryDataset", "crop_flip", "gather"]
@@ -159,3 +160,14 @@ class DataBundle:
     name: str
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+
+    def describe(self) -> str:
+        """One line for the log, written once the data and the model built on it are checked
+        (an error found later is then the only line a user sees)."""
+        plugin = is_plugin(self.name)
+        note = " (no test split: test = val)" if plugin and self.test is self.val else ""
+        return (
+            f"{'plug-in' if plugin else 'data'} {self.name}: {len(self.train)} train, "  # type: ignore[arg-type]
+            f"{len(self.val)} val, {len(self.test)} test, {self.num_classes} classes, "  # type: ignore[arg-type]
+            f"input {self.input_shape}{note}"
+        )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_ROOT", "available_datasets", "check_data", "load_data", "noisy_labels"]
 
-logger = logging.getLogger(__name__)
 
 DEFAULT_ROOT = "~/.cache/graft-hpo/data"
 
@@ -143,15 +141,6 @@ def _bundle(pool: Pool, *, name: str, cfg: DataConfig, seed: int) -> DataBundle:
     if pool.augment_padding > 0 and x_train.dim() == 4:
         black = (0.0 - mean) / std  # padding looks like black pixels after normalisation
         augmented = CropFlipDataset(train, padding=pool.augment_padding, fill=black)
-    logger.info(
-        "data %s: %d train, %d val, %d test, %d classes, input %s",
-        name,
-        len(train),
-        len(val),
-        len(test),
-        pool.num_classes,
-        tuple(x_train.shape[1:]),
-    )
     return DataBundle(
         train=augmented,
         val=val,

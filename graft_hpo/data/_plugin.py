@@ -12,7 +12,6 @@ anything is written, and each broken rule is one message naming the plug-in.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["load_plugin_data"]
 
-logger = logging.getLogger(__name__)
 
 _EXPECTED = "(train, val) or (train, val, test) torch Datasets"
 _SPLITS = ("train", "val", "test")
@@ -78,26 +76,41 @@ def _check_splits(result: Any, where: str) -> tuple[Any, ...]:
     return tuple(result)
 
 
-def _check_first_item(train: Any, where: str) -> torch.Tensor:
-    """The first training input, checked: an ``(x, y)`` pair, float tensor x, integer y."""
-    first = train[0]
+def _check_first_item(part: Any, split: str, where: str) -> torch.Tensor:
+    """A split's first input, checked: an ``(x, y)`` pair, float tensor x, integer y."""
+    first = part[0]
     if not (isinstance(first, (tuple, list)) and len(first) == 2):
-        raise ConfigError(f"{where} yielding (x, y) pairs; train[0] is {_describe(first)}")
+        raise ConfigError(f"{where} yielding (x, y) pairs; {split}[0] is {_describe(first)}")
     x, y = first
     if not isinstance(x, torch.Tensor):
         raise ConfigError(
-            f"{where} yielding x as a float torch.Tensor; train[0][0] is {_describe(x)} ({_WRAP})"
+            f"{where} yielding x as a float torch.Tensor; {split}[0][0] is {_describe(x)} "
+            f"({_WRAP})"
         )
     if not x.dtype.is_floating_point:
         raise ConfigError(
-            f"{where} yielding float tensors x; train[0][0] has dtype {x.dtype} "
+            f"{where} yielding float tensors x; {split}[0][0] has dtype {x.dtype} "
             "(convert with x.float())"
         )
     if _as_label(y) is None:
         raise ConfigError(
-            f"{where} yielding integer class labels y in 0..C-1; train[0][1] is {y!r} "
+            f"{where} yielding integer class labels y in 0..C-1; {split}[0][1] is {y!r} "
             "(convert with torch.as_tensor(y, dtype=torch.long))"
         )
+    return x
+
+
+def _check_inputs(parts: tuple[Any, ...], where: str) -> torch.Tensor:
+    """The first training input, after checking each split's first item and that val's and
+    test's inputs have train's shape (the model is built for train's)."""
+    x = _check_first_item(parts[0], "train", where)
+    for part, split in zip(parts[1:], _SPLITS[1:], strict=False):
+        other = _check_first_item(part, split, where)
+        if other.shape != x.shape:
+            raise ConfigError(
+                f"{where} yielding inputs of one shape in every split; train[0][0] has shape "
+                f"{tuple(x.shape)}, {split}[0][0] {tuple(other.shape)}"
+            )
     return x
 
 
@@ -162,22 +175,12 @@ def load_plugin_data(cfg: DataConfig) -> DataBundle:
     result = call_plugin(function, (), cfg.options, section="data", spec=spec)
     where = f"data.name {spec!r} must return {_EXPECTED}"
     parts = _check_splits(result, where)
-    x = _check_first_item(parts[0], where)
+    x = _check_inputs(parts, where)
     num_classes = _check_labels(parts, where)
     if num_classes < 2:
         raise ConfigError(f"{where} with at least 2 classes; got {num_classes}")
     train, val = parts[0], parts[1]
     test = parts[2] if len(parts) == 3 else val
-    logger.info(
-        "plug-in %s: %d train, %d val, %d test, %d classes, input %s%s",
-        spec,
-        len(train),
-        len(val),
-        len(test),
-        num_classes,
-        tuple(x.shape),
-        "" if len(parts) == 3 else " (no test split: test = val)",
-    )
     return DataBundle(
         train=train,
         val=val,

@@ -45,6 +45,12 @@ def labels_from_one():
     return TensorDataset(x, y + 1), TensorDataset(x, y + 1)
 
 
+def test_shape_differs():
+    """A test split of 4 features beside train's and val's 5 (a column dropped in one file)."""
+    x, y = _xy()
+    return TensorDataset(x, y), TensorDataset(x, y), TensorDataset(x[:, :4], y)
+
+
 def integer_inputs():
     x, y = _xy()
     return TensorDataset(x.long(), y), TensorDataset(x.long(), y)

@@ -163,7 +163,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
         register=args.register,
     )
     _emit(result.to_dict(), as_json=args.json, text=_text.retrain_text)
-    return EXIT_OK if result.status == "FINISHED" else EXIT_FAILURE
+    return EXIT_OK if result.status == "FINISHED" and result.error is None else EXIT_FAILURE
 
 
 def _progress(line: str) -> None:

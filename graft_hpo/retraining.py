@@ -77,7 +77,8 @@ class RetrainResult:
         registered: ``{"name", "version"}`` of the registered model version, or None.
         metrics: the retraining's final metrics (``test_acc``, ``co2_kg``, ``energy_kwh``, ...).
         lineage: the tags set on the model version (sweep id, source run, energy, ...).
-        error: ``"<Type>: <message>"`` when the run failed.
+        error: ``"<Type>: <message>"`` when the run failed; why registering failed when the
+            run finished and its model is logged (``model_uri`` is then the run's).
         tracking_uri: the store holding the run and the model: load it with
             ``graft_hpo.load_model(result.model_uri, tracking_uri=result.tracking_uri)``.
     """
@@ -196,11 +197,20 @@ def retrain(
     lineage = _lineage(client, source, config, result.metrics, sweep_id)
     client.set_tag(result.run_id, TAG_LINEAGE, json.dumps(lineage, sort_keys=True))
     model_uri = f"runs:/{result.run_id}/{MODEL_ARTIFACT}"
-    registered = None
+    registered, error = None, None
     if register is not None:
-        version = _register(uri, logged.model_uri or model_uri, register, lineage, result.run_id)
-        registered = {"name": register, "version": version}
-        model_uri = f"models:/{register}/{version}"
+        try:
+            version = _register(
+                uri, logged.model_uri or model_uri, register, lineage, result.run_id
+            )
+        except Exception as err:  # the registry refused (or the store has none): keep the model
+            error = (
+                f"registering the model as {register!r} failed ({type(err).__name__}: {err}); "
+                f"it stays logged at {model_uri}"
+            )
+        else:
+            registered = {"name": register, "version": version}
+            model_uri = f"models:/{register}/{version}"
     return RetrainResult(
         result.run_id,
         result.status,
@@ -209,6 +219,7 @@ def retrain(
         registered,
         result.metrics,
         lineage,
+        error=error,
         tracking_uri=uri,
     )
 
@@ -233,10 +244,20 @@ class _LogModel(TrialHooks):
         if run_id is None:
             raise ConfigError("retrain needs tracking: the model is logged into its run")
         with global_tracking_uri(self.uri):
+            run = mlflow.MlflowClient(self.uri).get_run(run_id)
+            # In the run's experiment: left to MLflow, a model logged without an active run goes
+            # to the Default experiment, where runs:/RUN_ID/model does not find it.
+            logged = mlflow.initialize_logged_model(
+                name=MODEL_ARTIFACT,
+                source_run_id=run_id,
+                params=dict(run.data.params),
+                experiment_id=run.info.experiment_id,
+            )
             info = mlflow.pytorch.log_model(
                 model,
                 name=MODEL_ARTIFACT,
                 run_id=run_id,  # not the fluent active run: run_trial owns this run
+                model_id=logged.model_id,
                 signature=signature,
                 input_example=example,
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "graft-hpo"],

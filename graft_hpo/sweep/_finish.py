@@ -230,6 +230,6 @@ def final_stage(plan: SweepPlan, result: SweepResult, say: Any) -> SweepResult:
         if retrained.model_uri is not None:
             parent.set_tags({TAG_MODEL_URI: retrained.model_uri})
             say(f"model {retrained.model_uri} (retraining run {retrained.run_id})")
-        else:
-            say(f"retraining failed: {retrained.error}")
+        if retrained.error is not None:  # the run failed, or its model was not registered
+            say(f"{'retraining failed: ' if retrained.model_uri is None else ''}{retrained.error}")
     return replace(result, selected=selected, model=model)

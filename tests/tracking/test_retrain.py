@@ -6,6 +6,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from graft_hpo.config import config_to_dict
@@ -100,3 +101,62 @@ def test_a_config_artifact_that_is_not_json_is_one_line(store_uri: str) -> None:
     run_id = _run_with_config(store_uri, "{not json")
     with pytest.raises(ConfigError, match=rf"^RUN_ID '{run_id}': its config.json is not JSON"):
         config_of_run(run_id, tracking_uri=store_uri)
+
+
+def test_a_registry_that_fails_after_training_keeps_the_logged_model(
+    store_uri: str,
+    trial_run: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A store whose registry refuses (a server without one, a lost connection) must not
+    lose the trained model: the result, its run and its logged model stay, with the reason."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from graft_hpo.cli import main
+    from graft_hpo.tracking import load_model
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise MlflowException("this store has no model registry")
+
+    monkeypatch.setattr(mlflow, "register_model", refuse)
+    result = retrain(trial_run, tracking_uri=store_uri, register="digits-cnn")
+    assert result.status == "FINISHED" and result.registered is None
+    assert result.model_uri == f"runs:/{result.run_id}/model"
+    assert result.error is not None
+    assert "registering the model as 'digits-cnn' failed" in result.error
+    assert "this store has no model registry" in result.error
+    model = load_model(result.model_uri, tracking_uri=store_uri)
+    assert model.predict(np.zeros((1, 1, 8, 8), dtype=np.float32)).shape == (1, 10)
+
+    capsys.readouterr()
+    argv = ["retrain", trial_run, "--tracking-uri", store_uri, "--register", "digits-cnn"]
+    assert main(argv) == 1  # the user asked for a registered model and did not get one
+    out = capsys.readouterr().out
+    assert "error: registering the model as 'digits-cnn' failed" in out and "model: runs:/" in out
+
+
+def test_an_unregistered_model_loads_from_the_uri_retrain_gives(
+    store_uri: str, trial_run: str
+) -> None:
+    """``runs:/RUN_ID/model`` finds the model only in the run's experiment: MLflow would log
+    it, without an active run, into the Default experiment."""
+    from mlflow import MlflowClient
+
+    from graft_hpo.tracking import load_model
+
+    result = retrain(trial_run, tracking_uri=store_uri)
+    assert result.status == "FINISHED" and result.registered is None and result.error is None
+    assert result.model_uri == f"runs:/{result.run_id}/model"
+    model = load_model(result.model_uri, tracking_uri=store_uri)
+    x = np.zeros((2, 1, 8, 8), dtype=np.float32)
+    assert model.predict(x).shape == (2, 10)
+    client = MlflowClient(store_uri)
+    experiment = client.get_run(result.run_id).info.experiment_id
+    (logged,) = [
+        m
+        for m in client.search_logged_models(experiment_ids=[experiment])
+        if m.source_run_id == result.run_id
+    ]
+    assert logged.name == "model"

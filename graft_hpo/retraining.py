@@ -164,15 +164,7 @@ def retrain(
     uri = resolve_tracking_uri(tracking_uri)
     client = open_client(uri)
     source = _get_run(client, run_id, uri)
-    changes = parse_overrides(overrides)
-    if epochs is not None:
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ConfigError(f"--epochs must be an integer >= 1; got {epochs!r}")
-        changes["train.epochs"] = epochs
-    if register is not None:  # before training: a name MLflow refuses would lose the result
-        errors = rule_errors({"retrain.register": register})
-        if errors:
-            raise ConfigError(errors[0].replace("retrain.register", "--register", 1))
+    changes = _changes(overrides, epochs, register)
     config = config_of_run(run_id, tracking_uri=uri, overrides=changes)
     sweep_id = source.data.tags.get(TAG_SWEEP_ID)
     tags = {TAG_ROLE: "retrain", TAG_SOURCE_RUN: run_id}
@@ -204,10 +196,8 @@ def retrain(
                 uri, logged.model_uri or model_uri, register, lineage, result.run_id
             )
         except Exception as err:  # the registry refused (or the store has none): keep the model
-            error = (
-                f"registering the model as {register!r} failed ({type(err).__name__}: {err}); "
-                f"it stays logged at {model_uri}"
-            )
+            error = f"registering the model as {register!r} failed ({type(err).__name__}: {err})"
+            error += f"; it stays logged at {model_uri}"
         else:
             registered = {"name": register, "version": version}
             model_uri = f"models:/{register}/{version}"
@@ -222,6 +212,23 @@ def retrain(
         error=error,
         tracking_uri=uri,
     )
+
+
+def _changes(
+    overrides: Sequence[str] | Mapping[str, Any], epochs: int | None, register: str | None
+) -> dict[str, Any]:
+    """The dotted changes to the run's config, after checking ``epochs`` and ``register``
+    (before training: a name MLflow refuses would lose the result)."""
+    changes = parse_overrides(overrides)
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ConfigError(f"--epochs must be an integer >= 1; got {epochs!r}")
+        changes["train.epochs"] = epochs
+    if register is not None:
+        errors = rule_errors({"retrain.register": register})
+        if errors:
+            raise ConfigError(errors[0].replace("retrain.register", "--register", 1))
+    return changes
 
 
 class _LogModel(TrialHooks):

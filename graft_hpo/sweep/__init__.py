@@ -154,6 +154,11 @@ def _run(
         mark_interrupted(plan, reason="interrupted (Ctrl-C)", parent_status="KILLED")
         say(f"interrupted; continue with: graft-hpo resume {plan.sweep_dir}")
         raise KeyboardInterrupt(f"sweep {plan.sweep_id} interrupted") from None
+    except Exception as err:  # the driver's own failure: no run is left RUNNING
+        error = f"{type(err).__name__}: {err}"
+        reason = f"the sweep's driver failed ({error})"
+        mark_interrupted(plan, reason=reason, parent_status="FAILED", error=error)
+        raise
     if stop_reason is not None:
         say(f"stopped before {plan.trials} trials: {stop_reason}")
     return final_stage(plan, finish_sweep(plan, stop_reason=stop_reason), say)

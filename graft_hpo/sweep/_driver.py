@@ -23,6 +23,7 @@ from graft_hpo._names import FAILED_KEY
 from graft_hpo._names import METRICS
 from graft_hpo._names import TAG_EARLY_STOPPED
 from graft_hpo._names import TAG_ERROR
+from graft_hpo.exceptions import ConfigError
 from graft_hpo.sweep._checkpoint import ray_storage
 from graft_hpo.sweep._console import Printer
 from graft_hpo.sweep._console import SweepConsole
@@ -178,13 +179,21 @@ def _tuner(plan: SweepPlan, *, resume: bool) -> Any:
                 len(refilled),
                 ", ".join(f"{p.parent.name}/{p.name}" for p in refilled),
             )
-        return tune.Tuner.restore(
-            experiment,
-            trainable=runnable,
-            resume_unfinished=True,
-            resume_errored=False,
-            restart_errored=False,
-        )
+        try:
+            return tune.Tuner.restore(
+                experiment,
+                trainable=runnable,
+                resume_unfinished=True,
+                resume_errored=False,
+                restart_errored=False,
+            )
+        except RecursionError as err:  # the saved state holds a console and its tqdm bar
+            raise ConfigError(
+                f"sweep folder {plan.sweep_dir} cannot be resumed: a graft-hpo older than this "
+                "one saved its Tune state (ray/tuner.pkl) with the terminal's progress bar in "
+                f"it, which cannot be read back. Its finished trials stay in the store "
+                f"(graft-hpo pareto --sweep-id {plan.sweep_id}); start a new sweep for more"
+            ) from err
     return tune.Tuner(
         runnable,
         tune_config=tune.TuneConfig(

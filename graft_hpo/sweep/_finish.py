@@ -68,11 +68,17 @@ def _kill_running(plan: SweepPlan, runs: Sequence[RunRecord], reason: str) -> li
     return now
 
 
-def mark_interrupted(plan: SweepPlan, *, reason: str, parent_status: str | None = None) -> None:
-    """End the sweep's RUNNING trial runs as KILLED, and the parent run with ``parent_status``."""
+def mark_interrupted(
+    plan: SweepPlan, *, reason: str, parent_status: str | None = None, error: str | None = None
+) -> None:
+    """End the sweep's RUNNING trial runs as KILLED, and the parent run with ``parent_status``
+    (and ``error`` as its error tag)."""
     _kill_running(plan, _trial_runs(plan), reason)
     if parent_status is not None:
-        RunLogger(plan.tracking_uri, plan.parent_run_id).end(parent_status)
+        parent = RunLogger(plan.tracking_uri, plan.parent_run_id)
+        if error is not None:
+            parent.set_tags({TAG_ERROR: error})
+        parent.end(parent_status)
 
 
 def reopen_parent(plan: SweepPlan) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import sqlite3
 import subprocess
@@ -120,6 +121,25 @@ def test_a_sweep_logs_nested_trials_and_its_front(ray_local: Path, tmp_path: Pat
     assert resumed.trials == result.trials
     assert len(_trial_records(uri, "sweep-basic", result.sweep_id)) == 4
     assert lines and lines[0].startswith(f"sweep {result.sweep_id}")
+
+    # a saved state that cannot be read back (an older graft-hpo pickled its console's tqdm
+    # bar, whose unpickling recurses): one line saying what to do, and the parent run ends
+    # FAILED with the reason, not RUNNING
+    state = Path(result.sweep_dir) / "ray" / "tuner.pkl"
+    state.write_bytes(pickle.dumps(_Unreadable()))
+    with pytest.raises(ConfigError, match="cannot be resumed: a graft-hpo older than this"):
+        resume_sweep(str(result.sweep_dir), printer=None)
+    parent = client.get_run(result.parent_run_id)
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["error"].startswith("ConfigError: sweep folder")
+    assert {r.status for r in _trial_records(uri, "sweep-basic", result.sweep_id)} == {"FINISHED"}
+
+
+class _Unreadable:
+    """Unpickles as tqdm's bar did: looking up ``__setstate__`` recurses without end."""
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self, name)
 
 
 def test_early_stopped_trials_stay_off_the_front(ray_local: Path, tmp_path: Path) -> None:

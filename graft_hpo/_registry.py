@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.machinery
 import inspect
 import logging
 import os
@@ -95,6 +96,7 @@ def load_plugin(spec: str, *, section: str) -> Builder:
         raise ConfigError(
             f"{key} must be a registered name or 'package.module:attr'; got {spec!r}"
         )
+    _check_not_shadowed(module_name.partition(".")[0], f"{key} {spec!r}")
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
@@ -119,6 +121,26 @@ def load_plugin(spec: str, *, section: str) -> Builder:
         raise ConfigError(f"{key} {spec!r} must name a callable; got {type(obj).__name__}")
     logger.debug("loaded plug-in %s for %s", spec, key)
     return obj
+
+
+def _check_not_shadowed(top: str, where: str) -> None:
+    """Refuse a module name already imported in this process from another file than the one
+    ``sys.path`` finds now: two pipelines, each with a ``plug.py`` beside it, run in one process
+    would otherwise both get the first one's code, silently."""
+    loaded = getattr(sys.modules.get(top), "__file__", None)
+    if loaded is None:
+        return
+    found = importlib.machinery.PathFinder.find_spec(top, sys.path)
+    origin = getattr(found, "origin", None)
+    if origin is None or os.path.realpath(origin) == os.path.realpath(loaded):
+        return
+    if not any(origin.startswith(os.path.join(f, "")) for f in _PLUGIN_FOLDERS):
+        return  # not a pipeline's plug-in folder (an installed package's own finder, say)
+    raise ConfigError(
+        f"{where}: module {top!r} is already imported in this process from {loaded}, but this "
+        f"pipeline's plugin_path finds {origin}; give the two modules distinct names, or run "
+        "each pipeline in its own process"
+    )
 
 
 _PLUGIN_FOLDERS: list[str] = []  # the folders add_plugin_path put on sys.path, in order

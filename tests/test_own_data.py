@@ -113,3 +113,39 @@ def test_a_sweep_without_a_finished_trial_is_one_error_line_and_exit_1(
         "graft-hpo sweep: error: sweep s-1 has no finished trial, so no front; "
         "first error: RuntimeError: boom"
     ]
+
+
+def test_two_pipelines_whose_plugin_modules_share_a_name_are_not_mixed_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In one process (a notebook, a pipeline step), a second pipeline's ``plug.py`` beside
+    it must not silently resolve to the first pipeline's module of the same name."""
+    from graft_hpo.config import load_pipeline
+    from graft_hpo.exceptions import ConfigError
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(_registry, "_PLUGIN_FOLDERS", [])
+    module = f"plug_{tmp_path.name.replace('-', '_')}"
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    pipelines = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / f"{module}.py").write_text(PLUGIN + f"\nWHICH = {name!r}\n")
+        (folder / "pipe.yaml").write_text(
+            f"name: {name}\ndata: {{name: '{module}:blobs'}}\nmodel: {{name: '{module}:mlp'}}\n"
+        )
+        pipelines.append(folder / "pipe.yaml")
+    try:
+        _registry.add_plugin_path(load_pipeline(pipelines[0]).plugin_path)
+        assert _registry.load_plugin(f"{module}:blobs", section="data")().__class__.__name__
+        assert sys.modules[module].WHICH == "a"
+        _registry.add_plugin_path(load_pipeline(pipelines[1]).plugin_path)  # b's folder first
+        with pytest.raises(ConfigError) as err:
+            _registry.load_plugin(f"{module}:blobs", section="data")
+    finally:
+        sys.modules.pop(module, None)
+    message = str(err.value)
+    assert message.startswith(f"data.name '{module}:blobs': module {module!r} is already")
+    assert str(tmp_path / "a" / f"{module}.py") in message
+    assert str(tmp_path / "b" / f"{module}.py") in message and "distinct names" in message

@@ -244,7 +244,7 @@ class _LogModel(TrialHooks):
         from mlflow.models import infer_signature
 
         model = model.to("cpu").eval()
-        example = _input_example(bundle)
+        example = _input_example(bundle, model)
         with torch.no_grad():
             output = model(torch.from_numpy(example)).numpy()
         signature = infer_signature(example, output)
@@ -272,12 +272,14 @@ class _LogModel(TrialHooks):
         self.model_uri = info.model_uri
 
 
-def _input_example(bundle: DataBundle) -> np.ndarray[Any, Any]:
+def _input_example(bundle: DataBundle, model: torch.nn.Module) -> np.ndarray[Any, Any]:
+    """A few test inputs in the model's own float type (float32, or a plug-in's float64)."""
     from graft_hpo._torch import gather_batch
 
     source = bundle.test if len(cast(Sized, bundle.test)) else bundle.val
     inputs, _ = gather_batch(source, torch.arange(min(_EXAMPLES, len(cast(Sized, source)))))
-    return np.ascontiguousarray(inputs.to(torch.float32).cpu().numpy())
+    floats = (p.dtype for p in model.parameters() if p.is_floating_point())
+    return np.ascontiguousarray(inputs.to(next(floats, torch.float32)).cpu().numpy())
 
 
 def _lineage(

@@ -75,6 +75,11 @@ def mlp(input_shape, num_classes, hidden: int = 16) -> nn.Module:
     )
 
 
+def mlp64(input_shape, num_classes) -> nn.Module:
+    """The MLP in float64, for float64 data (the contract accepts any float type)."""
+    return mlp(input_shape, num_classes).double()
+
+
 def renamed(shape, n_out, /, **options) -> nn.Module:
     """Positional parameters under other names, options swallowed by ``**options``."""
     return mlp(shape, n_out, **options)

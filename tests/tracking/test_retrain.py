@@ -160,3 +160,29 @@ def test_an_unregistered_model_loads_from_the_uri_retrain_gives(
         if m.source_run_id == result.run_id
     ]
     assert logged.name == "model"
+
+
+def test_a_float64_plugin_model_is_retrained_and_logged(store_uri: str) -> None:
+    """A plug-in's float64 data and model train as trials do; the logged model's input example
+    must be float64 too (float32 examples failed the model after all its training)."""
+    from graft_hpo.config import load_pipeline
+    from graft_hpo.tracking import load_model
+
+    config = load_pipeline(
+        "digits",
+        overrides=[
+            "search.space=null",
+            "data.name=tests.plugins.contract:float64_inputs",
+            "model.name=tests.plugins.toy:mlp64",
+            "train.epochs=1",
+            "emissions.enabled=false",
+            f"tracking.experiment={EXPERIMENT}",
+        ],
+    )
+    trial = run_trial(config, tracking_uri=store_uri)
+    assert trial.status == "FINISHED" and trial.run_id is not None
+    result = retrain(trial.run_id, tracking_uri=store_uri)
+    assert result.status == "FINISHED", result.error
+    assert result.model_uri is not None
+    model = load_model(result.model_uri, tracking_uri=store_uri)
+    assert model.predict(np.zeros((3, 5), dtype=np.float64)).shape == (3, 3)

@@ -51,6 +51,7 @@ __all__ = [
     "check_options",
     "is_plugin",
     "load_plugin",
+    "user_line",
 ]
 
 logger = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ def call_plugin(
     except ConfigError:
         raise
     except Exception as exc:
-        where = _user_line(exc, function)
+        where = user_line(exc, function)
         shown = ", ".join([*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in options.items())])
         called = f"{spec.partition(':')[2]}({shown})"
         raise ConfigError(
@@ -199,7 +200,7 @@ def call_plugin(
         ) from exc
 
 
-def _user_line(exc: BaseException, function: Builder) -> str:
+def user_line(exc: BaseException, function: Builder) -> str:
     """`` at file.py:LINE``: the deepest line of the plug-in's own file in the traceback."""
     code = getattr(function, "__code__", None)
     own = code.co_filename if code is not None else None

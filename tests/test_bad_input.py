@@ -525,6 +525,16 @@ CASES: list[Case] = [
         ),
     ),
     Case(
+        "data-plugin-item-raises",
+        plug_data("missing_row"),
+        2,
+        (
+            "missing_row': reading the data sets it returned raised KeyError",
+            "row 7 missing",
+            "contract.py:",
+        ),
+    ),
+    Case(
         "data-plugin-labels-from-1",
         plug_data("labels_from_one"),
         2,

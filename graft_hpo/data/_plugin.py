@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from graft_hpo._registry import call_plugin
 from graft_hpo._registry import check_options
 from graft_hpo._registry import load_plugin
+from graft_hpo._registry import user_line
 from graft_hpo._torch import declared_targets
 from graft_hpo._torch import labels_of
 from graft_hpo.data._datasets import DataBundle
@@ -174,9 +175,17 @@ def load_plugin_data(cfg: DataConfig) -> DataBundle:
     check_options(function, cfg.options, section="data", owner=owner)
     result = call_plugin(function, (), cfg.options, section="data", spec=spec)
     where = f"data.name {spec!r} must return {_EXPECTED}"
-    parts = _check_splits(result, where)
-    x = _check_inputs(parts, where)
-    num_classes = _check_labels(parts, where)
+    try:  # len() and items run the user's Dataset code
+        parts = _check_splits(result, where)
+        x = _check_inputs(parts, where)
+        num_classes = _check_labels(parts, where)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"data.name {spec!r}: reading the data sets it returned raised "
+            f"{type(exc).__name__}: {exc}{user_line(exc, function)}"
+        ) from exc
     if num_classes < 2:
         raise ConfigError(f"{where} with at least 2 classes; got {num_classes}")
     train, val = parts[0], parts[1]

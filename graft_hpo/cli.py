@@ -60,7 +60,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     config = load_pipeline(args.pipeline, args.overrides)
     if config.search.space is not None:  # the search space too (no Ray), the plug-ins last
-        check_sweep(config)
+        check_sweep(config, overrides=args.overrides)
     else:
         check_pipeline(config)
         check_plugins(config)

@@ -20,6 +20,7 @@ from graft_hpo.config import PipelineConfig
 from graft_hpo.config import apply_overrides
 from graft_hpo.config import flatten_config
 from graft_hpo.config import load_pipeline
+from graft_hpo.config import parse_overrides
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.space import SearchSpace
 from graft_hpo.space import load_space
@@ -81,8 +82,13 @@ def _check_search(config: PipelineConfig) -> list[str]:
     return errors
 
 
-def check_sweep(config: PipelineConfig) -> SearchSpace:
+def check_sweep(
+    config: PipelineConfig, *, overrides: Sequence[str] | Mapping[str, Any] | None = None
+) -> SearchSpace:
     """Everything about a sweep that needs no Ray and no store: pipeline, objectives, space.
+
+    ``overrides``, the ``--set`` changes ``config`` holds, only to warn of those the space
+    searches (a trial's draw replaces them).
 
     Returns:
         The validated search space.
@@ -99,6 +105,7 @@ def check_sweep(config: PipelineConfig) -> SearchSpace:
     validate_space(space, config, checks=_check_search)  # a searched value may break them
     check_option_params(space, config)
     _check_threshold_searched(space, config)
+    _warn_searched_overrides(space, overrides)
     if config.search.scheduler is not None and "train.epochs" in space.names:
         # the rungs, ASHA's max_t and projected reports are the pipeline's epochs, not a trial's
         raise ConfigError(
@@ -167,7 +174,7 @@ def prepare_sweep(
 ) -> SweepPlan:
     """Validate a sweep and create its parent run and folder; raise ConfigError before that."""
     config = _resolve(config, overrides, trials)
-    space = check_sweep(config)
+    space = check_sweep(config, overrides=overrides)
     if sweep_dir:
         _check_creatable(Path(sweep_dir).resolve())
     # an unreachable --address, impossible resources: refused before anything reaches the store
@@ -203,6 +210,21 @@ def prepare_sweep(
     )
     write_plan(plan)
     return plan
+
+
+def _warn_searched_overrides(
+    space: SearchSpace, overrides: Sequence[str] | Mapping[str, Any] | None
+) -> None:
+    """Warn that a ``--set`` of a key the space searches is replaced by each trial's draw."""
+    keys = parse_overrides(overrides or ()).keys()
+    for key in (k for k in keys if k in space.names):
+        logger.warning(
+            "--set %s: %s searches %s, so a trial that samples it uses its drawn value instead "
+            "(fix it with a search space without it)",
+            key,
+            space.source or "the search space",
+            key,
+        )
 
 
 def _check_creatable(path: Path) -> None:

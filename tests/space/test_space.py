@@ -579,3 +579,16 @@ def test_a_searched_noise_filter_over_a_shared_ranking_warns_and_still_runs(
     with caplog.at_level(logging.WARNING, logger="graft_hpo.sweep._prepare"):
         check_sweep(load_pipeline("digits"))  # per-trial GRAFT: each trial's value is used
     assert "noise_filter" not in caplog.text and "dedup" not in caplog.text
+
+
+def test_a_set_key_the_space_searches_warns_that_the_draw_replaces_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``--set selection.warm_start_epochs=0`` on the digits space, which searches it: each
+    graft or random trial's drawn 1 or 2 replaces the 0 (a user's recipe silently undone)."""
+    overrides = ["selection.warm_start_epochs=0", "train.epochs=3"]
+    with caplog.at_level(logging.WARNING, logger="graft_hpo.sweep._prepare"):
+        check_sweep(load_pipeline("digits", overrides=overrides), overrides=overrides)
+    assert "--set selection.warm_start_epochs:" in caplog.text
+    assert "searches selection.warm_start_epochs" in caplog.text
+    assert "train.epochs" not in caplog.text  # not searched: the --set holds

@@ -33,6 +33,7 @@ import torch
 
 from graft_hpo._names import CO2_KG
 from graft_hpo._names import ENERGY_KWH
+from graft_hpo._names import FRACTION_EFFECTIVE
 from graft_hpo._names import TAG_LINEAGE
 from graft_hpo._names import TAG_PARENT_RUN_ID
 from graft_hpo._names import TAG_ROLE
@@ -291,12 +292,15 @@ def _lineage(
 ) -> dict[str, str]:
     """Where the model comes from and what it cost: the sweep's totals and the retraining's."""
     params = source.data.params
+    # the share of the data each model trained on (1.0 for full data, the warm-up epochs
+    # included), not selection.fraction, which full and infobatch ignore
+    source_fraction = source.data.metrics.get(FRACTION_EFFECTIVE)
     lineage = {
         TAG_SOURCE_RUN: source.info.run_id,
         "source_strategy": params.get("selection.strategy", ""),
-        "source_fraction": params.get("selection.fraction", ""),
+        "source_fraction": "" if source_fraction is None else repr(source_fraction),
         "strategy": config.selection.strategy,
-        "fraction": str(config.selection.fraction),
+        "fraction": repr(metrics.get(FRACTION_EFFECTIVE, config.selection.fraction)),
         "epochs": str(config.train.epochs),
     }
     for key in (ENERGY_KWH, CO2_KG, TEST_ACC, VAL_ACC):

@@ -186,3 +186,20 @@ def test_a_float64_plugin_model_is_retrained_and_logged(store_uri: str) -> None:
     assert result.model_uri is not None
     model = load_model(result.model_uri, tracking_uri=store_uri)
     assert model.predict(np.zeros((3, 5), dtype=np.float64)).shape == (3, 3)
+
+
+def test_lineage_gives_the_share_of_the_data_each_model_trained_on(
+    store_uri: str, trial_run: str
+) -> None:
+    """A full-data retraining trained on all of it: its lineage says 1.0, not the pipeline's
+    unused selection.fraction; the source's share is the trial's fraction_effective."""
+    from mlflow import MlflowClient
+
+    trial = MlflowClient(store_uri).get_run(trial_run)
+    assert trial.data.params["selection.strategy"] != "full"
+    result = retrain(trial_run, tracking_uri=store_uri, overrides=["selection.strategy=full"])
+    assert result.status == "FINISHED", result.error
+    assert result.lineage["strategy"] == "full" and float(result.lineage["fraction"]) == 1.0
+    shared = trial.data.metrics["fraction_effective"]  # one epoch: its warm-up, all the data
+    assert float(result.lineage["source_fraction"]) == shared
+    assert shared != float(trial.data.params["selection.fraction"])

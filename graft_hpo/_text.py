@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from graft_hpo._names import CO2_KG
@@ -17,8 +18,10 @@ from graft_hpo._names import VAL_LOSS
 __all__ = ["retrain_text", "selected_text", "sweep_text", "trial_text", "yaml_dump"]
 
 
-def selected_text(data: dict[str, Any]) -> str:
+def selected_text(data: dict[str, Any], *, tracking_uri: str | None = None) -> str:
+    """``select``'s lines; its retrain hint names ``tracking_uri`` when one was given."""
     got, params = data["metrics"], data["params"]
+    store = f" --tracking-uri {shlex.quote(tracking_uri)}" if tracking_uri else ""
     metrics = "  ".join(f"{k}={got[k]:.4g}" for k in _SHOWN_METRICS if k in got)
     config = "  ".join(f"{k}={params[k]}" for k in _SHOWN_PARAMS if k in params)
     return "\n".join(
@@ -26,7 +29,7 @@ def selected_text(data: dict[str, Any]) -> str:
             f"run {data['run_id']} ({data['policy']}) of sweep {data['tags'].get('sweep_id')}",
             f"  {metrics}",
             f"  {config}  (--json: every param)",
-            f"retrain: graft-hpo retrain {data['run_id']} --register NAME",
+            f"retrain: graft-hpo retrain {data['run_id']}{store} --register NAME",
         ]
     )
 

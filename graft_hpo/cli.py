@@ -8,6 +8,7 @@ Heavy modules (torch, ray, mlflow) are imported inside the verbs, so ``--help`` 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -148,7 +149,8 @@ def _cmd_select(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         key="--policy",
     )
-    _emit({"policy": args.policy, **point.to_dict()}, as_json=args.json, text=_text.selected_text)
+    text = functools.partial(_text.selected_text, tracking_uri=args.tracking_uri)
+    _emit({"policy": args.policy, **point.to_dict()}, as_json=args.json, text=text)
     return EXIT_OK
 
 
@@ -203,7 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("validate", "train", "sweep"):
             _add_pipeline_args(cmd)
         if name in ("train", "sweep", "pareto", "select", "retrain"):
-            cmd.add_argument("--tracking-uri", help="MLflow tracking URI (default: ./mlruns)")
+            cmd.add_argument(
+                "--tracking-uri",
+                help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlruns)",
+            )
         if name == "sweep":
             cmd.add_argument(
                 "--trials", type=int, help="number of trials (default: search.trials)"
@@ -216,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument(
                 "--fail-fast",
                 action="store_true",
-                help="stop the sweep at the first failed trial (search.fail_fast)",
+                help="after the first failed trial, start no new one; running trials finish "
+                "(search.fail_fast)",
             )
             cmd.add_argument(
                 "--sweep-dir",

@@ -240,7 +240,10 @@ def test_a_newer_sweep_without_a_finished_trial_does_not_hide_the_last_front(
     assert (data["sweep_id"], data["points"]) == ("spoil-failed", [])
     argv = ["select", "--experiment", "spoil", "--tracking-uri", store_uri, "--policy", "knee"]
     assert main(argv) == 0
-    assert capsys.readouterr().out.startswith(f"run {good['x']} (knee) of sweep spoil-good")
+    out = capsys.readouterr().out
+    assert out.startswith(f"run {good['x']} (knee) of sweep spoil-good")
+    # the printed retrain command finds the run: it names the store select read
+    assert f"retrain: graft-hpo retrain {good['x']} --tracking-uri {store_uri} --register" in out
 
 
 def test_cli_plot_draws_the_sweeps_objectives_and_the_printed_front(

@@ -208,6 +208,7 @@ def iter_batches(
     batch_size: int,
     *,
     num_workers: int = 0,
+    training: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield ``(x, y, index)`` batches of ``dataset`` in the given order of dataset indices.
 
@@ -216,20 +217,34 @@ def iter_batches(
         order: ``(m,)`` int64 dataset indices, visited in this order.
         batch_size: samples per batch (the last batch may be smaller).
         num_workers: DataLoader workers for data sets that are not in memory.
+        training: a last batch of one sample joins the one before it (BatchNorm cannot train
+            on a single sample: a subset of ``k * batch_size + 1`` samples failed its trial).
     """
     if _batchable(dataset):
         # data held on an accelerator is gathered with indices already there: one copy of the
         # order per call instead of one per batch; ``index`` stays on the host for the caller
         where = data_device(dataset)
         on_data = order.to(where) if where is not None and where.type != "cpu" else order
-        for chunk, local in zip(order.split(batch_size), on_data.split(batch_size), strict=True):
+        chunks = zip(
+            _chunks(order, batch_size, training),
+            _chunks(on_data, batch_size, training),
+            strict=True,
+        )
+        for chunk, local in chunks:
             x, y = gather_batch(dataset, local)
             yield x, y, chunk
         return
-    batch_sampler = [chunk.tolist() for chunk in order.split(batch_size)]
+    batch_sampler = [chunk.tolist() for chunk in _chunks(order, batch_size, training)]
     loader = DataLoader(_Indexed(dataset), batch_sampler=batch_sampler, num_workers=num_workers)
     for x, y, index in loader:
         yield x, y.long(), index.long()
+
+
+def _chunks(order: torch.Tensor, batch_size: int, no_single: bool) -> list[torch.Tensor]:
+    chunks = list(order.split(batch_size))
+    if no_single and len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2:] = [torch.cat(chunks[-2:])]
+    return chunks
 
 
 def find_classifier(model: nn.Module) -> nn.Linear | None:

@@ -242,9 +242,13 @@ def train(
 
         # ---- one epoch over the current subset
         model.train()
-        steps_per_epoch = math.ceil(len(order) / cfg.batch_size)
+        steps_per_epoch = max(1, len(order) // cfg.batch_size)  # a last batch of 1 is merged
+        if len(order) % cfg.batch_size > 1:
+            steps_per_epoch += 1
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        for i, (x, y, index) in enumerate(iter_batches(train_set, order, cfg.batch_size)):
+        for i, (x, y, index) in enumerate(
+            iter_batches(train_set, order, cfg.batch_size, training=True)
+        ):
             if cfg.scheduler == "cosine":
                 lr = _cosine_lr(cfg.lr, (epoch + i / steps_per_epoch) / cfg.epochs)
                 for group in optimizer.param_groups:

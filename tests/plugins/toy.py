@@ -75,6 +75,17 @@ def mlp(input_shape, num_classes, hidden: int = 16) -> nn.Module:
     )
 
 
+def bn_mlp(input_shape, num_classes, hidden: int = 16) -> nn.Module:
+    """An MLP with BatchNorm1d, as tabular models often have (it cannot train on one sample)."""
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(math.prod(input_shape), hidden),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, num_classes),
+    )
+
+
 def mlp64(input_shape, num_classes) -> nn.Module:
     """The MLP in float64, for float64 data (the contract accepts any float type)."""
     return mlp(input_shape, num_classes).double()

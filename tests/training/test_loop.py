@@ -19,13 +19,15 @@ from graft_hpo.training import train
 from graft_hpo.training._loop import _cosine_lr
 
 
-def _run(overrides: list[str], hooks=(), resume=None):
+def _run(overrides: list[str], hooks=(), resume=None, on_model=None):
     config = load_pipeline("digits", ["emissions.enabled=false", "train.device=cpu", *overrides])
     bundle = load_data(config.data, seed=config.train.seed)
     torch.manual_seed(config.train.seed)
     model = build_model(
         config.model, input_shape=bundle.input_shape, num_classes=bundle.num_classes
     )
+    if on_model is not None:
+        on_model(model)
     result = train(
         model,
         train_set=bundle.train,
@@ -174,3 +176,20 @@ def test_cpu_training_runs_channels_last_and_computes_the_same_model() -> None:
     assert conv.weight.is_contiguous()
     for (name, a), b in zip(fast.state_dict().items(), default.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_a_last_batch_of_one_sample_joins_the_one_before() -> None:
+    """digits' 1,079 training samples in batches of 98 leave one over: BatchNorm1d cannot
+    train on it (the trial failed); it joins the batch before, so every sample still counts."""
+    sizes: list[int] = []
+
+    def record(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        if module.training:
+            sizes.append(len(inputs[0]))
+
+    overrides = ["selection.strategy=full", "train.epochs=1", "train.batch_size=98"]
+    overrides += ["search.space=null", "model.name=tests.plugins.toy:bn_mlp"]
+    result, bundle, _ = _run(overrides, on_model=lambda m: m.register_forward_pre_hook(record))
+    assert result.metrics["epochs_completed"] == 1
+    assert len(bundle.train) % 98 == 1 and sum(sizes) == len(bundle.train)
+    assert sizes == [98] * 10 + [99]  # 11 batches of 98 and 1: the last two join

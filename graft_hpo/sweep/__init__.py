@@ -156,8 +156,12 @@ def _run(
         raise KeyboardInterrupt(f"sweep {plan.sweep_id} interrupted") from None
     except Exception as err:  # the driver's own failure: no run is left RUNNING
         error = f"{type(err).__name__}: {err}"
-        reason = f"the sweep's driver failed ({error})"
-        mark_interrupted(plan, reason=reason, parent_status="FAILED", error=error)
+        try:
+            reason = f"the sweep's driver failed ({error})"
+            status = "FAILED" if plan.owns_parent_run else None  # mlflow run ends its own
+            mark_interrupted(plan, reason=reason, parent_status=status, error=error)
+        except Exception as store_err:  # the store itself failing: the first error is the news
+            logger.warning("could not mark the sweep's runs as ended: %s", store_err)
         raise
     if stop_reason is not None:
         say(f"stopped before {plan.trials} trials: {stop_reason}")

@@ -14,7 +14,7 @@ import pytest
 
 from graft_hpo.sweep._console import SweepConsole
 from graft_hpo.sweep._console import quiet_stderr
-from tests._overrides import FAST_TRIAL
+from tests._overrides import FAST_SWEEP_TRIAL
 
 OBJECTIVES = [("val_acc", "max"), ("co2_kg", "min")]
 
@@ -147,7 +147,7 @@ def _cli_sweep(home: Path, tmp_path: Path, *flags: str) -> str:
         sys.executable, "-m", "graft_hpo.cli", *flags, "sweep", "digits", "--trials", "2",
         "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
         "--sweep-dir", str(tmp_path / "sweep"),
-        *[a for s in FAST_TRIAL for a in ("--set", s)],
+        *[a for s in FAST_SWEEP_TRIAL for a in ("--set", s)],
     ]  # fmt: skip
     done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -21,6 +21,7 @@ from torch.utils.data import Subset
 from graft_hpo.exceptions import ConfigError
 
 __all__ = [
+    "batch_count",
     "classifier_layer",
     "data_device",
     "declared_targets",
@@ -240,10 +241,21 @@ def iter_batches(
         yield x, y.long(), index.long()
 
 
-def _chunks(order: torch.Tensor, batch_size: int, no_single: bool) -> list[torch.Tensor]:
+def batch_count(m: int, batch_size: int, *, training: bool = False) -> int:
+    """How many batches :func:`iter_batches` yields for ``m`` samples.
+
+    Example:
+        >>> batch_count(1079, 98), batch_count(1079, 98, training=True), batch_count(1, 98)
+        (12, 11, 1)
+    """
+    count = -(-m // batch_size)
+    return count - 1 if training and count > 1 and m % batch_size == 1 else count
+
+
+def _chunks(order: torch.Tensor, batch_size: int, training: bool) -> list[torch.Tensor]:
     chunks = list(order.split(batch_size))
-    if no_single and len(chunks) > 1 and len(chunks[-1]) == 1:
-        chunks[-2:] = [torch.cat(chunks[-2:])]
+    if len(chunks) > batch_count(len(order), batch_size, training=training):
+        chunks[-2:] = [torch.cat(chunks[-2:])]  # a last batch of one sample joins the one before
     return chunks
 
 

@@ -26,6 +26,7 @@ from graft_hpo._names import FRACTION_EFFECTIVE
 from graft_hpo._names import SELECTION_S
 from graft_hpo._names import TRAIN_LOSS
 from graft_hpo._names import VAL_ACC
+from graft_hpo._torch import batch_count
 from graft_hpo._torch import iter_batches
 from graft_hpo._torch import memory_format_for
 from graft_hpo._torch import to_device
@@ -242,9 +243,7 @@ def train(
 
         # ---- one epoch over the current subset
         model.train()
-        steps_per_epoch = max(1, len(order) // cfg.batch_size)  # a last batch of 1 is merged
-        if len(order) % cfg.batch_size > 1:
-            steps_per_epoch += 1
+        steps_per_epoch = batch_count(len(order), cfg.batch_size, training=True)
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         for i, (x, y, index) in enumerate(
             iter_batches(train_set, order, cfg.batch_size, training=True)

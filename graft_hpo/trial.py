@@ -251,6 +251,14 @@ class _Trial:
             if ranking is None:  # no sweep ranked for us: our own proxy ranks, measured
                 ranking = proxy_ranking(config, self.bundle, ranker=selector)
                 ranking_s = ranking.stats.get(DURATION_S, 0.0)
+                logger.info(
+                    "this trial's own proxy ranked %d samples in %.1f s (selection.scope=sweep "
+                    "outside a sweep; proxy_epochs=%d; counted in %s)",
+                    len(ranking),
+                    ranking_s,
+                    config.selection.proxy_epochs,
+                    SELECTION_S,
+                )
             selector = selector_for(config.selection, config.train, ranking)
         result = train(
             self.model,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 import torch
 
 from graft_hpo.config import load_pipeline
@@ -77,10 +80,19 @@ def test_a_trial_given_the_ranking_trains_on_its_budgets_prefix() -> None:
     assert isinstance(selector, PrefixSelector) and selector.fraction == 0.25
 
 
-def test_a_trial_outside_a_sweep_ranks_with_its_own_proxy_first() -> None:
+def test_a_trial_outside_a_sweep_ranks_with_its_own_proxy_first(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     config = load_pipeline("digits", SHARED)
     seen = _Selections()
-    result = run_trial(config, tracking=False, hooks=[seen])
+    with caplog.at_level(logging.INFO, logger="graft_hpo"):
+        result = run_trial(config, tracking=False, hooks=[seen])
     assert result.status == "FINISHED", result.error
     assert torch.equal(seen.indices[0], proxy_ranking(config).subset(0.25))
     assert result.metrics["selection_s"] > 0.0  # the proxy's epoch and ranking are selection
+    # the log says where that time went, not "selected ... in 0.00s" for the prefix
+    lines = [r.getMessage() for r in caplog.records]
+    proxy = [line for line in lines if "this trial's own proxy ranked 1079 samples" in line]
+    assert len(proxy) == 1, lines
+    picked = [line for line in lines if "selected" in line]
+    assert picked and not any(" in 0.00s" in line for line in picked), picked

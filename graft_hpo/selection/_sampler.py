@@ -84,14 +84,17 @@ class SubsetSampler(Sampler[int]):
         )
         self.phase = phase  # only now: a subset phase always has a selection
         whole = len(self.selection.indices) == len(self.dataset)  # type: ignore[arg-type]
+        seconds = self.selection.stats.get(SELECTION_S, 0.0)
         logger.log(
             logging.DEBUG if whole else logging.INFO,  # "all of them" is no news
-            "epoch %d: selected %d of %d samples (%.1f%%) in %.2fs",
+            "epoch %d: selected %d of %d samples (%.1f%%)%s",
             epoch,
             len(self.selection.indices),
             len(self.dataset),  # type: ignore[arg-type]
             100 * self.selection.fraction,
-            self.selection.stats.get(SELECTION_S, 0.0),
+            # a ranking's prefix or a random draw costs nothing here: "in 0.00s" would hide
+            # where a shared ranking's time went (its own line says)
+            f" in {seconds:.2f}s" if seconds > 0 else "",
         )
         return self.selection
 

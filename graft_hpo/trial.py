@@ -59,6 +59,8 @@ from graft_hpo.selection import Selector
 from graft_hpo.selection import selector_for
 from graft_hpo.selection import uses_ranking
 from graft_hpo.tracking import RunLogger
+from graft_hpo.tracking import check_store
+from graft_hpo.tracking import resolve_tracking_uri
 from graft_hpo.training import TrainHooks
 from graft_hpo.training import evaluate
 from graft_hpo.training import resolve_device
@@ -162,6 +164,8 @@ def run_trial(
     Raises:
         ConfigError: bad input, detected before anything is written to the tracking store.
     """
+    if tracking:  # a store MLflow would refuse, said before the data loads
+        check_store(resolve_tracking_uri(tracking_uri or config.tracking.uri))
     trial = _Trial.build(config)
     params = flatten_config(config)
     resume = resume or Resume()

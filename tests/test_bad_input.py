@@ -829,7 +829,7 @@ CASES: list[Case] = [
         "pareto-tracking-file-store",  # MLflow 3 refuses a file store unless told otherwise
         ("pareto", "--tracking-uri", "file://{tmp}/filestore"),
         2,
-        ("tracking.uri 'file:///", "filestore' cannot be opened", "MlflowException"),
+        ("tracking.uri 'file:///", "filestore' cannot be opened", "MLFLOW_ALLOW_FILE_STORE=true"),
     ),
     Case(
         "pareto-no-store",
@@ -875,6 +875,13 @@ CASES: list[Case] = [
         train("model.options.width=-3"),
         2,
         ("model.options.width must be an integer >= 1", "got -3"),
+        mode="subprocess",
+    ),
+    Case(
+        "train-file-store-is-the-only-line",  # refused before the data loads and says so
+        ("train", "digits", "--tracking-uri", "file://{tmp}/filestore", "--set", "train.epochs=1"),
+        2,
+        ("tracking.uri 'file:///", "MLFLOW_ALLOW_FILE_STORE=true", "a sqlite:/// URI"),
         mode="subprocess",
     ),
     # ---- Ray cluster (a fresh process: the in-process Ray would be reused) ----

@@ -43,6 +43,7 @@ from graft_hpo.tracking._runs import last_logged_s
 from graft_hpo.tracking._runs import metric_history
 from graft_hpo.tracking._runs import query_runs
 from graft_hpo.tracking._runs import redact
+from graft_hpo.tracking._store import check_store
 from graft_hpo.tracking._store import default_artifact_root
 from graft_hpo.tracking._store import ensure_experiment
 from graft_hpo.tracking._store import open_client
@@ -64,6 +65,7 @@ __all__ = [
     "TAG_SWEEP_ID",
     "RunLogger",
     "RunRecord",
+    "check_store",
     "default_artifact_root",
     "ensure_experiment",
     "global_tracking_uri",

@@ -21,7 +21,12 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Experiment
 
-__all__ = ["default_artifact_root", "ensure_experiment", "resolve_tracking_uri"]
+__all__ = [
+    "check_store",
+    "default_artifact_root",
+    "ensure_experiment",
+    "resolve_tracking_uri",
+]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433}
 _CONNECT_TIMEOUT_S = 5.0
@@ -119,6 +124,12 @@ def _reason(exc: BaseException) -> str:
 
 def _preflight(uri: str, *, create: bool) -> None:
     # MLflow retries a store it cannot reach for minutes (sqlite ~100 s, HTTP ~4 min): fail fast.
+    if urlsplit(uri).scheme == "file" and not _file_store_allowed():
+        raise _cannot_open(
+            uri,
+            "MLflow 3 opens file stores only with MLFLOW_ALLOW_FILE_STORE=true; give the folder "
+            "itself (a sqlite store, mlflow.db, is kept in it) or a sqlite:/// URI",
+        )
     db = _sqlite_file(uri)
     if db is not None:
         if not create and not db.exists():
@@ -147,6 +158,24 @@ def _preflight(uri: str, *, create: bool) -> None:
         except OSError as exc:
             reason = f"cannot connect to {parts.hostname}:{port} ({_reason(exc)})"
             raise _cannot_open(uri, reason) from exc
+
+
+def _file_store_allowed() -> bool:
+    return os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("true", "1")
+
+
+def check_store(uri: str) -> None:
+    """Refuse, before anything runs, a store that :func:`open_client` would refuse later.
+
+    Writes nothing: a sqlite store that does not exist yet passes (the first run creates it).
+
+    Raises:
+        ConfigError: one line with the reason (a file store, a folder where the sqlite file
+            should be, a server that does not answer).
+    """
+    db = _sqlite_file(uri)
+    if db is None or db.exists():
+        _preflight(uri, create=False)
 
 
 def open_client(uri: str, *, create: bool = False) -> MlflowClient:

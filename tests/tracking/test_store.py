@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from graft_hpo.exceptions import ConfigError
+from graft_hpo.tracking import check_store
 from graft_hpo.tracking import default_artifact_root
 from graft_hpo.tracking import ensure_experiment
 from graft_hpo.tracking import resolve_tracking_uri
@@ -141,3 +142,25 @@ def test_unopenable_stores_fail_fast(tmp_path: Path) -> None:
         message = str(info.value)
         assert message.startswith(f"tracking.uri '{uri}' cannot be opened: "), message
         assert reason in message
+
+
+def test_check_store_refuses_what_a_run_would_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    fresh = tmp_path / "new" / "mlflow.db"
+    check_store(f"sqlite:///{fresh}")  # a store the first run will create
+    assert not (tmp_path / "new").exists()
+    folder_db = tmp_path / "db_is_a_folder.db"
+    folder_db.mkdir()
+    refused = {
+        f"sqlite:///{folder_db}": "is a folder, not a sqlite file",
+        f"http://127.0.0.1:{_closed_port()}": "cannot connect to 127.0.0.1",
+        f"file://{tmp_path}/filestore": "MLFLOW_ALLOW_FILE_STORE=true",
+    }
+    for uri, reason in refused.items():
+        with pytest.raises(ConfigError, match=reason):
+            check_store(uri)
+    assert not (tmp_path / "filestore").exists()
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow's own opt-out is honoured
+    check_store(f"file://{tmp_path}/filestore")

@@ -123,15 +123,24 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_unopenable_stores_fail_fast(tmp_path: Path) -> None:
-    blocker = tmp_path / "not_a_folder"
-    blocker.write_text("x")
+def _unopenable(tmp_path: Path) -> dict[str, str]:
+    """Stores that cannot be opened, and what their error says."""
     folder_db = tmp_path / "db_is_a_folder.db"
     folder_db.mkdir()
-    cases = {
-        f"sqlite:///{blocker}/mlruns/mlflow.db": "NotADirectoryError",
+    return {
         f"sqlite:///{folder_db}": "is a folder, not a sqlite file",
         f"http://127.0.0.1:{_closed_port()}": "cannot connect to 127.0.0.1",
+        f"file://{tmp_path}/filestore": "MLFLOW_ALLOW_FILE_STORE=true",
+    }
+
+
+def test_unopenable_stores_fail_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    cases = {
+        f"sqlite:///{blocker}/mlruns/mlflow.db": "NotADirectoryError",
+        **_unopenable(tmp_path),
     }
     for uri, reason in cases.items():
         t0 = time.perf_counter()
@@ -151,14 +160,7 @@ def test_check_store_refuses_what_a_run_would_and_writes_nothing(
     fresh = tmp_path / "new" / "mlflow.db"
     check_store(f"sqlite:///{fresh}")  # a store the first run will create
     assert not (tmp_path / "new").exists()
-    folder_db = tmp_path / "db_is_a_folder.db"
-    folder_db.mkdir()
-    refused = {
-        f"sqlite:///{folder_db}": "is a folder, not a sqlite file",
-        f"http://127.0.0.1:{_closed_port()}": "cannot connect to 127.0.0.1",
-        f"file://{tmp_path}/filestore": "MLFLOW_ALLOW_FILE_STORE=true",
-    }
-    for uri, reason in refused.items():
+    for uri, reason in _unopenable(tmp_path).items():
         with pytest.raises(ConfigError, match=reason):
             check_store(uri)
     assert not (tmp_path / "filestore").exists()

@@ -780,6 +780,12 @@ CASES: list[Case] = [
         2,
         ("train.device", "'cuda'"),
     ),
+    Case(  # the files are looked for without reading them (a sweep of it starts no trial)
+        "validate-cifar10-files-missing",
+        ("validate", "cifar10", "--set", "data.root={tmp}/nodata"),
+        2,
+        ("data.root: cifar10 files not found under '", "nodata'", "set data.download=true"),
+    ),
     # ---- tracking stores that cannot be opened ----
     Case(
         "sweep-tracking-inside-a-file",

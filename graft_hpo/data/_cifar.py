@@ -21,6 +21,8 @@ from graft_hpo._registry import check_int
 from graft_hpo.data._base import DATASETS
 from graft_hpo.data._base import Pool
 from graft_hpo.data._base import Source
+from graft_hpo.data._files import FILES
+from graft_hpo.data._files import Files
 from graft_hpo.data._files import ensure_files
 from graft_hpo.data._split import subsample
 from graft_hpo.exceptions import ConfigError
@@ -55,6 +57,11 @@ _CIFAR100 = _Layout(
     num_classes=100,
     torchvision_class="CIFAR100",
 )
+
+for _layout in (_CIFAR10, _CIFAR100):
+    FILES[_layout.name] = Files(
+        _layout.folder, _layout.train + _layout.test, _layout.torchvision_class
+    )
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -117,13 +124,7 @@ def _load(source: Source, layout: _Layout, *, augment: bool, limit: int | None) 
         raise ConfigError(f"data.options.augment must be true or false; got {augment!r}")
     if limit is not None:
         limit = check_int(limit, "data.options.limit", minimum=2)
-    directory = ensure_files(
-        source,
-        name=layout.name,
-        folder=layout.folder,
-        files=layout.train + layout.test,
-        torchvision_class=layout.torchvision_class,
-    )
+    directory = ensure_files(source, name=layout.name)
     x, y = subsample(*_read_batches(directory, layout.train, layout), limit)
     test_x, test_y = _read_batches(directory, layout.test, layout)
     return Pool(

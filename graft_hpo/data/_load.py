@@ -26,6 +26,7 @@ from graft_hpo.data._base import Source
 from graft_hpo.data._datasets import CropFlipDataset
 from graft_hpo.data._datasets import DataBundle
 from graft_hpo.data._datasets import InMemoryDataset
+from graft_hpo.data._files import check_files
 from graft_hpo.data._plugin import load_plugin_data
 from graft_hpo.data._split import channel_stats
 from graft_hpo.data._split import flip_labels
@@ -166,12 +167,13 @@ def check_data(cfg: DataConfig) -> None:
     """Resolve ``cfg.name`` and check ``cfg.options`` against it, without loading any data.
 
     Cheap: a plug-in's module is imported (running its module-level code) but its function is
-    not called, and no file is read, so missing files and a plug-in's return value are only
-    found by :func:`load_data`.
+    not called, and no file is read: a built-in's files are looked for (unless
+    ``data.download``), their contents and a plug-in's return value are only checked by
+    :func:`load_data`.
 
     Raises:
         ConfigError: an unknown name (with the valid ones and a close match), a plug-in that
-            cannot be imported, or an option the builder does not take.
+            cannot be imported, an option the builder does not take, or missing files.
     """
     if is_plugin(cfg.name):
         _no_plugin_noise(cfg)
@@ -186,6 +188,7 @@ def check_data(cfg: DataConfig) -> None:
         owner=f"data set {cfg.name.lower()!r}",
         positional=("source",),
     )
+    check_files(source_of(cfg, seed=0), name=cfg.name.lower())
 
 
 def load_data(cfg: DataConfig, *, seed: int) -> DataBundle:
@@ -221,6 +224,12 @@ def load_data(cfg: DataConfig, *, seed: int) -> DataBundle:
     check_options(
         builder, cfg.options, section="data", owner=f"data set {name!r}", positional=("source",)
     )
-    root = Path(cfg.root if cfg.root is not None else DEFAULT_ROOT).expanduser().absolute()
-    pool = builder(Source(root=root, download=bool(cfg.download), seed=seed), **cfg.options)
+    pool = builder(source_of(cfg, seed=seed), **cfg.options)
     return _bundle(pool, name=name, cfg=cfg, seed=seed)
+
+
+def source_of(cfg: DataConfig, *, seed: int) -> Source:
+    """Where a built-in data set reads its files: ``data.root`` (default
+    :data:`DEFAULT_ROOT`) made absolute, whether it may download, the split seed."""
+    root = Path(cfg.root if cfg.root is not None else DEFAULT_ROOT).expanduser().absolute()
+    return Source(root=root, download=bool(cfg.download), seed=seed)

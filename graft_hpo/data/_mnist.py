@@ -16,6 +16,8 @@ from graft_hpo._registry import check_int
 from graft_hpo.data._base import DATASETS
 from graft_hpo.data._base import Pool
 from graft_hpo.data._base import Source
+from graft_hpo.data._files import FILES
+from graft_hpo.data._files import Files
 from graft_hpo.data._files import ensure_files
 from graft_hpo.data._files import find_file
 from graft_hpo.data._split import subsample
@@ -27,6 +29,8 @@ _FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+FILES["mnist"] = Files("MNIST/raw", _FILES, "MNIST")
+FILES["fashion_mnist"] = Files("FashionMNIST/raw", _FILES, "FashionMNIST")
 
 
 def read_idx(path: Path) -> torch.Tensor:
@@ -51,10 +55,11 @@ def read_idx(path: Path) -> torch.Tensor:
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
 
 
-def _load(source: Source, *, name: str, folder: str, cls: str, limit: int | None) -> Pool:
+def _load(source: Source, *, name: str, limit: int | None) -> Pool:
     if limit is not None:
         limit = check_int(limit, "data.options.limit", minimum=2)
-    directory = ensure_files(source, name=name, folder=folder, files=_FILES, torchvision_class=cls)
+    directory = ensure_files(source, name=name)
+    folder = FILES[name].folder
     tensors = []
     for file in _FILES:
         path = find_file(directory, file)
@@ -85,12 +90,10 @@ def mnist(source: Source, *, limit: int | None = None) -> Pool:
     Returns:
         A pool of ``(n, 1, 28, 28)`` uint8 images (scale 255) with the official test split.
     """
-    return _load(source, name="mnist", folder="MNIST/raw", cls="MNIST", limit=limit)
+    return _load(source, name="mnist", limit=limit)
 
 
 @DATASETS.register("fashion_mnist")
 def fashion_mnist(source: Source, *, limit: int | None = None) -> Pool:
     """Fashion-MNIST from ``<data.root>/FashionMNIST/raw``; see :func:`mnist`."""
-    return _load(
-        source, name="fashion_mnist", folder="FashionMNIST/raw", cls="FashionMNIST", limit=limit
-    )
+    return _load(source, name="fashion_mnist", limit=limit)

@@ -8,16 +8,14 @@ and selection never call it: they see the labels, and nothing else.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from graft_hpo._registry import check_options
 from graft_hpo._registry import is_plugin
 from graft_hpo.data._base import DATASETS
 from graft_hpo.data._base import SampleTruth
-from graft_hpo.data._base import Source
-from graft_hpo.data._load import DEFAULT_ROOT
 from graft_hpo.data._load import _split
+from graft_hpo.data._load import source_of
 from graft_hpo.data._synthetic_hard import synthetic_hard_pool
 from graft_hpo.exceptions import ConfigError
 
@@ -48,11 +46,10 @@ def training_truth(cfg: DataConfig, *, seed: int) -> SampleTruth:
     check_options(
         builder, cfg.options, section="data", owner=f"data set {name!r}", positional=("source",)
     )
-    root = Path(cfg.root if cfg.root is not None else DEFAULT_ROOT).expanduser().absolute()
     if name == "synthetic_hard":
         pool, truth = synthetic_hard_pool(**cfg.options)
     else:
-        pool = builder(Source(root=root, download=bool(cfg.download), seed=seed), **cfg.options)
+        pool = builder(source_of(cfg, seed=seed), **cfg.options)
         truth = SampleTruth(true_y=pool.y.clone())
     train_idx = _split(pool, cfg, seed)[0]  # load_data's split: the same samples, same order
     return truth.take(train_idx)

@@ -129,6 +129,22 @@ def _models_tried(space: SearchSpace, config: PipelineConfig) -> list[str]:
     return [config.model.name]
 
 
+# GRAFT's knobs a trial's prefix of the shared ranking does not read, and why
+_RANKED_WITH = "ranked once with the pipeline's value, {}"
+_UNUSED_BY_A_PREFIX = {
+    "features": _RANKED_WITH,
+    "rank": _RANKED_WITH,
+    "batch_size": _RANKED_WITH,
+    "stratify": _RANKED_WITH,
+    "noise_filter": _RANKED_WITH,
+    "dedup": _RANKED_WITH,
+    "proxy_epochs": _RANKED_WITH,
+    "select_every": "re-taken, the prefix is the same",
+    "weighted": "a prefix has no weights",
+    "maxvol_tol": "a ranking orders without swaps",
+}
+
+
 def _check_threshold_searched(space: SearchSpace, config: PipelineConfig) -> None:
     """Refuse searching GRAFT's alignment threshold over one shared ranking; warn that a
     searched candidate filter (``noise_filter``, ``dedup``) has no effect there.
@@ -136,22 +152,22 @@ def _check_threshold_searched(space: SearchSpace, config: PipelineConfig) -> Non
     The proxy that ranks has trained on all the data, so its selection batches are aligned
     with few samples: on MNIST-5k a threshold of 0.8-0.95 kept 4-39% of the budget. Searched,
     the knob measures emptied subsets, not budgets (search ``selection.fraction`` instead).
-    The candidate filters act when the sweep ranks, before any trial, with the pipeline's values:
-    a trial's drawn value is unused (a warning, not an error: the bundled digits space searches
-    it, and ``--set selection.scope=sweep`` on it must still run).
+    GRAFT's other knobs act when the sweep ranks, before any trial, with the pipeline's values,
+    or not at all on a prefix: a GRAFT trial's drawn value is unused (a warning, not an error:
+    the bundled digits space searches some, and ``--set selection.scope=sweep`` on it must run).
     """
     if config.selection.scope != "sweep" or "selection.scope" in space.names:
         return
     where = space.source or "the search space"
-    for key in ("noise_filter", "dedup"):  # candidate filters: applied when the sweep ranks
-        if f"selection.{key}" in space.names:
-            logger.warning(
-                "%s: selection.%s is searched, but with selection.scope 'sweep' the sweep ranks "
-                "once with the pipeline's value (%r): the drawn values change nothing",
-                where,
-                key,
-                getattr(config.selection, key),
-            )
+    for key in (k for k in _UNUSED_BY_A_PREFIX if f"selection.{k}" in space.names):
+        logger.warning(
+            "%s: selection.%s is searched, but with selection.scope 'sweep' a GRAFT trial "
+            "trains on a prefix of the sweep's one ranking (%s): the drawn values change "
+            "nothing a GRAFT trial trains on",
+            where,
+            key,
+            _UNUSED_BY_A_PREFIX[key].format(repr(getattr(config.selection, key))),
+        )
     if "selection.alignment_threshold" in space.names:
         raise ConfigError(
             f"{where}: selection.alignment_threshold cannot be searched with selection.scope "

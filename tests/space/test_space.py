@@ -574,12 +574,17 @@ def test_a_searched_noise_filter_over_a_shared_ranking_warns_and_still_runs(
     with caplog.at_level(logging.WARNING, logger="graft_hpo.sweep._prepare"):
         check_sweep(pipeline)
     assert "selection.noise_filter is searched" in caplog.text
-    assert "'knn'" in caplog.text  # the filter the ranking uses
+    assert "pipeline's value, 'knn'" in caplog.text  # the filter the ranking uses
     assert "selection.dedup is searched" in caplog.text  # ... and its deduplication: None
+    # every GRAFT knob the space draws that a prefix does not read, and nothing else
+    warned = {r.getMessage().split()[1] for r in caplog.records}
+    graft = {"features", "noise_filter", "dedup", "select_every"}  # the digits space's
+    assert warned == {f"selection.{key}" for key in graft}, caplog.text
+    assert "re-taken, the prefix is the same" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="graft_hpo.sweep._prepare"):
         check_sweep(load_pipeline("digits"))  # per-trial GRAFT: each trial's value is used
-    assert "noise_filter" not in caplog.text and "dedup" not in caplog.text
+    assert not caplog.records, caplog.text
 
 
 def test_a_set_key_the_space_searches_warns_that_the_draw_replaces_it(

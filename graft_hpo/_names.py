@@ -14,6 +14,7 @@ TRAIN_LOSS = "train_loss"
 TEST_ACC = (
     "test_acc"  # a trial trained to the end (or a retraining), scored once on the test split
 )
+TEST_LOSS = "test_loss"  # ... and its loss there
 CO2_KG = "co2_kg"  # kg CO2eq
 ENERGY_KWH = "energy_kwh"
 CPU_ENERGY_KWH = "cpu_energy_kwh"
@@ -22,6 +23,8 @@ RAM_ENERGY_KWH = "ram_energy_kwh"
 DURATION_S = "duration_s"
 SELECTION_S = "selection_s"  # seconds spent selecting subsets
 CHECKPOINT_S = "checkpoint_s"  # seconds spent writing trial checkpoints
+TRAIN_S = "train_s"  # seconds in the training loop: epochs, selection and validation
+EPOCH_S = "epoch_s"  # seconds of one epoch (a step of the run's history; not a final metric)
 FRACTION_EFFECTIVE = "fraction_effective"  # share trained on per epoch, warm-up included
 EPOCHS_COMPLETED = "epochs_completed"
 

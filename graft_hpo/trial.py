@@ -34,6 +34,7 @@ from graft_hpo._names import TAG_ERROR
 from graft_hpo._names import TAG_GPU_ATTRIBUTED
 from graft_hpo._names import TAG_STRATEGY
 from graft_hpo._names import TEST_ACC
+from graft_hpo._names import TEST_LOSS
 from graft_hpo._torch import seed_everything
 from graft_hpo._trial_checks import check_pipeline
 from graft_hpo._trial_checks import check_plugins
@@ -395,4 +396,4 @@ def _test_metrics(
 ) -> dict[str, float]:
     device = resolve_device(config.train.device)
     loss, acc = evaluate(model, bundle.test, batch_size=config.train.batch_size, device=device)
-    return {"test_loss": loss, TEST_ACC: acc}
+    return {TEST_LOSS: loss, TEST_ACC: acc}

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from graft_hpo._names import SELECTION_S
+from graft_hpo._names import TRAIN_S
 from graft_hpo._torch import rng_state
 from graft_hpo._torch import set_rng_state
 from graft_hpo.selection import SubsetSampler
@@ -49,7 +50,7 @@ def loop_state(
             "samples_seen": progress.samples_seen,
             SELECTION_S: progress.selection_s,
             "history": copy.deepcopy(progress.history),
-            "train_s": train_s,
+            TRAIN_S: train_s,
         },
     }
 
@@ -81,4 +82,4 @@ def restore_loop(
     progress.epoch, progress.step = done["epoch"], done["step"]
     progress.samples_seen, progress.selection_s = done["samples_seen"], done[SELECTION_S]
     progress.history = copy.deepcopy(done["history"])
-    return float(done["train_s"])
+    return float(done[TRAIN_S])

@@ -22,9 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from graft_hpo._names import EPOCH_S
+from graft_hpo._names import EPOCHS_COMPLETED
 from graft_hpo._names import FRACTION_EFFECTIVE
 from graft_hpo._names import SELECTION_S
 from graft_hpo._names import TRAIN_LOSS
+from graft_hpo._names import TRAIN_S
 from graft_hpo._names import VAL_ACC
 from graft_hpo._torch import batch_count
 from graft_hpo._torch import iter_batches
@@ -290,7 +293,7 @@ def train(
                 model, val_set, batch_size=cfg.batch_size, device=device, memory_format=layout
             )
             metrics.update(val_loss=val_loss, val_acc=val_acc)
-        metrics["epoch_s"] = time.perf_counter() - t0
+        metrics[EPOCH_S] = time.perf_counter() - t0
         state.history.append(metrics)
         for hook in hooks:
             hook.on_epoch_end(state, metrics)
@@ -306,10 +309,12 @@ def train(
     for hook in hooks:
         hook.on_train_end(state)
     final = dict(state.history[-1]) if state.history else {}
-    final.pop("epoch_s", None)
+    final.pop(EPOCH_S, None)
     final.update(
-        fraction_effective=state.samples_seen / (n_train * max(len(state.history), 1)),
-        epochs_completed=float(len(state.history)),
-        train_s=time.perf_counter() - start,
+        {
+            FRACTION_EFFECTIVE: state.samples_seen / (n_train * max(len(state.history), 1)),
+            EPOCHS_COMPLETED: float(len(state.history)),
+            TRAIN_S: time.perf_counter() - start,
+        }
     )
     return TrainResult(final, state.history, state.stop_reason)

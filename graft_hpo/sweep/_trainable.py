@@ -111,6 +111,9 @@ class _ReportToRay(TrialHooks):
     def on_epoch_end(self, state: Any, metrics: dict[str, float]) -> None:
         from ray import tune
 
+        # the trial's time spent checkpointing so far, written and persisted with the report it
+        # goes with; the last epoch's value is in the final metrics (set before returning)
+        metrics[CHECKPOINT_S] = self.checkpoints.spent_s
         if state.epoch + 1 >= self.checkpoints.epochs:
             # the last epoch: the final report follows with the same metrics, marked done; a
             # scheduler with a rung here would stop a trial that has trained every epoch
@@ -121,9 +124,6 @@ class _ReportToRay(TrialHooks):
         elif not due:  # no validation this epoch (train.eval_every > 1), nothing to report
             return
         # else: a checkpoint without a validation; the scheduler and Optuna pass it by
-        # the trial's time spent checkpointing so far, written and persisted with the report it
-        # goes with (the last epoch's value is in the final metrics)
-        metrics[CHECKPOINT_S] = self.checkpoints.spent_s
         report = {**metrics, "epoch": state.epoch, EPOCHS_DONE: state.epoch + 1}
         report[ATTR_MLFLOW_RUN] = self.run_id
         try:

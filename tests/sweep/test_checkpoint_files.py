@@ -213,7 +213,10 @@ def test_an_epoch_without_validation_still_checkpoints_when_due(
     state.epoch = 2
     hook.on_epoch_end(state, {"train_loss": 1.0, "val_acc": 0.5})
     state.epoch = 3
-    hook.on_epoch_end(state, {"train_loss": 1.0, "val_acc": 0.5})
+    last = {"train_loss": 1.0, "val_acc": 0.5}
+    hook.on_epoch_end(state, last)
+    # ... but its metrics, which become the trial's final ones, carry the time checkpointing
+    assert last["checkpoint_s"] == hook.checkpoints.spent_s > 0.0
     # the last epoch, validated, is not reported: the trial's final report follows
     assert [(m["epochs_done"], "val_acc" in m, saved) for m, saved in reports] == [
         (2, False, True),  # due, not validated

@@ -176,6 +176,18 @@ CASES: list[Case] = [
         2,
         ("model.options.widht", "did you mean 'width'"),
     ),
+    Case(  # a bundled model's option value: refused by validate, not in every trial
+        "model-option-value",
+        validate("model.options.embed_dim=0"),
+        2,
+        ("model.options.embed_dim must be an integer >= 1", "got 0"),
+    ),
+    Case(
+        "sweep-model-option-value",  # before Ray and the store: no FAILED trials written
+        sweep("model.name=mlp", "model.options.depth=-1"),
+        2,
+        ("model.options.depth must be an integer >= 0", "got -1"),
+    ),
     Case(
         "unknown-retrain-override",
         validate("retrain.overrides={train.epocs: 3}"),

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from typing import Any
 
+import torch
 from torch import nn
 
 from graft_hpo._registry import call_plugin
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["available_models", "build_model", "check_model"]
 
+_NOMINAL_INPUT, _NOMINAL_CLASSES = (3, 32, 32), 10  # what check_model builds registered models for
 # how graft-hpo calls a model plug-in (the contract, quoted in messages)
 _CALLED_AS = "factory(input_shape: tuple[int, ...], num_classes: int, **model.options)"
 
@@ -54,16 +56,32 @@ def _owner(name: str) -> str:
     return f"torchvision model {name.lower()!r}"
 
 
-def check_model(cfg: ModelConfig) -> Callable[..., Any]:
-    """Resolve ``cfg.name`` and check ``cfg.options`` against it, without building anything.
+def check_model(cfg: ModelConfig, *, values: bool = True) -> Callable[..., Any]:
+    """Resolve ``cfg.name`` and check ``cfg.options`` against it, without data or memory.
+
+    With ``values``, a registered model (``cnn``, ``mlp``, ``resnet18``) is also built on the
+    meta device for a nominal ``3 x 32 x 32`` input, which each of them takes: an option's value
+    out of range (``width: 0``) is found here, before a sweep starts, not in its trials.
+    torchvision models and plug-ins are built with the data only
+    (:func:`~graft_hpo.trial.check_plugins`, a trial). Without it, only the names are checked.
 
     Returns:
         The model's factory.
 
     Raises:
         ConfigError: an unknown name (with the valid ones and a close match), a plug-in that
-            cannot be imported, or an option the factory does not take.
+            cannot be imported, an option the factory does not take, or a registered model's
+            option value it refuses.
     """
+    factory = _factory(cfg)
+    if values and cfg.name in MODELS:
+        with torch.device("meta"):
+            factory(_NOMINAL_INPUT, _NOMINAL_CLASSES, **cfg.options)
+    return factory
+
+
+def _factory(cfg: ModelConfig) -> Callable[..., Any]:
+    """``cfg.name``'s factory, ``cfg.options``' names checked against it."""
     factory = MODELS.get(cfg.name)
     check_options(
         factory,
@@ -102,7 +120,7 @@ def build_model(cfg: ModelConfig, *, input_shape: Sequence[int], num_classes: in
     """
     shape = tuple(check_int(d, "input_shape", minimum=1) for d in input_shape)
     num_classes = check_int(num_classes, "num_classes", minimum=1)
-    factory = check_model(cfg)
+    factory = _factory(cfg)
     if is_plugin(cfg.name):  # the user's code: what it raises names the plug-in and the call
         model = call_plugin(
             factory,

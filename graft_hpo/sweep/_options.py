@@ -27,7 +27,7 @@ def _key_error(section: str, name: str, key: str) -> str | None:
     """What ``<section>.name = name`` says of the option ``key``, or None if it takes it."""
     try:
         if section == "model":
-            check_model(ModelConfig(name=name, options={key: None}))
+            check_model(ModelConfig(name=name, options={key: None}), values=False)
         else:
             check_data(DataConfig(name=name, options={key: None}))
     except ConfigError as err:

@@ -12,6 +12,7 @@ from graft_hpo.config import ModelConfig
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.models import available_models
 from graft_hpo.models import build_model
+from graft_hpo.models import check_model
 from graft_hpo.models import classifier_layer
 
 IMAGE_SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32)]
@@ -208,6 +209,20 @@ def test_bad_options(name, options, message):
     with pytest.raises(ConfigError) as err:
         build_model(ModelConfig(name, options), input_shape=(3, 32, 32), num_classes=10)
     assert str(err.value).startswith(message)
+    if name in available_models():  # a registered model's values are checked without data
+        with pytest.raises(ConfigError) as checked:
+            check_model(ModelConfig(name, options))
+        assert str(checked.value) == str(err.value)
+
+
+@pytest.mark.parametrize("name", available_models())
+def test_check_model_builds_nothing_and_refuses_no_valid_options(name):
+    """check_model's nominal build (meta device) takes every registered model with its
+    defaults and with the bundled spaces' extremes; names alone without ``values``."""
+    for options in ({}, {"width": 1}, {"width": 64}):
+        factory = check_model(ModelConfig(name, options))
+        assert callable(factory)
+    check_model(ModelConfig(name, {"width": None}), values=False)  # names only: no build
 
 
 @pytest.mark.parametrize(

@@ -240,7 +240,8 @@ def load_pipeline(
 
     Returns:
         The validated, frozen config. Without a ``name`` key the file's stem names it; a
-        relative ``search.space`` path is taken relative to the file.
+        relative ``search.space`` path is taken relative to the file, a relative ``data.root``
+        relative to the working directory (both made absolute).
 
     Raises:
         ConfigError: a missing file, an unknown bundled name, invalid YAML, or every problem
@@ -256,7 +257,17 @@ def load_pipeline(
             data["name"] = path.stem
         _anchor_space(data, path.parent)
     logger.debug("loading pipeline %s with overrides %r", source, overrides)
-    return _anchor_plugin_path(_finish(data, overrides, source), path.parent)
+    return _anchor_data_root(_anchor_plugin_path(_finish(data, overrides, source), path.parent))
+
+
+def _anchor_data_root(config: PipelineConfig) -> PipelineConfig:
+    """An absolute ``data.root`` (a relative one from the working directory, as it is read
+    in this process): Ray starts each trial in a working directory of its own."""
+    root = config.data.root
+    if root is None or Path(root).expanduser().is_absolute():
+        return config
+    data = dataclasses.replace(config.data, root=str(Path(root).expanduser().absolute()))
+    return dataclasses.replace(config, data=data)
 
 
 def _anchor_plugin_path(config: PipelineConfig, folder: Path) -> PipelineConfig:

@@ -258,6 +258,19 @@ def test_relative_space_path_is_read_from_the_pipeline_folder(write_yaml: WriteY
     assert load_pipeline(other).search.space == "mnist"  # a bundled name is left alone
 
 
+def test_a_relative_data_root_is_made_absolute_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray starts each trial in its own working directory: ``data.root: mdata`` read there
+    found no files in any trial of a sweep that ``validate`` and ``train`` had accepted."""
+    monkeypatch.chdir(tmp_path)
+    assert load_pipeline("digits", ["data.root=mdata"]).data.root == str(tmp_path / "mdata")
+    assert load_pipeline("digits", ["data.root=/srv/data"]).data.root == "/srv/data"
+    home = load_pipeline("digits", ["data.root=~/data"]).data.root
+    assert home == "~/data"  # absolute once expanded, in any process of this user
+    assert load_pipeline("digits").data.root is None  # the default root, ~/.cache/...
+
+
 def test_corrupt_yaml_names_file_line_and_column(write_yaml: WriteYaml) -> None:
     path = write_yaml("name: x\ntrain:\n  epochs: [1, 2\n  lr: 0.1\n")
     with pytest.raises(ConfigError) as info:

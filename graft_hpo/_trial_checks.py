@@ -17,6 +17,7 @@ from graft_hpo.config import PipelineConfig
 from graft_hpo.data import DataBundle
 from graft_hpo.data import check_data
 from graft_hpo.data import load_data
+from graft_hpo.emissions import check_country
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.models import build_model
 from graft_hpo.models import check_model
@@ -47,6 +48,8 @@ def check_pipeline(config: PipelineConfig) -> Selector:
     selector = _collect(errors, lambda: selector_for(config.selection, config.train))
     _collect(errors, lambda: check_model(config.model))
     _collect(errors, lambda: _check_final_stage(config))
+    if config.emissions.enabled:  # else every trial fails to measure co2_kg, or logs none
+        _collect(errors, lambda: check_country(config.emissions.country_iso_code))
     if errors or selector is None:
         raise ConfigError(errors)
     return selector

@@ -176,6 +176,22 @@ CASES: list[Case] = [
         2,
         ("model.options.widht", "did you mean 'width'"),
     ),
+    Case(  # the rule's [A-Z]{3} passes it; codecarbon does not know it (every trial failed)
+        "country-unknown-to-codecarbon",
+        validate("emissions.country_iso_code=GER"),
+        2,
+        ("emissions.country_iso_code must be an ISO 3166-1 alpha-3 code", "got 'GER'"),
+    ),
+    Case(
+        "asha-on-co2-without-emissions",
+        validate(
+            "emissions.enabled=false",
+            "search.objectives=[{metric: val_acc, mode: max}]",
+            "search.scheduler={type: asha, metric: co2_kg, mode: min, grace_period: 1}",
+        ),
+        2,
+        ("search.scheduler.metric 'co2_kg' needs emissions.enabled=true",),
+    ),
     Case(  # a bundled model's option value: refused by validate, not in every trial
         "model-option-value",
         validate("model.options.embed_dim=0"),

@@ -65,12 +65,16 @@ def _check_search(config: PipelineConfig) -> list[str]:
         errors.append(
             f"search.scheduler.metric must be one of {', '.join(METRICS)}; got {sched.metric!r}"
         )
-    elif sched is not None and sched.type == "asha" and sched.metric in EMISSIONS_METRICS:
-        if not config.emissions.enabled:
-            errors.append(
-                f"search.scheduler.metric {sched.metric!r} needs emissions.enabled=true; got "
-                "emissions.enabled=false"
-            )
+    elif (
+        sched is not None
+        and sched.type == "asha"
+        and sched.metric in EMISSIONS_METRICS
+        and not config.emissions.enabled
+    ):
+        errors.append(
+            f"search.scheduler.metric {sched.metric!r} needs emissions.enabled=true; got "
+            "emissions.enabled=false"
+        )
     if sched is not None and sched.grace_period > config.train.epochs:
         errors.append(
             f"search.scheduler.grace_period must be <= train.epochs ({config.train.epochs}); "

@@ -835,6 +835,12 @@ CASES: list[Case] = [
         ("--sweep-dir '", "afile/sweep' cannot be created", "afile' is not a folder"),
     ),
     Case(
+        "checkpoint-storage-under-a-file",
+        (*sweep(), "--set", "search.checkpoint_storage={tmp}/afile/ckpt"),
+        2,
+        ("search.checkpoint_storage '", "afile/ckpt' cannot be created", "afile' is not a folder"),
+    ),
+    Case(
         "sweep-tracking-unreachable",
         ("sweep", "digits", "--tracking-uri", "http://127.0.0.1:1"),
         2,

@@ -203,6 +203,9 @@ def prepare_sweep(
     space = check_sweep(config, overrides=overrides)
     if sweep_dir:
         _check_creatable(Path(sweep_dir).resolve())
+    storage = config.search.checkpoint_storage  # a local folder here; a URI is Ray's to open
+    if storage is not None and Path(storage).is_absolute():
+        _check_creatable(Path(storage), key="search.checkpoint_storage")
     # an unreachable --address, impossible resources: refused before anything reaches the store
     start_ray(config, address, quiet=not verbose)
     if config.search.storage is not None:
@@ -253,16 +256,17 @@ def _warn_searched_overrides(
         )
 
 
-def _check_creatable(path: Path) -> None:
-    """Refuse a sweep folder that cannot be made, before anything is written (a store, Ray)."""
+def _check_creatable(path: Path, key: str = "--sweep-dir") -> None:
+    """Refuse a folder of the sweep's (``key`` names it) that cannot be made, before anything
+    is written (a store, Ray)."""
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"--sweep-dir {str(path)!r} must be a folder; it is a file")
+        raise ConfigError(f"{key} {str(path)!r} must be a folder; it is a file")
     ancestor = path
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
         raise ConfigError(
-            f"--sweep-dir {str(path)!r} cannot be created: {str(ancestor)!r} is not a folder "
+            f"{key} {str(path)!r} cannot be created: {str(ancestor)!r} is not a folder "
             "this user can write to"
         )
 

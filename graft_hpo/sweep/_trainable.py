@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import os
 import socket
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -181,10 +182,15 @@ def trainable(params: dict[str, Any], *, plan: TrialPlan, ranking: Ranking | Non
     if earlier is not None and earlier.status == "FAILED":  # by itself: it would again
         tune.report({FAILED_KEY: earlier.tags.get(TAG_ERROR, ""), ATTR_MLFLOW_RUN: earlier.run_id})
         return
+    try:
+        config = apply_overrides(plan.config, params)
+    except ConfigError as err:  # a draw the cross-checks refuse (val + test fractions >= 1)
+        refused = _refused(plan, plan.config, trial_id, err, sampled=params)
+        tune.report({FAILED_KEY: refused.error, ATTR_MLFLOW_RUN: refused.run_id})
+        return
     owner = {"sweep_id": plan.sweep_id, "trial_id": trial_id}
     saved = read_checkpoint(tune.get_checkpoint(), storage=plan.storage, owner=owner)
     resume = _resume(plan, earlier, saved)
-    config = apply_overrides(plan.config, params)
     checkpoints = Checkpoints(
         config.train.checkpoint_every,
         rungs=set(plan.rungs),
@@ -258,13 +264,18 @@ def _trial_tags(plan: TrialPlan, trial_id: str) -> dict[str, str]:
 
 
 def _refused(
-    plan: TrialPlan, config: PipelineConfig, trial_id: str, err: ConfigError
+    plan: TrialPlan,
+    config: PipelineConfig,
+    trial_id: str,
+    err: ConfigError,
+    sampled: Mapping[str, Any] | None = None,
 ) -> TrialResult:
     """A sampled configuration the trial refused before training, as a FAILED run with its
-    params and the error: raised, it would read as a lost worker, which Ray retries (the same
-    refusal each time) and the sweep's failure list would not name."""
+    params (``sampled``' values over ``config``'s, when they made no config) and the error:
+    raised, it would read as a lost worker, which Ray retries (the same refusal each time)
+    and the sweep's failure list would not name."""
     error = f"ConfigError: {err}"
-    params = flatten_config(config)
+    params = {**flatten_config(config), **(sampled or {})}
     run = start_trial_run(
         config,
         params,

@@ -397,3 +397,34 @@ def test_a_configuration_only_a_worker_can_refuse_fails_its_trial_once(
     (run,) = _trial_records(uri, "sweep-refused", result.sweep_id)
     assert run.status == "FAILED" and run.tags["error"] == failed["error"]
     assert run.params["data.test_fraction"] == "0.0"
+
+
+def test_a_draw_the_config_cross_checks_refuse_fails_its_trial_once(
+    ray_local: Path, tmp_path: Path
+) -> None:
+    # each fraction passes validate_space's probes alone, their sum (1.2) does not: the worker
+    # refused the draw while building its config, outside the trial, so Ray retried it as a
+    # lost worker twice and the sweep's failure list said "none recorded"
+    space = tmp_path / "fractions.yaml"
+    space.write_text(
+        "params:\n"
+        "  data.val_fraction: {type: categorical, choices: [0.6]}\n"
+        "  data.test_fraction: {type: categorical, choices: [0.6]}\n"
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    lines: list[str] = []
+    result = run_sweep(
+        "digits",
+        trials=1,
+        overrides=[*QUICK, f"search.space={space}", "tracking.experiment=sweep-draw-refused"],
+        tracking_uri=uri,
+        sweep_dir=tmp_path / "sweep",
+        printer=lines.append,
+    )
+    assert result.trials["FAILED"] == 1
+    (failed,) = result.failed
+    assert failed["error"].startswith("ConfigError: ") and "test_fraction" in failed["error"]
+    assert not [line for line in lines if "RETRIED" in line]
+    (run,) = _trial_records(uri, "sweep-draw-refused", result.sweep_id)
+    assert run.status == "FAILED" and run.tags["error"] == failed["error"]
+    assert run.params["data.val_fraction"] == "0.6" == run.params["data.test_fraction"]

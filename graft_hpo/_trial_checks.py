@@ -45,7 +45,7 @@ def check_pipeline(config: PipelineConfig) -> Selector:
     add_plugin_path(config.plugin_path)
     errors: list[str] = []
     _collect(errors, lambda: check_data(config.data))
-    selector = _collect(errors, lambda: selector_for(config.selection, config.train))
+    selector = _collect(errors, lambda: _selector(config))
     _collect(errors, lambda: check_model(config.model))
     _collect(errors, lambda: _check_final_stage(config))
     if config.emissions.enabled:  # else every trial fails to measure co2_kg, or logs none
@@ -79,6 +79,18 @@ def check_plugins(
     check_model_outputs(model, x, num_classes=bundle.num_classes, **keys)
     if loaded:  # the trial logs its own bundle once built
         logger.info(bundle.describe())
+
+
+def _selector(config: PipelineConfig) -> Selector:
+    """:func:`selector_for` the config; GRAFT's selection batches too small are blamed on the
+    key the user set (``train.batch_size``, which a null ``selection.batch_size`` takes)."""
+    selection, train = config.selection, config.train
+    if selection.strategy == "graft" and selection.batch_size is None and train.batch_size < 2:
+        raise ConfigError(
+            "train.batch_size must be >= 2 for GRAFT's selection batches (or set "
+            f"selection.batch_size); got {train.batch_size}"
+        )
+    return selector_for(selection, train)
 
 
 def _collect(errors: list[str], check: Callable[[], _T]) -> _T | None:

@@ -192,6 +192,12 @@ CASES: list[Case] = [
         2,
         ("search.scheduler.metric 'co2_kg' needs emissions.enabled=true",),
     ),
+    Case(  # GRAFT's selection batches take train.batch_size: the key the user set is named
+        "graft-batch-of-one",
+        validate("search.space=null", "train.batch_size=1"),
+        2,
+        ("train.batch_size must be >= 2 for GRAFT's selection batches", "got 1"),
+    ),
     Case(  # a bundled model's option value: refused by validate, not in every trial
         "model-option-value",
         validate("model.options.embed_dim=0"),

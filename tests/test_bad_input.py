@@ -198,6 +198,12 @@ CASES: list[Case] = [
         2,
         ("train.batch_size must be >= 2 for GRAFT's selection batches", "got 1"),
     ),
+    Case(  # the digits space draws mlp too, which has no embed_dim: its trials all failed
+        "pipeline-option-a-drawn-model-does-not-take",
+        validate("model.options.embed_dim=64"),
+        2,
+        ("params.model.name draws 'mlp'", "unknown key 'model.options.embed_dim' for model"),
+    ),
     Case(  # a bundled model's option value: refused by validate, not in every trial
         "model-option-value",
         validate("model.options.embed_dim=0"),

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from graft_hpo.config import PipelineConfig
     from graft_hpo.space import SearchSpace
 
-__all__ = ["check_option_params"]
+__all__ = ["check_fixed_model_options", "check_option_params"]
 
 
 def _key_error(section: str, name: str, key: str) -> str | None:
@@ -61,5 +61,32 @@ def check_option_params(space: SearchSpace, config: PipelineConfig) -> None:
             found = [_key_error(section, name, key) for name in names]
             if found and all(message is not None for message in found):
                 errors.append(f"params.{prefix}{key}: {found[0]}")
+    if errors:
+        raise space.error(errors)
+
+
+def check_fixed_model_options(space: SearchSpace, config: PipelineConfig) -> None:
+    """Refuse the pipeline's own ``model.options`` (those the space does not search) that a
+    ``model.name`` the space draws does not take: every trial drawing that model would fail.
+
+    Raises:
+        ConfigError: one message per such model, naming it and the option.
+    """
+    searched = {
+        spec.name.removeprefix("model.options.")
+        for spec in space.params
+        if spec.name.startswith("model.options.")
+    }
+    fixed = {k: v for k, v in config.model.options.items() if k not in searched}
+    errors = []
+    for name in _names(space, config, "model") if fixed else []:
+        try:
+            check_model(ModelConfig(name=name, options=fixed))
+        except ConfigError as err:
+            errors += [
+                f"params.model.name draws {name!r}, which the pipeline's model.options do not "
+                f"fit: {message}"
+                for message in err.errors
+            ]
     if errors:
         raise space.error(errors)

@@ -26,6 +26,7 @@ from graft_hpo.space import SearchSpace
 from graft_hpo.space import load_space
 from graft_hpo.space import validate_space
 from graft_hpo.sweep._folder import SweepFolder
+from graft_hpo.sweep._options import check_fixed_model_options
 from graft_hpo.sweep._options import check_option_params
 from graft_hpo.sweep._plan import SweepPlan
 from graft_hpo.sweep._plan import write_plan
@@ -114,6 +115,7 @@ def check_sweep(
     space = load_space(config.search.space)
     validate_space(space, config, checks=_check_search)  # a searched value may break them
     check_option_params(space, config)
+    check_fixed_model_options(space, config)
     _check_threshold_searched(space, config)
     _warn_searched_overrides(space, overrides)
     if config.search.scheduler is not None and "train.epochs" in space.names:

@@ -43,6 +43,8 @@ METRICS = (
     EPOCHS_COMPLETED,
 )
 ENERGY_PARTS = (CPU_ENERGY_KWH, GPU_ENERGY_KWH, RAM_ENERGY_KWH)  # energy_kwh, part by part
+# every final metric a sweep's trial run may hold (test_*: trained to the end; checkpoint_s)
+TRIAL_METRICS = (*METRICS, TRAIN_S, TEST_ACC, TEST_LOSS, CHECKPOINT_S)
 
 # ---- tags of a trial run
 TAG_SWEEP_ID = "sweep_id"

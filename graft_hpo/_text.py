@@ -103,7 +103,8 @@ def sweep_text(result: dict[str, Any]) -> str:
         return "\n".join(lines)
     if result.get("selected"):
         chosen = result["selected"]
-        lines.append(f"selected ({chosen['policy']}): run {chosen['run_id']}")
+        chosen_run = f"run {chosen['run_id']}" if "run_id" in chosen else chosen["error"]
+        lines.append(f"selected ({chosen['policy']}): {chosen_run}")
     if result.get("model"):
         model = result["model"]
         got = model["metrics"]

@@ -4,12 +4,17 @@ call these too)."""
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Callable
 from typing import TypeVar
 
 import torch
 
+from graft_hpo._names import CO2_KG
+from graft_hpo._names import ENERGY_KWH
+from graft_hpo._names import ENERGY_PARTS
+from graft_hpo._names import TRIAL_METRICS
 from graft_hpo._registry import add_plugin_path
 from graft_hpo._registry import is_plugin
 from graft_hpo._torch import gather_batch
@@ -103,8 +108,21 @@ def _collect(errors: list[str], check: Callable[[], _T]) -> _T | None:
 
 
 def _check_final_stage(config: PipelineConfig) -> None:
+    """The select and retrain stages: a policy's metric must be one the trials log (else a
+    whole sweep ran before its select stage refused it)."""
     if config.select is not None:
-        parse_policy(config.select.policy)
+        metric = parse_policy(config.select.policy).metric
+        if metric is not None and metric not in TRIAL_METRICS:
+            close = difflib.get_close_matches(metric, TRIAL_METRICS, n=1)
+            raise ConfigError(
+                f"select.policy's metric must be one a trial logs ({', '.join(TRIAL_METRICS)})"
+                f"{f' (did you mean {close[0]!r}?)' if close else ''}; got {metric!r}"
+            )
+        if metric in (CO2_KG, ENERGY_KWH, *ENERGY_PARTS) and not config.emissions.enabled:
+            raise ConfigError(
+                f"select.policy's metric {metric!r} needs emissions.enabled=true; got "
+                "emissions.enabled=false"
+            )
     if config.retrain is not None and config.select is None:
         raise ConfigError(
             "retrain needs a select stage to choose the run; got select: null "

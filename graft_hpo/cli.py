@@ -100,8 +100,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _sweep_exit(result: dict[str, Any], args: argparse.Namespace) -> int:
     """Print a sweep's result; one without a finished trial also an error line: exit 1."""
     _emit(result, as_json=args.json, text=_text.sweep_text)
-    if result["trials"].get("FINISHED", 0) > 0:
-        return EXIT_OK
+    if result["trials"].get("FINISHED", 0) > 0:  # a failed select stage: the front stands
+        return EXIT_FAILURE if "error" in (result.get("selected") or {}) else EXIT_OK
     first = result["failed"][0]["error"] if result["failed"] else "none recorded"
     message = f"sweep {result['sweep_id']} has no finished trial, so no front; first error"
     print(f"graft-hpo {args.command}: error: {message}: {first}", file=sys.stderr)

@@ -216,6 +216,22 @@ CASES: list[Case] = [
         2,
         ("model.options.depth must be an integer >= 0", "got -1"),
     ),
+    Case(  # else the whole sweep ran before its select stage refused it (and no front shown)
+        "select-policy-metric-no-trial-logs",
+        validate("select={policy: 'max:val_ac'}"),
+        2,
+        ("select.policy's metric must be one a trial logs", "did you mean 'val_acc'", "'val_ac'"),
+    ),
+    Case(
+        "select-policy-on-co2-without-emissions",
+        validate(
+            "emissions.enabled=false",
+            "search.objectives=[{metric: val_acc, mode: max}, {metric: duration_s, mode: min}]",
+            "select={policy: 'budget:co2_kg<=1e-6'}",
+        ),
+        2,
+        ("select.policy's metric 'co2_kg' needs emissions.enabled=true",),
+    ),
     Case(
         "unknown-retrain-override",
         validate("retrain.overrides={train.epocs: 3}"),

@@ -199,20 +199,24 @@ def final_stage(plan: SweepPlan, result: SweepResult, say: Any) -> SweepResult:
     functions ``graft-hpo select`` and ``graft-hpo retrain`` call (:func:`select_run`,
     :func:`~graft_hpo.retraining.retrain`).
 
-    Raises:
-        ConfigError: no point of the front satisfies the policy (names the closest one).
+    A policy no point of the front satisfies (the error names the closest one) ends the stage
+    with ``selected == {"policy", "error"}``: the sweep's result stands.
     """
     config = plan.config
     if config.select is None:
         return result
     policy = config.select.policy
-    point = select_run(
-        policy,
-        experiment=plan.experiment,
-        sweep_id=plan.sweep_id,
-        tracking_uri=plan.tracking_uri,
-        objectives=plan.objectives,
-    )
+    try:
+        point = select_run(
+            policy,
+            experiment=plan.experiment,
+            sweep_id=plan.sweep_id,
+            tracking_uri=plan.tracking_uri,
+            objectives=plan.objectives,
+        )
+    except ConfigError as err:  # raised, it lost the front the sweep had paid for
+        say(f"select stage failed: {err}")
+        return replace(result, selected={"policy": policy, "error": str(err)})
     selected = {"policy": policy, **point.to_dict()}
     selected.pop("tags", None)
     parent = RunLogger(plan.tracking_uri, plan.parent_run_id)

@@ -35,8 +35,9 @@ class SweepResult:
             budget reached, or ``fail_fast``); None when every trial ran.
         totals: the sweep's measured totals (``sweep_energy_kwh``, ``sweep_co2_kg``,
             ``sweep_wall_s``, ...), also logged on the parent run.
-        selected: the final stage's choice ``{"run_id", "policy", "params", "metrics"}``, or
-            None when the pipeline names no ``select`` stage.
+        selected: the final stage's choice ``{"run_id", "policy", "params", "metrics"}``,
+            ``{"policy", "error"}`` when no point of the front satisfies the policy, or None
+            when the pipeline names no ``select`` stage.
         model: the retrained model ``{"run_id", "model_uri", "registered", "metrics"}``, or
             None when the pipeline names no ``retrain`` stage.
     """

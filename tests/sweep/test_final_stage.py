@@ -132,3 +132,25 @@ def test_a_pipeline_goes_from_data_to_a_registered_model(
     assert main(["select", *argv, "--policy", "budget:co2_kg<=1e-15"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "closest is run" in err[0] and "co2_kg=" in err[0]
+
+
+def test_a_select_stage_no_point_satisfies_keeps_the_sweeps_front(
+    ray_local: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A budget below every trial's CO2: the stage fails after the sweep has run. Raised, the
+    error printed one line and lost the front (exit 2, nothing on stdout); now the front is
+    printed, the stage's error is said and kept in ``selected``, and the exit code is 1."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sets = [*QUICK, "tracking.experiment=unmet", "select={policy: 'budget:co2_kg<=1e-15'}"]
+    argv = ["sweep", "digits", "--trials", "1", "--tracking-uri", uri, "--json"]
+    code = main(
+        [*argv, "--sweep-dir", str(tmp_path / "sweep"), *(a for s in sets for a in ("--set", s))]
+    )
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["trials"]["FINISHED"] == 1 and len(result["pareto"]) == 1
+    assert result["selected"]["policy"] == "budget:co2_kg<=1e-15"
+    assert result["selected"]["error"].startswith("no point of the front satisfies")
+    assert "select stage failed: no point of the front satisfies" in err
+    assert result["model"] is None

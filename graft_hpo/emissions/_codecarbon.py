@@ -208,7 +208,10 @@ def _serialise_sampling(tracker: Any) -> None:
 
     def one_at_a_time() -> None:
         with lock:
-            sample(tracker)
+            # a timer sample queued behind stop(), which clears the start time: nothing left
+            # to charge (it raised a TypeError in codecarbon's thread at short periods)
+            if getattr(tracker, "_start_time", 0.0) is not None:
+                sample(tracker)
 
     tracker._measure_power_and_energy = one_at_a_time
 

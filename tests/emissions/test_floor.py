@@ -22,6 +22,7 @@ from graft_hpo.emissions import _measure
 from graft_hpo.emissions import measure_emissions
 from graft_hpo.emissions import warm_up
 from graft_hpo.emissions._attribution import GpuSample
+from graft_hpo.emissions._codecarbon import _serialise_sampling
 from graft_hpo.emissions._codecarbon import floor_powers
 from graft_hpo.emissions._codecarbon import process_cpu_s
 from graft_hpo.emissions._floor import PowerFloor
@@ -131,6 +132,27 @@ def test_floor_powers_follow_codecarbons_process_load_model() -> None:
     # (its mean GPU power starts with a counter step over a few milliseconds)
     bare = floor_powers(SimpleNamespace(), measured, duration_s=2.0, cpu_s=None)
     assert (bare.cpu_w, bare.gpu_w, bare.ram_w) == (99.0, None, 99.0)
+
+
+def test_a_sample_queued_behind_stop_charges_nothing_and_raises_nothing() -> None:
+    """codecarbon's stop() clears the start time; a timer sample waiting on the lock then
+    ran and raised a TypeError in codecarbon's thread (measure_power_secs=0.001)."""
+
+    class Tracker:
+        def __init__(self) -> None:
+            self._start_time: float | None = 1.0
+            self.samples = 0
+
+        def _measure_power_and_energy(self) -> None:
+            self.samples += 1
+            _ = time.perf_counter() - self._start_time  # type: ignore[operator]
+
+    tracker = Tracker()
+    _serialise_sampling(tracker)
+    tracker._measure_power_and_energy()
+    tracker._start_time = None  # stopped
+    tracker._measure_power_and_energy()
+    assert tracker.samples == 1
 
 
 # ---- real measurements

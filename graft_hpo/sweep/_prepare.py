@@ -158,8 +158,9 @@ _UNUSED_BY_A_PREFIX = {
 
 
 def _check_threshold_searched(space: SearchSpace, config: PipelineConfig) -> None:
-    """Refuse searching GRAFT's alignment threshold over one shared ranking; warn that a
-    searched candidate filter (``noise_filter``, ``dedup``) has no effect there.
+    """Refuse searching GRAFT's alignment threshold over one shared ranking; warn that the
+    GRAFT knobs a prefix of that ranking does not read (:data:`_UNUSED_BY_A_PREFIX`) have no
+    effect there when searched.
 
     The proxy that ranks has trained on all the data, so its selection batches are aligned
     with few samples: on MNIST-5k a threshold of 0.8-0.95 kept 4-39% of the budget. Searched,

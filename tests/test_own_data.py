@@ -3,6 +3,7 @@ cluster (the folder travels with the job), and a sweep without a finished trial 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,6 +12,7 @@ import pytest
 
 from graft_hpo import _registry
 from graft_hpo.cli import main
+from graft_hpo.exceptions import ConfigError
 
 PLUGIN = """
 import torch
@@ -80,10 +82,30 @@ def test_joining_a_cluster_ships_the_plugin_folder_as_rays_working_dir(
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
     monkeypatch.setattr(_ray, "_check_reachable", lambda address: None)
+    for name in [n for n in os.environ if n.startswith(("MLFLOW_", "CODECARBON_"))]:
+        monkeypatch.delenv(name)
     _ray.init_ray("auto", working_dir="/code/proj")
-    assert calls[-1]["runtime_env"] == {"working_dir": "/code/proj"}
+    assert calls[-1]["runtime_env"] == {
+        "working_dir": "/code/proj",
+        "excludes": ["mlruns/", ".venv/", "venv/", ".git/", "__pycache__/"],
+    }
     _ray.init_ray("auto")
     assert calls[-1]["runtime_env"] is None
+
+    # a folder Ray will not take (over its 512 MiB): one line naming plugin_path, not a trace
+    def refuse(**kw: object) -> None:
+        raise ray.exceptions.RuntimeEnvSetupError(
+            "Failed to set up runtime environment.\nFailed to upload working_dir /code/proj to "
+            "the Ray cluster: Package size (531.72MiB) exceeds the maximum size of 512.00MiB."
+        )
+
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(ConfigError) as info:
+        _ray.init_ray("auto", working_dir="/code/proj")
+    assert str(info.value).startswith(
+        "plugin_path '/code/proj' cannot be shipped to the cluster at 'auto': Failed to upload "
+        "working_dir /code/proj to the Ray cluster: Package size (531.72MiB) exceeds"
+    )
 
 
 def test_a_sweep_without_a_finished_trial_is_one_error_line_and_exit_1(

@@ -13,7 +13,7 @@ from graft_hpo.exceptions import ConfigError
 from graft_hpo.sweep._console import quiet_stderr
 from graft_hpo.sweep._ray_compat import disable_cluster_mode
 
-__all__ = ["check_resources", "init_ray", "start_ray"]
+__all__ = ["check_resources", "init_ray", "job_env", "start_ray"]
 
 
 def start_ray(config: PipelineConfig, address: str | None, *, quiet: bool = True) -> None:
@@ -45,13 +45,15 @@ def init_ray(
         quiet: keep what Ray's processes print at start-up (its token-authentication notice,
             ...) off the console; it is shown if the start fails.
         working_dir: joining a cluster, a local folder Ray ships to every node and puts on
-            its workers' ``PYTHONPATH`` (``runtime_env={"working_dir": ...}``): the pipeline's
-            plug-in folder. Ignored for a local Ray, whose workers read the folder in place.
+            its workers' ``PYTHONPATH`` (:func:`job_env`): the pipeline's plug-in folder.
+            Ignored for a local Ray, whose workers read the folder in place.
 
     Raises:
-        ConfigError: nothing answers at ``address``, or it is not a Ray cluster.
+        ConfigError: nothing answers at ``address``, it is not a Ray cluster, or
+            ``working_dir`` cannot be shipped to it.
     """
     import ray
+    import ray.exceptions
 
     if ray.is_initialized():
         return
@@ -74,14 +76,47 @@ def init_ray(
         try:
             ray.init(
                 address=address,
-                runtime_env={"working_dir": working_dir} if working_dir else None,
+                runtime_env=job_env(working_dir),
                 log_to_driver=False,
                 configure_logging=False,
             )
+        except ray.exceptions.RuntimeEnvSetupError as err:  # e.g. over Ray's 512 MiB upload
+            reason = next((line for line in str(err).splitlines() if "working_dir" in line), "")
+            raise ConfigError(
+                f"plugin_path {working_dir!r} cannot be shipped to the cluster at {address!r}: "
+                f"{reason.strip() or type(err).__name__}"
+            ) from err
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise ConfigError(
                 f"--address {address!r}: cannot join a Ray cluster there: {err}"
             ) from err
+
+
+# never shipped with the plug-ins' folder: a run store and sweep folders beside the pipeline
+# (./mlruns holds every earlier sweep's checkpoints), environments, version control
+_NOT_SHIPPED = ["mlruns/", ".venv/", "venv/", ".git/", "__pycache__/"]
+# the driver's variables a worker on another node must see as the driver did: MLflow's
+# (credentials, MLFLOW_ALLOW_FILE_STORE, which the driver's store check honoured) and codecarbon's
+_SHARED_ENV_PREFIXES = ("MLFLOW_", "CODECARBON_")
+_NOT_SHARED_ENV = frozenset({"MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI"})  # a run's, the driver's
+
+
+def job_env(working_dir: str | None) -> dict[str, object] | None:
+    """The ``runtime_env`` a sweep joins a cluster with: the plug-ins' folder without run
+    stores and checkpoints (:data:`_NOT_SHIPPED`), and the driver's MLflow and codecarbon
+    variables (the workers of a cluster run with the cluster's environment, not the
+    driver's; the tracking URI is resolved by the driver and travels in the plan)."""
+    env: dict[str, object] = {}
+    if working_dir:
+        env.update(working_dir=working_dir, excludes=list(_NOT_SHIPPED))
+    shared = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith(_SHARED_ENV_PREFIXES) and k not in _NOT_SHARED_ENV
+    }
+    if shared:
+        env["env_vars"] = shared
+    return env or None
 
 
 def _keep_on_loopback() -> None:

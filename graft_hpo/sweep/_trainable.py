@@ -174,13 +174,8 @@ def trainable(params: dict[str, Any], *, plan: TrialPlan, ranking: Ranking | Non
     os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", str(_STOPPED_TRIAL_CLOSE_S))
     torch.set_num_threads(max(1, int(plan.config.resources.cpu)))
     trial_id = tune.get_context().get_trial_id()
-    earlier = _earlier_run(plan, trial_id)
-    if earlier is not None and earlier.status == "FINISHED":
-        # re-run by a resumed sweep after it had finished: never twice
-        tune.report({**earlier.metrics, ATTR_MLFLOW_RUN: earlier.run_id, DONE_KEY: 1})
-        return
-    if earlier is not None and earlier.status == "FAILED":  # by itself: it would again
-        tune.report({FAILED_KEY: earlier.tags.get(TAG_ERROR, ""), ATTR_MLFLOW_RUN: earlier.run_id})
+    earlier, over = _look_back(plan, trial_id)
+    if over:
         return
     try:
         config = apply_overrides(plan.config, params)
@@ -223,6 +218,27 @@ def trainable(params: dict[str, Any], *, plan: TrialPlan, ranking: Ranking | Non
         tune.report({FAILED_KEY: error, ATTR_MLFLOW_RUN: result.run_id})
         return
     tune.report({**result.metrics, ATTR_MLFLOW_RUN: result.run_id, DONE_KEY: 1})
+
+
+def _look_back(plan: TrialPlan, trial_id: str) -> tuple[RunRecord | None, bool]:
+    """The run of this trial's earlier attempt, and whether the trial is over, reported to
+    Tune: replayed (it had finished), failed by itself (it would again), or a store this node
+    cannot open (raised, Ray would retry it as a lost worker)."""
+    from ray import tune
+
+    try:
+        earlier = _earlier_run(plan, trial_id)
+    except ConfigError as err:
+        tune.report({FAILED_KEY: f"ConfigError: {err}"})
+        return None, True
+    if earlier is not None and earlier.status == "FINISHED":
+        # re-run by a resumed sweep after it had finished: never twice
+        tune.report({**earlier.metrics, ATTR_MLFLOW_RUN: earlier.run_id, DONE_KEY: 1})
+        return earlier, True
+    if earlier is not None and earlier.status == "FAILED":
+        tune.report({FAILED_KEY: earlier.tags.get(TAG_ERROR, ""), ATTR_MLFLOW_RUN: earlier.run_id})
+        return earlier, True
+    return earlier, False
 
 
 def _train(

@@ -1,5 +1,6 @@
-"""What a sweep joining a cluster sends with its job (``runtime_env``): the plug-ins' folder
-without run stores, and the driver's MLflow and codecarbon variables."""
+"""A sweep on a cluster: what it sends with its job (``runtime_env``: the plug-ins' folder
+without run stores, the driver's MLflow and codecarbon variables), and what a worker does when
+the store does not open on its node."""
 
 from __future__ import annotations
 
@@ -67,3 +68,26 @@ def test_the_drivers_mlflow_and_codecarbon_variables_reach_the_workers(
             "CODECARBON_LOG_LEVEL": "error",
         }
     }
+
+
+def test_a_store_a_worker_cannot_open_fails_its_trial_instead_of_a_retry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a cluster node the store may not open as it did on the driver (a path that node
+    lacks): raised, Ray took it for a lost worker and ran the trial three times."""
+    from ray import tune
+
+    from graft_hpo._names import FAILED_KEY
+    from graft_hpo.exceptions import ConfigError
+    from graft_hpo.sweep import _trainable
+
+    def unopenable(plan: object, trial_id: str) -> None:
+        raise ConfigError("tracking.uri 'sqlite:////nfs/x.db' cannot be opened: gone")
+
+    reports: list[dict] = []
+    monkeypatch.setattr(_trainable, "_earlier_run", unopenable)
+    monkeypatch.setattr(tune, "report", reports.append)
+    assert _trainable._look_back(object(), "t1") == (None, True)  # type: ignore[arg-type]
+    assert reports == [
+        {FAILED_KEY: "ConfigError: tracking.uri 'sqlite:////nfs/x.db' cannot be opened: gone"}
+    ]

@@ -39,7 +39,8 @@ def init_ray(
     """Start a local Ray bound to loopback, or join the cluster at ``address``.
 
     :func:`run_sweep` calls it itself; call it first to share one Ray between several sweeps
-    (a benchmark, a pipeline step that sweeps more than once). A no-op if Ray is running.
+    (a benchmark, a pipeline step that sweeps more than once). A no-op if Ray is running,
+    unless ``address`` names another cluster than the one this process joined.
 
     Args:
         quiet: keep what Ray's processes print at start-up (its token-authentication notice,
@@ -56,6 +57,7 @@ def init_ray(
     import ray.exceptions
 
     if ray.is_initialized():
+        _check_joined(address)
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address is not None:
@@ -117,6 +119,29 @@ def job_env(working_dir: str | None) -> dict[str, object] | None:
     if shared:
         env["env_vars"] = shared
     return env or None
+
+
+def _check_joined(address: str | None) -> None:
+    """Refuse ``address`` in a process already joined to another Ray (``ray.init`` runs once a
+    process): the sweep would run there, and its plan would name ``address`` for resume."""
+    import ray
+
+    if address is None or address == "auto" or address.startswith("ray://"):
+        return
+    joined = ray.get_runtime_context().gcs_address
+    if _endpoint(address) != _endpoint(joined):
+        raise ConfigError(
+            f"--address {address!r}: this process is joined to the Ray at {joined!r} already "
+            "(one Ray a process); call ray.shutdown() first, or leave the address out"
+        )
+
+
+def _endpoint(address: str) -> tuple[str, str]:
+    host, _, port = address.rpartition(":")
+    try:
+        return socket.gethostbyname(host), port
+    except OSError:
+        return host, port
 
 
 def _keep_on_loopback() -> None:

@@ -91,3 +91,28 @@ def test_a_store_a_worker_cannot_open_fails_its_trial_instead_of_a_retry(
     assert reports == [
         {FAILED_KEY: "ConfigError: tracking.uri 'sqlite:////nfs/x.db' cannot be opened: gone"}
     ]
+
+
+def test_an_address_other_than_the_ray_this_process_joined_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """run_sweep(address=X) after the process joined another Ray silently ran there, and the
+    sweep's plan named X for its resume."""
+    from types import SimpleNamespace
+
+    import ray
+
+    from graft_hpo.exceptions import ConfigError
+    from graft_hpo.sweep._ray import init_ray
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    joined = SimpleNamespace(gcs_address="127.0.0.1:39871")
+    monkeypatch.setattr(ray, "get_runtime_context", lambda: joined)
+    with pytest.raises(ConfigError) as info:
+        init_ray("127.0.0.1:6390")
+    assert str(info.value) == (
+        "--address '127.0.0.1:6390': this process is joined to the Ray at '127.0.0.1:39871' "
+        "already (one Ray a process); call ray.shutdown() first, or leave the address out"
+    )
+    for same in (None, "auto", "127.0.0.1:39871", "localhost:39871"):
+        init_ray(same)  # the Ray it joined: nothing to do

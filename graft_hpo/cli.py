@@ -112,7 +112,11 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from graft_hpo.sweep import resume_sweep
 
     result = resume_sweep(
-        args.sweep, printer=_progress, progress=sys.stderr.isatty(), verbose=args.verbose
+        args.sweep,
+        address=args.address,
+        printer=_progress,
+        progress=sys.stderr.isatty(),
+        verbose=args.verbose,
     )
     return _sweep_exit(result.to_dict(), args)
 
@@ -213,11 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument(
                 "--trials", type=int, help="number of trials (default: search.trials)"
             )
+        if name in ("sweep", "resume"):
             cmd.add_argument(
                 "--address",
                 help="Ray cluster to join: HOST:PORT of its head (run the driver on a node), "
-                "ray://HOST:10001 (needs ray[client]) or auto; default: a local Ray",
+                "ray://HOST:10001 (needs ray[client]) or auto; default: a local Ray"
+                + (" (resume: the sweep's own)" if name == "resume" else ""),
             )
+        if name == "sweep":
             cmd.add_argument(
                 "--fail-fast",
                 action="store_true",

@@ -26,6 +26,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from graft_hpo.sweep._finish import reopen_parent
 from graft_hpo.sweep._folder import SweepFolder
 from graft_hpo.sweep._plan import SweepPlan
 from graft_hpo.sweep._plan import read_plan
+from graft_hpo.sweep._plan import write_plan
 from graft_hpo.sweep._prepare import check_sweep
 from graft_hpo.sweep._prepare import prepare_sweep
 from graft_hpo.sweep._ray import init_ray
@@ -117,6 +119,7 @@ def run_sweep(
 def resume_sweep(
     sweep_dir_or_pipeline: str | os.PathLike[str],
     *,
+    address: str | None = None,
     printer: Printer | None = None,
     progress: bool = False,
     verbose: bool = False,
@@ -131,10 +134,16 @@ def resume_sweep(
     Args:
         sweep_dir_or_pipeline: a sweep folder (holding ``sweep.json``), or a pipeline name or
             path, meaning its most recent sweep under ``./mlruns/sweeps``.
+        address: the Ray cluster to go on in (a restarted head, another one); None: the one
+            the sweep ran in. Once joined, it is the sweep's (written to ``sweep.json``).
         printer, progress, verbose: as for :func:`run_sweep`.
     """
     plan = read_plan(SweepFolder.find(sweep_dir_or_pipeline))
-    start_ray(plan.config, plan.address, quiet=not verbose)
+    moved = address is not None and address != plan.address
+    start_ray(plan.config, address if moved else plan.address, quiet=not verbose)
+    if moved:  # joined: the sweep goes on there from now on
+        plan = replace(plan, address=address)
+        write_plan(plan)
     reopen_parent(plan)
     mark_interrupted(plan, reason="the sweep was interrupted; this trial is run again")
     return _run(plan, resume=True, printer=printer, progress=progress, verbose=verbose)

@@ -170,3 +170,25 @@ def test_the_name_an_old_sweeps_tune_state_calls_still_records_the_stop(tmp_path
 
     _folder.write_stop(str(tmp_path), "trial t1 failed (search.fail_fast)")
     assert SweepFolder(tmp_path).read_stop() == "trial t1 failed (search.fail_fast)"
+
+
+def test_resume_goes_on_in_the_cluster_it_is_told_and_remembers_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep's plan names its cluster; after the head restarted elsewhere, only editing
+    sweep.json could resume it (the error named a --address resume did not have)."""
+    from graft_hpo import sweep
+
+    write_plan(_plan(tmp_path, address="127.0.0.1:6390"))
+    joined: list[str | None] = []
+    monkeypatch.setattr(sweep, "start_ray", lambda config, address, quiet: joined.append(address))
+    monkeypatch.setattr(sweep, "reopen_parent", lambda plan: None)
+    monkeypatch.setattr(sweep, "mark_interrupted", lambda plan, reason: None)
+    monkeypatch.setattr(sweep, "_run", lambda plan, **kw: plan.address)
+    assert sweep.resume_sweep(tmp_path) == "127.0.0.1:6390"  # the sweep's own
+    assert sweep.resume_sweep(tmp_path, address="10.0.0.5:6379") == "10.0.0.5:6379"
+    assert joined == ["127.0.0.1:6390", "10.0.0.5:6379"]
+    assert read_plan(SweepFolder(tmp_path)).address == "10.0.0.5:6379"  # from now on
+    from graft_hpo.cli import build_parser
+
+    assert build_parser().parse_args(["resume", "x", "--address", "auto"]).address == "auto"

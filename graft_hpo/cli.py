@@ -206,56 +206,58 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
         )
-        if name in ("validate", "train", "sweep"):
-            _add_pipeline_args(cmd)
-        if name in ("train", "sweep", "pareto", "select", "retrain"):
-            cmd.add_argument(
-                "--tracking-uri",
-                help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlruns)",
-            )
-        if name == "sweep":
-            cmd.add_argument(
-                "--trials", type=int, help="number of trials (default: search.trials)"
-            )
-        if name in ("sweep", "resume"):
-            cmd.add_argument(
-                "--address",
-                help="Ray cluster to join: HOST:PORT of its head (run the driver on a node), "
-                "ray://HOST:10001 (needs ray[client]) or auto; default: a local Ray"
-                + (" (resume: the sweep's own)" if name == "resume" else ""),
-            )
-        if name == "sweep":
-            cmd.add_argument(
-                "--fail-fast",
-                action="store_true",
-                help="after the first failed trial, start no new one; running trials finish "
-                "(search.fail_fast)",
-            )
-            cmd.add_argument(
-                "--sweep-dir",
-                help="folder for Ray state and the Optuna study "
-                "(default: ./mlruns/sweeps/SWEEP_ID)",
-            )
-        if name == "resume":
-            cmd.add_argument("sweep", help="a sweep folder, or a pipeline (its latest sweep)")
-        if name in ("pareto", "select"):
-            cmd.add_argument("--experiment", help="MLflow experiment (default: any)")
-            cmd.add_argument("--sweep-id", help="which sweep (default: the latest)")
-        if name == "pareto":
-            cmd.add_argument("--plot", metavar="FILE", help="also write a PNG plot of the front")
-        if name == "select":
-            cmd.add_argument(
-                "--policy",
-                default="knee",
-                help="max:METRIC | min:METRIC | knee | budget:METRIC<=X | floor:METRIC>=Y "
-                "(default: knee)",
-            )
-        if name == "retrain":
-            cmd.add_argument("run_id", metavar="RUN_ID", help="the trial run to train again")
-            cmd.add_argument("--epochs", type=int, help="epochs (default: the trial's)")
-            _add_set(cmd, "selection.strategy=full")
-            cmd.add_argument("--register", metavar="NAME", help="register the model as NAME")
+        _add_command_args(cmd, name)
     return parser
+
+
+def _add_command_args(cmd: argparse.ArgumentParser, name: str) -> None:
+    """The arguments of command ``name`` beyond ``--json`` and ``-v``."""
+    if name in ("validate", "train", "sweep"):
+        _add_pipeline_args(cmd)
+    if name in ("train", "sweep", "pareto", "select", "retrain"):
+        cmd.add_argument(
+            "--tracking-uri",
+            help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlruns)",
+        )
+    if name == "sweep":
+        cmd.add_argument("--trials", type=int, help="number of trials (default: search.trials)")
+    if name in ("sweep", "resume"):
+        cmd.add_argument(
+            "--address",
+            help="Ray cluster to join: HOST:PORT of its head (run the driver on a node), "
+            "ray://HOST:10001 (needs ray[client]) or auto; default: a local Ray"
+            + (" (resume: the sweep's own)" if name == "resume" else ""),
+        )
+    if name == "sweep":
+        cmd.add_argument(
+            "--fail-fast",
+            action="store_true",
+            help="after the first failed trial, start no new one; running trials finish "
+            "(search.fail_fast)",
+        )
+        cmd.add_argument(
+            "--sweep-dir",
+            help="folder for Ray state and the Optuna study (default: ./mlruns/sweeps/SWEEP_ID)",
+        )
+    if name == "resume":
+        cmd.add_argument("sweep", help="a sweep folder, or a pipeline (its latest sweep)")
+    if name in ("pareto", "select"):
+        cmd.add_argument("--experiment", help="MLflow experiment (default: any)")
+        cmd.add_argument("--sweep-id", help="which sweep (default: the latest)")
+    if name == "pareto":
+        cmd.add_argument("--plot", metavar="FILE", help="also write a PNG plot of the front")
+    if name == "select":
+        cmd.add_argument(
+            "--policy",
+            default="knee",
+            help="max:METRIC | min:METRIC | knee | budget:METRIC<=X | floor:METRIC>=Y "
+            "(default: knee)",
+        )
+    if name == "retrain":
+        cmd.add_argument("run_id", metavar="RUN_ID", help="the trial run to train again")
+        cmd.add_argument("--epochs", type=int, help="epochs (default: the trial's)")
+        _add_set(cmd, "selection.strategy=full")
+        cmd.add_argument("--register", metavar="NAME", help="register the model as NAME")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -225,8 +225,8 @@ def _add_command_args(cmd: argparse.ArgumentParser, name: str) -> None:
         cmd.add_argument(
             "--address",
             help="Ray cluster to join: HOST:PORT of its head (run the driver on a node), "
-            "ray://HOST:10001 (needs ray[client]) or auto; default: a local Ray"
-            + (" (resume: the sweep's own)" if name == "resume" else ""),
+            "ray://HOST:10001 (needs ray[client]) or auto; default: "
+            + ("the Ray the sweep ran in" if name == "resume" else "a local Ray"),
         )
     if name == "sweep":
         cmd.add_argument(

@@ -43,6 +43,8 @@ METRICS = (
     EPOCHS_COMPLETED,
 )
 ENERGY_PARTS = (CPU_ENERGY_KWH, GPU_ENERGY_KWH, RAM_ENERGY_KWH)  # energy_kwh, part by part
+# what codecarbon measures (an objective, a scheduler or a policy on them needs emissions)
+EMISSIONS_METRICS = (CO2_KG, ENERGY_KWH, *ENERGY_PARTS)
 # every final metric a sweep's trial run may hold (test_*: trained to the end; checkpoint_s)
 TRIAL_METRICS = (*METRICS, TRAIN_S, TEST_ACC, TEST_LOSS, CHECKPOINT_S)
 

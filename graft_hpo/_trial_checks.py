@@ -11,9 +11,7 @@ from typing import TypeVar
 
 import torch
 
-from graft_hpo._names import CO2_KG
-from graft_hpo._names import ENERGY_KWH
-from graft_hpo._names import ENERGY_PARTS
+from graft_hpo._names import EMISSIONS_METRICS
 from graft_hpo._names import TRIAL_METRICS
 from graft_hpo._registry import add_plugin_path
 from graft_hpo._registry import is_plugin
@@ -118,7 +116,7 @@ def _check_final_stage(config: PipelineConfig) -> None:
                 f"select.policy's metric must be one a trial logs ({', '.join(TRIAL_METRICS)})"
                 f"{f' (did you mean {close[0]!r}?)' if close else ''}; got {metric!r}"
             )
-        if metric in (CO2_KG, ENERGY_KWH, *ENERGY_PARTS) and not config.emissions.enabled:
+        if metric in EMISSIONS_METRICS and not config.emissions.enabled:
             raise ConfigError(
                 f"select.policy's metric {metric!r} needs emissions.enabled=true; got "
                 "emissions.enabled=false"

@@ -9,15 +9,11 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from graft_hpo._names import ATTR_MLFLOW_RUN
-from graft_hpo._names import CO2_KG
-from graft_hpo._names import CPU_ENERGY_KWH
 from graft_hpo._names import DONE_KEY
 from graft_hpo._names import DURATION_S
-from graft_hpo._names import ENERGY_KWH
+from graft_hpo._names import EMISSIONS_METRICS
 from graft_hpo._names import EPOCHS_DONE
 from graft_hpo._names import FAILED_KEY
-from graft_hpo._names import GPU_ENERGY_KWH
-from graft_hpo._names import RAM_ENERGY_KWH
 from graft_hpo._names import SELECTION_S
 from graft_hpo._names import TAG_OPTUNA_TRIAL
 from graft_hpo.config import PipelineConfig
@@ -48,8 +44,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# what codecarbon measures (an objective on them needs emissions.enabled)
-EMISSIONS_METRICS = (CO2_KG, ENERGY_KWH, CPU_ENERGY_KWH, GPU_ENERGY_KWH, RAM_ENERGY_KWH)
 # objectives that grow with the epochs trained: what `stopped_report: projected` scales
 COST_METRICS = frozenset({*EMISSIONS_METRICS, SELECTION_S, DURATION_S})
 

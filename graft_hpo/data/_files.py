@@ -50,20 +50,24 @@ def _expected(files: Files, absent: list[str]) -> str:
     return f"expected {files.folder}/{absent[0]}{more}"
 
 
-def check_files(source: Source, *, name: str) -> None:
+def check_files(source: Source, *, name: str) -> list[str]:
     """Refuse, without reading them, the missing files of data set ``name`` that
-    :func:`ensure_files` would refuse (nothing is checked when downloading is on).
+    :func:`ensure_files` would refuse (missing files are fine when downloading is on).
+
+    Returns:
+        The files missing (to download); none for a data set without files.
 
     Raises:
         ConfigError: files are missing and downloading is off.
     """
     files = FILES.get(name)
-    absent = [] if files is None or source.download else _missing(source, files)
-    if files is not None and absent:
+    absent = [] if files is None else _missing(source, files)
+    if files is not None and absent and not source.download:
         raise ConfigError(
             f"data.root: {name} files not found under '{source.root}' "
             f"({_expected(files, absent)}); set data.download=true or point data.root at them"
         )
+    return absent
 
 
 def ensure_files(source: Source, *, name: str) -> Path:
@@ -80,8 +84,7 @@ def ensure_files(source: Source, *, name: str) -> Path:
         ConfigError: files are missing and downloading is off or fails.
     """
     files = FILES[name]
-    check_files(source, name=name)
-    absent = _missing(source, files)
+    absent = check_files(source, name=name)
     if not absent:
         return source.root / files.folder
     expected = _expected(files, absent)

@@ -146,13 +146,8 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
 def _cmd_select(args: argparse.Namespace) -> int:
     from graft_hpo.tracking import select_run
 
-    point = select_run(
-        args.policy,
-        experiment=args.experiment,
-        sweep_id=args.sweep_id,
-        tracking_uri=args.tracking_uri,
-        key="--policy",
-    )
+    where = {"experiment": args.experiment, "sweep_id": args.sweep_id}
+    point = select_run(args.policy, tracking_uri=args.tracking_uri, key="--policy", **where)
     text = functools.partial(_text.selected_text, tracking_uri=args.tracking_uri)
     _emit({"policy": args.policy, **point.to_dict()}, as_json=args.json, text=text)
     return EXIT_OK

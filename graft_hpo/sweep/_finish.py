@@ -14,6 +14,7 @@ import logging
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import asdict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -227,15 +228,9 @@ def final_stage(plan: SweepPlan, result: SweepResult, say: Any) -> SweepResult:
     if config.retrain is not None:
         from graft_hpo.retraining import retrain
 
-        spec = config.retrain
-        retrained = retrain(
-            point.run_id,
-            tracking_uri=plan.tracking_uri,
-            epochs=spec.epochs,
-            overrides=spec.overrides,
-            register=spec.register,
-            evaluate_test=spec.evaluate_test,
-        )
+        # the stage's fields are retrain()'s keyword arguments, one for one
+        stage = asdict(config.retrain)
+        retrained = retrain(point.run_id, tracking_uri=plan.tracking_uri, **stage)
         model = retrained.to_dict()
         if retrained.model_uri is not None:
             parent.set_tags({TAG_MODEL_URI: retrained.model_uri})

@@ -11,8 +11,10 @@ all the data, unweighted.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 import torch
@@ -28,6 +30,8 @@ from graft_hpo.selection._base import SubsetSchedule
 from graft_hpo.selection._base import check_knobs
 
 __all__ = ["InfoBatchSelector"]
+
+logger = logging.getLogger(__name__)
 
 
 class InfoBatchSelector(Selector):
@@ -65,6 +69,7 @@ class InfoBatchSelector(Selector):
         self.epochs = epochs
         self._scores: torch.Tensor | None = None  # (n,) latest loss per sample; inf: unseen
         self._epoch = 0  # epochs selected so far
+        self._said_unrecorded = False
 
     @classmethod
     def from_config(
@@ -80,7 +85,8 @@ class InfoBatchSelector(Selector):
     @property
     def first_annealed_epoch(self) -> int:
         """0-based epoch from which every epoch trains on all the data."""
-        return self.epochs - math.floor(self.anneal * self.epochs)
+        # the decimal anneal prints as, as budget_of: 0.29 of 100 epochs is 29, not 28
+        return self.epochs - math.floor(Fraction(str(self.anneal)) * self.epochs)
 
     def record_losses(self, index: torch.Tensor, losses: torch.Tensor) -> None:
         """Remember ``losses`` (``(b,)``, unreduced) of the samples ``index`` (dataset indices).
@@ -113,6 +119,7 @@ class InfoBatchSelector(Selector):
         everything = torch.arange(n)
         none = everything[:0]
         pruning = epoch < self.first_annealed_epoch and self.prune_ratio > 0.0
+        self._warn_if_misused(epoch, pruning)
         well_learnt, pruned = self._prune(n, generator) if pruning else (none, none)
         if pruned.numel() == 0:  # annealed, or nothing left out: a plain, unweighted epoch
             return Selection(everything, None, 1.0, {SELECTION_S: 0.0, "pruned": 0.0})
@@ -123,6 +130,25 @@ class InfoBatchSelector(Selector):
         indices = everything[keep]
         stats = {SELECTION_S: 0.0, "pruned": float(pruned.numel())}
         return Selection(indices, weights[keep], len(indices) / n, stats)
+
+    def _warn_if_misused(self, epoch: int, pruning: bool) -> None:
+        """Say once what makes InfoBatch train on everything in a loop other than train()."""
+        if epoch == self.epochs:
+            logger.warning(
+                "infobatch was built for epochs=%d and is selecting for epoch %d: pass epochs= "
+                "(the run's epoch count), or every epoch from %d on trains on all the data",
+                self.epochs,
+                epoch,
+                self.first_annealed_epoch,
+            )
+        if pruning and epoch > 0 and self._scores is None and not self._said_unrecorded:
+            self._said_unrecorded = True
+            logger.warning(
+                "infobatch has no training loss recorded, so epoch %d trains on all the data: "
+                "call selector.record_losses(index, losses) with each step's per-sample losses "
+                "by dataset index (graft_hpo.train does)",
+                epoch,
+            )
 
     def _prune(
         self, n: int, generator: torch.Generator | None

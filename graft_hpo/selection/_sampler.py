@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from torch.utils.data import Sampler
 
 from graft_hpo._names import SELECTION_S
+from graft_hpo.exceptions import TrialFailedError
 from graft_hpo.selection._base import Phase
 from graft_hpo.selection._base import Selection
 from graft_hpo.selection._base import Selector
@@ -36,7 +37,8 @@ class SubsetSampler(Sampler[int]):
         selector: a :class:`Selector` (``get_selector("graft", fraction=0.3)``).
         dataset: the data set the loader reads (possibly augmented).
         model: the model being trained; selection reads its current weights.
-        schedule: warm start and re-selection period.
+        schedule: warm start and re-selection period; a strategy with its own schedule
+            (InfoBatch prunes anew every epoch) replaces it (:meth:`Selector.schedule`).
         selection_dataset: the same samples without augmentation, for scoring; defaults to
             ``dataset``.
         generator: seeds shuffling and selection.
@@ -66,7 +68,7 @@ class SubsetSampler(Sampler[int]):
         self.selector = selector
         self.dataset = dataset
         self.model = model
-        self.schedule = schedule or SubsetSchedule()
+        self.schedule = selector.schedule(schedule or SubsetSchedule())
         self.selection_dataset = selection_dataset if selection_dataset is not None else dataset
         self.generator = generator
         self.device = device
@@ -79,9 +81,11 @@ class SubsetSampler(Sampler[int]):
         if not (phase.resample or (phase.kind == "subset" and self.selection is None)):
             self.phase = phase
             return None
-        self.selection = self.selector.select(
+        selection = self.selector.select(
             self.model, self.selection_dataset, generator=self.generator, device=self.device
         )
+        _check_selection(selection, len(self.dataset), self.selector)  # type: ignore[arg-type]
+        self.selection = selection
         self.phase = phase  # only now: a subset phase always has a selection
         whole = len(self.selection.indices) == len(self.dataset)  # type: ignore[arg-type]
         seconds = self.selection.stats.get(SELECTION_S, 0.0)
@@ -145,3 +149,42 @@ class SubsetSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self.current_indices())
+
+
+def _check_selection(selection: Selection, n: int, selector: Selector) -> None:
+    """Refuse, in one line, a selection that would train on the wrong samples without a word.
+
+    Built-in selectors never trip it; a plug-in's duplicates, negative (wrapping) or fractional
+    indices, an empty subset or negative weights would otherwise train silently or fail deep
+    in the loop.
+    """
+    problem = _selection_problem(selection.indices, selection.weights, n)
+    if problem is not None:
+        raise TrialFailedError(
+            f"selector {selector.name!r} returned {problem}; a Selection holds distinct int64 "
+            f"dataset indices in [0, {n}), at least one, and weights None or one finite value "
+            ">= 0 per index"
+        )
+
+
+def _selection_problem(indices: Any, weights: Any, n: int) -> str | None:
+    if not isinstance(indices, torch.Tensor):
+        return f"indices of type {type(indices).__name__}, not a tensor"
+    if indices.dtype != torch.int64 or indices.dim() != 1:
+        return f"indices of dtype {indices.dtype} and shape {tuple(indices.shape)}"
+    if indices.numel() == 0:
+        return "no index"
+    low, high = int(indices.min()), int(indices.max())
+    if low < 0 or high >= n:
+        return f"indices from {low} to {high}"
+    repeated = indices.numel() - torch.unique(indices).numel()
+    if repeated:
+        return f"{repeated} repeated indices"
+    if weights is None:
+        return None
+    if not isinstance(weights, torch.Tensor) or weights.shape != indices.shape:
+        shape = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights)
+        return f"weights of shape {shape} for {indices.numel()} indices"
+    if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+        return "weights that are negative or not finite"
+    return None

@@ -207,12 +207,11 @@ def train(
     )
     generator = torch.Generator().manual_seed(cfg.seed)
     selector = selector or selector_for(config.selection, cfg)
-    configured = SubsetSchedule(config.selection.warm_start_epochs, config.selection.select_every)
-    sampler = SubsetSampler(
+    sampler = SubsetSampler(  # the strategy's own schedule where it has one (infobatch)
         selector,
         train_set,
         model,
-        schedule=selector.schedule(configured),
+        schedule=SubsetSchedule(config.selection.warm_start_epochs, config.selection.select_every),
         selection_dataset=selection_set,
         generator=generator,
         device=device,

@@ -130,3 +130,43 @@ def test_a_training_run_prunes_then_anneals() -> None:
     assert all(0.5 < f < 1.0 for f in seen[1:6])  # up to half of the below-mean half pruned
     assert seen[6:] == [1.0, 1.0]  # annealed
     assert result.metrics["val_acc"] > 0.8
+
+
+@pytest.mark.parametrize(
+    ("anneal", "epochs", "annealed"),
+    [(0.29, 100, 29), (0.57, 100, 57), (0.7, 90, 63), (0.35, 180, 63)],
+)
+def test_the_annealed_share_is_the_decimal_the_knob_prints_as(
+    anneal: float, epochs: int, annealed: int
+) -> None:
+    # in binary floats 0.29 * 100 is 28.999...: a float floor would anneal 28 epochs
+    selector = InfoBatchSelector(anneal=anneal, epochs=epochs)
+    assert epochs - selector.first_annealed_epoch == annealed
+
+
+def test_knobs_of_the_wrong_type_are_refused_in_one_line() -> None:
+    with pytest.raises(ConfigError, match=r"selection\.fraction must be a number; got True$"):
+        get_selector("random", fraction=True)
+    with pytest.raises(ConfigError, match=r"train\.epochs must be an integer; got 2\.5$"):
+        get_selector("infobatch", epochs=2.5)
+    with pytest.raises(ConfigError, match=r"selection\.anneal must be a number; got 'x'$"):
+        get_selector("infobatch", anneal="x")
+
+
+def test_a_loop_that_records_no_loss_or_too_few_epochs_is_told(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data, model = _data(), make_mlp(0)
+    selector = InfoBatchSelector(prune_ratio=0.5, epochs=4)
+    with caplog.at_level("WARNING", logger="graft_hpo.selection._infobatch"):
+        for _ in range(3):  # nothing recorded: every epoch whole, and said once
+            assert selector.select(model, data).fraction == 1.0
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "no training loss recorded, so epoch 1 trains" in said[0]
+    caplog.clear()
+    selector = _selector(epochs=2)  # a loop of more epochs than it was told
+    with caplog.at_level("WARNING", logger="graft_hpo.selection._infobatch"):
+        for _ in range(4):
+            selector.select(model, data)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith("infobatch was built for epochs=2 and is sel")

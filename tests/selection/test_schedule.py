@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset
 
 from graft_hpo.selection import GraftSelector
+from graft_hpo.selection import InfoBatchSelector
 from graft_hpo.selection import Phase
 from graft_hpo.selection import RandomSelector
 from graft_hpo.selection import Selection
@@ -229,3 +230,58 @@ def test_sampler_weights_follow_the_schedules_phase(digits: InMemory) -> None:
     unweighted = SubsetSampler(RandomSelector(fraction=0.1), digits, make_mlp(0))
     unweighted.set_epoch(0)
     assert unweighted.phase.kind == "subset" and unweighted.current_weights() is None
+
+
+def test_sampler_takes_a_strategys_own_schedule(digits: InMemory) -> None:
+    # InfoBatch prunes anew every epoch: a user's (1, 2) schedule must not hold its subset
+    selector = InfoBatchSelector(prune_ratio=0.5, anneal=0.25, epochs=8)
+    sampler = SubsetSampler(selector, digits, make_mlp(0), schedule=SubsetSchedule(1, 2))
+    assert sampler.schedule == SubsetSchedule(warm_start_epochs=0, select_every=1)
+    sizes = []
+    for epoch in range(8):
+        sampler.set_epoch(epoch)
+        sizes.append(len(sampler))
+        index = torch.tensor(list(sampler))
+        selector.record_losses(index, torch.linspace(0.0, 1.0, len(index)))  # a fake epoch
+    assert sizes[0] == len(digits)  # nothing recorded yet
+    assert all(size < len(digits) for size in sizes[1:6])  # pruned every epoch, not every 2nd
+    assert len(set(sizes[1:6])) > 1
+    assert sizes[6:] == [len(digits), len(digits)]  # the annealed last quarter
+
+
+class _Returns(RandomSelector):
+    """A plug-in selector returning a fixed, possibly broken, selection."""
+
+    def __init__(self, indices: Any, weights: Any = None) -> None:
+        super().__init__(fraction=0.5)
+        self.indices, self.weights = indices, weights
+
+    def select(self, model: nn.Module, dataset: Dataset, **kwargs: Any) -> Selection:
+        return Selection(self.indices, self.weights, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("indices", "weights", "problem"),
+    [
+        (torch.zeros(200, dtype=torch.long), None, "returned 199 repeated indices"),
+        (torch.arange(-100, 0), None, "returned indices from -100 to -1"),
+        (torch.arange(10, 20_000), None, "returned indices from 10 to 19999"),
+        (torch.arange(0, 5, 0.5), None, "returned indices of dtype torch.float32 and shape (10,)"),
+        ([1, 2, 3], None, "returned indices of type list, not a tensor"),
+        (torch.arange(0), None, "returned no index"),
+        (torch.arange(10), -torch.ones(10), "returned weights that are negative or not finite"),
+        (torch.arange(10), torch.ones(9), "returned weights of shape (9,) for 10 indices"),
+    ],
+)
+def test_sampler_refuses_a_selection_that_breaks_its_contract(
+    digits: InMemory, indices: Any, weights: Any, problem: str
+) -> None:
+    from graft_hpo.exceptions import TrialFailedError
+
+    sampler = SubsetSampler(_Returns(indices, weights), digits, make_mlp(0))
+    with pytest.raises(TrialFailedError) as caught:
+        sampler.set_epoch(0)
+    message = str(caught.value)
+    assert message.startswith(f"selector 'random' {problem}; a Selection holds distinct int64")
+    assert f"in [0, {len(digits)})" in message and "\n" not in message
+    assert sampler.selection is None  # nothing half-taken

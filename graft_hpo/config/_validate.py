@@ -292,8 +292,9 @@ def rule_errors(values: Mapping[str, Any]) -> list[str]:
 
     The one range check for code that takes a knob without the loader (a selector built in
     Python): ``rule_errors({"selection.fraction": 1.5})`` gives
-    ``["selection.fraction must be in (0, 1]; got 1.5"]``. Values must already have the field's
-    type; null passes.
+    ``["selection.fraction must be in (0, 1]; got 1.5"]``. The field's type is checked first, as
+    the loader checks it (``True`` is not a number, ``"0.3"`` is not one either); null passes
+    where the field may be null.
 
     Args:
         values: ``{"<section>.<field>": value}``: ``"selection.fraction"``, ``"train.epochs"``.
@@ -301,13 +302,18 @@ def rule_errors(values: Mapping[str, Any]) -> list[str]:
     Returns:
         One message per value that breaks its rule, in the order given.
     """
-    errors = []
+    errors: list[str] = []
     for key, value in values.items():
         *sections, name = key.split(".")
         cls: type = PipelineConfig
         for section in sections:
             cls = _split_optional(_hints(cls)[section])[0]
-        broken = _broken_rule(cls, name, value, value, ".".join(sections))
+        typed = _coerce(_hints(cls)[name], value, key, errors)
+        broken = (
+            None
+            if typed is _INVALID
+            else _broken_rule(cls, name, typed, value, ".".join(sections))
+        )
         if broken is not None:
             errors.append(broken)
     return errors

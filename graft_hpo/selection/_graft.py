@@ -126,6 +126,8 @@ class GraftSelector(Selector):
                 "selection.pool": pool,
                 "selection.noise_filter": noise_filter,
                 "selection.dedup": dedup,
+                "selection.stratify": stratify,
+                "selection.weighted": weighted,
             },
             errors=[f"levels must be >= 1; got {levels!r}"] if levels < 1 else [],
         )

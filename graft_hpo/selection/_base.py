@@ -85,7 +85,8 @@ class Selection:
 
     Attributes:
         indices: ``(m,)`` int64 **dataset indices** of the chosen samples, sorted, distinct.
-        weights: ``(m,)`` float32 per-sample loss weights aligned with ``indices`` (mean 1), or
+        weights: ``(m,)`` float32 per-sample loss weights aligned with ``indices`` (finite,
+            >= 0; GRAFT's have mean 1, InfoBatch's are 1 or ``1 / (1 - prune_ratio)``), or
             None for plain mean loss.
         fraction: realised share of the data set, ``m / len(dataset)``.
         stats: numbers worth logging (``selection_s``, ``alignment_mean``, ...).

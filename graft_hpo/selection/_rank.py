@@ -103,8 +103,9 @@ def merge_by_alignment(
 ) -> Ranking:
     """Interleave per-batch orderings into one, least-aligned batch first, within bounds.
 
-    At every prefix of length ``L``, a batch of ``n_b`` samples (of ``N``) holds between
-    ``floor(min_share * L n_b / N)`` and ``ceil(max_share * L n_b / N)`` of them. Within these
+    At every prefix of length ``L``, a batch of ``n_b`` samples (of ``N``) is held between
+    ``floor(min_share * L n_b / N)`` and ``ceil(max_share * L n_b / N)`` of them, give or take
+    one sample (several batches can fall due at one position, and one sample goes). Within these
     bounds the next sample goes to the batch whose prefix is least aligned (a batch with none
     yet counts as ``-inf``; ties: the lower batch index), and each batch's samples keep their
     local order. The default bounds (1, 1) give every batch, and so every class, its share of

@@ -109,6 +109,24 @@ def test_merge_keeps_every_batch_within_one_of_its_share_at_every_prefix() -> No
         assert mine == batches[b][local[b]].tolist()
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_merge_holds_its_documented_bounds_at_every_prefix(seed: int) -> None:
+    g = _gen(seed)  # uneven batch sizes, as class-stratified batches are ([64, 44, 64, 46, ...])
+    sizes = torch.randint(1, 64, (12,), generator=g).tolist()
+    total = sum(sizes)
+    batches = list(torch.arange(total).split(sizes))
+    local = [torch.randperm(s, generator=g) for s in sizes]
+    align = [torch.rand(s, generator=g, dtype=torch.float64).sort().values for s in sizes]
+    order = merge_by_alignment(batches, local, align).order
+    owner = torch.cat([torch.full((s,), b) for b, s in enumerate(sizes)])
+    counts = [0] * len(sizes)
+    for length in range(1, total + 1):
+        counts[int(owner[order[length - 1]])] += 1
+        for b, n_b in enumerate(sizes):  # floor and ceil of its share, give or take one
+            low, high = math.floor(length * n_b / total), math.ceil(length * n_b / total)
+            assert low - 1 <= counts[b] <= high + 1, (length, b, counts[b], low, high)
+
+
 # --- Ranking ------------------------------------------------------------------------------------
 
 

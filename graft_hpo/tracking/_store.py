@@ -140,11 +140,19 @@ def _preflight(uri: str, *, create: bool) -> None:
             db.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(str(db), timeout=_CONNECT_TIMEOUT_S)
             try:
-                connection.execute("PRAGMA schema_version").fetchone()
+                query = "SELECT name FROM sqlite_master WHERE type = 'table'"
+                tables = {row[0] for row in connection.execute(query)}
             finally:
                 connection.close()
         except (OSError, sqlite3.Error) as exc:
             raise _cannot_open(uri, _reason(exc)) from exc
+        # MLflow would write its schema into any sqlite file: another program's (the sweep's
+        # own optuna.db, printed beside the store), or an empty one a query only reads
+        if tables and not tables >= _MLFLOW_TABLES:
+            shown = ", ".join(sorted(tables)[:4]) + (", ..." if len(tables) > 4 else "")
+            raise _cannot_open(uri, f"{db} is another program's sqlite file (tables {shown})")
+        if not tables and not create:
+            raise _cannot_open(uri, f"there is no MLflow store at {db} (an empty sqlite file)")
         return
     parts = urlsplit(uri)
     scheme = parts.scheme.split("+")[0]
@@ -160,6 +168,9 @@ def _preflight(uri: str, *, create: bool) -> None:
             raise _cannot_open(uri, reason) from exc
 
 
+_MLFLOW_TABLES = {"experiments", "runs"}  # in every MLflow schema
+
+
 def _file_store_allowed() -> bool:
     return os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("true", "1")
 
@@ -171,11 +182,11 @@ def check_store(uri: str) -> None:
 
     Raises:
         ConfigError: one line with the reason (a file store, a folder where the sqlite file
-            should be, a server that does not answer).
+            should be, another program's sqlite file, a server that does not answer).
     """
     db = _sqlite_file(uri)
-    if db is None or db.exists():
-        _preflight(uri, create=False)
+    if db is None or db.exists():  # the run will create its tables (its folder exists)
+        _preflight(uri, create=True)
 
 
 def open_client(uri: str, *, create: bool = False) -> MlflowClient:

@@ -166,3 +166,32 @@ def test_check_store_refuses_what_a_run_would_and_writes_nothing(
     assert not (tmp_path / "filestore").exists()
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow's own opt-out is honoured
     check_store(f"file://{tmp_path}/filestore")
+
+
+def test_another_programs_sqlite_file_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    # the sweep prints its optuna.db beside the MLflow store: an easy file to pass by mistake
+    import sqlite3
+
+    from graft_hpo.tracking import pareto_front
+
+    foreign = tmp_path / "optuna.db"
+    with sqlite3.connect(foreign) as connection:
+        connection.execute("CREATE TABLE studies (study_id INTEGER)")
+    before = foreign.read_bytes()
+    uri = f"sqlite:///{foreign}"
+    for act in (lambda: pareto_front(tracking_uri=uri), lambda: ensure_experiment(uri, "x")):
+        with pytest.raises(
+            ConfigError, match=r"is another program's sqlite file \(tables studies\)"
+        ):
+            act()
+    with pytest.raises(ConfigError, match="another program's sqlite file"):
+        check_store(uri)
+    assert foreign.read_bytes() == before
+    # an empty sqlite file: nothing to read, but a run may create its store in it
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    with pytest.raises(ConfigError, match=r"there is no MLflow store at .*empty\.db \(an empty"):
+        pareto_front(tracking_uri=f"sqlite:///{empty}")
+    assert empty.stat().st_size == 0
+    check_store(f"sqlite:///{empty}")
+    ensure_experiment(f"sqlite:///{empty}", "x")  # MLflow's tables created

@@ -25,7 +25,7 @@ from graft_hpo.exceptions import ConfigError
 from graft_hpo.models import build_model
 from graft_hpo.models import check_model
 from graft_hpo.models import check_model_outputs
-from graft_hpo.pareto import parse_policy
+from graft_hpo.pareto import check_policy
 from graft_hpo.selection import Selector
 from graft_hpo.selection import selector_for
 
@@ -106,10 +106,12 @@ def _collect(errors: list[str], check: Callable[[], _T]) -> _T | None:
 
 
 def _check_final_stage(config: PipelineConfig) -> None:
-    """The select and retrain stages: a policy's metric must be one the trials log (else a
-    whole sweep ran before its select stage refused it)."""
+    """The select and retrain stages: a policy's metric must be one the trials log, and the
+    sweep's objectives must leave it one to optimise (else a whole sweep ran before its select
+    stage refused it)."""
     if config.select is not None:
-        metric = parse_policy(config.select.policy).metric
+        key = "select.policy"
+        metric = check_policy(config.select.policy, config.search.objectives, key=key).metric
         if metric is not None and metric not in TRIAL_METRICS:
             close = difflib.get_close_matches(metric, TRIAL_METRICS, n=1)
             raise ConfigError(

@@ -232,6 +232,16 @@ CASES: list[Case] = [
         2,
         ("select.policy's metric 'co2_kg' needs emissions.enabled=true",),
     ),
+    Case(  # a floor on the only objective leaves nothing to optimise: refused before the sweep
+        "select-policy-needs-another-objective",
+        validate(
+            "search.objectives=[{metric: val_acc, mode: max}]",
+            "search.scheduler.metric=val_acc",
+            "select={policy: 'floor:val_acc>=0.9'}",
+        ),
+        2,
+        ("select.policy floor needs an objective other than 'val_acc' to optimise",),
+    ),
     Case(
         "unknown-retrain-override",
         validate("retrain.overrides={train.epocs: 3}"),

@@ -238,6 +238,15 @@ def _knee(points: Sequence[ParetoPoint], objectives: Sequence[tuple[str, str]]) 
     return _best(tied, metric, mode, objectives)
 
 
+def check_policy(policy: Policy | str, objectives: Sequence[Any] | None, *, key: str) -> Policy:
+    """``policy`` parsed, refused now if no front of ``objectives`` can ever serve it (a budget
+    or floor on the only objective leaves nothing to optimise): before a sweep, not after."""
+    parsed = policy if isinstance(policy, Policy) else parse_policy(policy, key=key)
+    if parsed.kind in _OPS:
+        _target(parsed, normalize_objectives(objectives), key)
+    return parsed
+
+
 def _target(policy: Policy, objectives: Sequence[tuple[str, str]], key: str) -> tuple[str, str]:
     for metric, mode in objectives:
         if metric != policy.metric:

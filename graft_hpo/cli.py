@@ -128,6 +128,9 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
 
     where = {"experiment": args.experiment, "tracking_uri": args.tracking_uri}
     objectives, sweep_id = sweep_objectives(sweep_id=args.sweep_id, **where)
+    if args.plot and len(objectives) < 2:  # before anything is printed
+        shown = ", ".join(f"{m} ({mode})" for m, mode in objectives)
+        raise ConfigError(f"--plot needs a sweep of two objectives; sweep {sweep_id} has {shown}")
     front = pareto_front(sweep_id=sweep_id, **where)
     if args.plot:  # the same sweep's trials
         from graft_hpo.pareto import plot_front
@@ -135,7 +138,7 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
 
         runs = sweep_runs(sweep_id=sweep_id, **where)
         plot_front(runs, objectives[:2], args.plot, front=front)  # the table's axes and front
-        print(f"plot of {len(runs)} trials written to {args.plot}", file=sys.stderr)
+        print(f"plot of sweep {sweep_id} written to {args.plot}", file=sys.stderr)
     shown = " vs ".join(f"{m} {mode}" for m, mode in objectives)
     table = f"sweep {sweep_id}: Pareto front ({shown})\n{pareto_table(front, objectives)}"
     data = {"sweep_id": sweep_id, "objectives": objectives, "points": [p.to_dict() for p in front]}

@@ -128,7 +128,8 @@ def front_of(records: Sequence[Any], objectives: Sequence[Any] | None) -> list[P
     values = np.array(
         [[r.metrics.get(m, math.nan) for m, _ in objs] for r in candidates], dtype=np.float64
     ).reshape(len(candidates), len(objs))
-    values[~np.isfinite(values)] = math.nan
+    # MLflow's SQL stores keep an infinite metric as +-float max: missing, as inf would be
+    values[~(np.abs(values) < np.finfo(np.float64).max)] = math.nan
     missing = int(np.isnan(values).any(axis=1).sum())
     if missing:
         _logger.warning("%d finished trial(s) lack an objective metric; left out", missing)

@@ -19,6 +19,7 @@ from graft_hpo.pareto import ParetoPoint
 from graft_hpo.pareto import Policy
 from graft_hpo.pareto import choose
 from graft_hpo.pareto import front_of
+from graft_hpo.pareto import is_front_candidate
 from graft_hpo.pareto import normalize_objectives
 from graft_hpo.pareto import parse_policy
 from graft_hpo.tracking._runs import RunRecord
@@ -89,9 +90,10 @@ def _sweep_runs(
 def _latest_parent(
     client: MlflowClient, experiment_ids: list[str], sweep_id: str | None
 ) -> RunRecord | None:
-    """The sweep's parent run; without an id, the newest sweep with a finished trial (so a
-    sweep whose every trial failed, or one still starting, does not hide the last front), or
-    the newest sweep if none has one."""
+    """The sweep's parent run; without an id, the newest sweep with a trial that can be on a
+    front (finished, not stopped early: so a sweep whose every trial failed, one still
+    starting, or one interrupted after only early stops does not hide the last front), or the
+    newest sweep if none has one."""
     parents = search_records(
         client,
         experiment_ids,
@@ -101,10 +103,9 @@ def _latest_parent(
     )
     for parent in parents if sweep_id is None else ():
         runs = tag_filter({TAG_SWEEP_ID: parent.tags.get(TAG_SWEEP_ID)})
-        done = search_records(  # at most one of them is the parent run itself
-            client, experiment_ids, f"{runs} AND attributes.status = 'FINISHED'", max_results=2
-        )
-        if any(r.tags.get(TAG_ROLE) != "sweep" for r in done):
+        # an early stop is FINISHED too, and a filter on its tag would drop untagged runs
+        done = search_records(client, experiment_ids, f"{runs} AND attributes.status = 'FINISHED'")
+        if any(is_front_candidate(r) for r in done):
             if parent is not parents[0]:
                 _logger.info(
                     "reading sweep %s: the newer sweeps have no finished trial",
@@ -123,9 +124,19 @@ def sweep_objectives(
     """The objectives a sweep's front is computed for, and its id (the latest sweep's if None).
 
     Pinning the id lets a caller read the front of the same sweep afterwards.
+
+    Raises:
+        ConfigError: the store cannot be opened, or the experiment or a named sweep does not
+            exist (an unnamed one that does not: the default objectives and None).
     """
     client, experiment_ids = _open(tracking_uri, experiment)
     parent = _latest_parent(client, experiment_ids, sweep_id)
+    if (
+        parent is None
+        and sweep_id is not None
+        and not _sweep_runs(client, experiment_ids, sweep_id)[1]
+    ):
+        raise _no_sweep(experiment, tracking_uri, sweep_id)  # as pareto_front says it
     resolved = sweep_id or (parent.tags.get(TAG_SWEEP_ID) if parent is not None else None)
     return _objectives_of(parent), resolved
 
@@ -177,16 +188,22 @@ def pareto_front(
     client, experiment_ids = _open(tracking_uri, experiment)
     parent, runs = _sweep_runs(client, experiment_ids, sweep_id)
     if parent is None and not runs:
-        where = (
-            f"experiment {experiment!r}"
-            if experiment is not None
-            else resolve_tracking_uri(tracking_uri)
-        )
-        if sweep_id is None:
-            raise ConfigError(f"no sweep found in {where} (no run tagged {TAG_ROLE}=sweep)")
-        raise ConfigError(f"sweep_id {sweep_id!r} not found in {where}")
+        raise _no_sweep(experiment, tracking_uri, sweep_id)
     objs = normalize_objectives(objectives) if objectives is not None else _objectives_of(parent)
     return front_of(runs, objs)
+
+
+def _no_sweep(
+    experiment: str | None, tracking_uri: str | None, sweep_id: str | None
+) -> ConfigError:
+    where = (
+        f"experiment {experiment!r}"
+        if experiment is not None
+        else resolve_tracking_uri(tracking_uri)
+    )
+    if sweep_id is None:
+        return ConfigError(f"no sweep found in {where} (no run tagged {TAG_ROLE}=sweep)")
+    return ConfigError(f"sweep_id {sweep_id!r} not found in {where}")
 
 
 def tag_pareto(

@@ -127,3 +127,21 @@ def test_hypervolume_simple_values() -> None:
     assert hypervolume_2d(np.empty((0, 2)), [0.0, 0.0], [False, False]) == 0.0
     with pytest.raises(ConfigError, match="2 columns"):
         hypervolume_2d([[1.0, 2.0, 3.0]], [0.0, 0.0, 0.0], [True, True, True])
+
+
+def test_front_of_leaves_out_infinite_metrics_as_a_sql_store_returns_them() -> None:
+    # MLflow's sqlite store gives an infinite metric back as +-float max
+    from types import SimpleNamespace
+
+    from graft_hpo.pareto import front_of
+
+    def run(run_id: str, acc: float, co2: float) -> SimpleNamespace:
+        metrics = {"val_acc": acc, "co2_kg": co2}
+        return SimpleNamespace(
+            run_id=run_id, status="FINISHED", params={}, metrics=metrics, tags={}
+        )
+
+    big = np.finfo(np.float64).max
+    runs = [run("inf_acc", big, 1.0), run("neg_co2", 0.5, -big), run("ok", 0.9, 2.0)]
+    front = front_of(runs, [("val_acc", "max"), ("co2_kg", "min")])
+    assert [p.run_id for p in front] == ["ok"]

@@ -18,6 +18,7 @@ from graft_hpo.tracking import RunLogger
 from graft_hpo.tracking import RunRecord
 from graft_hpo.tracking import pareto_front
 from graft_hpo.tracking import query_runs
+from graft_hpo.tracking import sweep_objectives
 from graft_hpo.tracking import sweep_runs
 from graft_hpo.tracking import tag_pareto
 
@@ -244,6 +245,45 @@ def test_a_newer_sweep_without_a_finished_trial_does_not_hide_the_last_front(
     assert out.startswith(f"run {good['x']} (knee) of sweep spoil-good")
     # the printed retrain command finds the run: it names the store select read
     assert f"retrain: graft-hpo retrain {good['x']} --tracking-uri {store_uri} --register" in out
+
+
+def test_a_newer_sweep_of_early_stops_only_does_not_hide_the_last_front(store_uri: str) -> None:
+    # an MO-ASHA sweep interrupted (or still running) after its first stops: early-stopped
+    # trials end FINISHED, tagged, and are never on a front
+    good = _sweep(store_uri, "asha-good", {"x": (0.9, 1.0, 1.0, "FINISHED", {})}, None, "asha")
+    time.sleep(0.01)
+    stopped = {"y": (0.5, 0.1, 1.0, "FINISHED", {"early_stopped": "true"})}
+    _sweep(store_uri, "asha-stopped", stopped, None, "asha")
+    front = pareto_front(experiment="asha", tracking_uri=store_uri)
+    assert [p.run_id for p in front] == [good["x"]]
+    assert sweep_objectives(experiment="asha", tracking_uri=store_uri)[1] == "asha-good"
+
+
+def test_objectives_of_a_sweep_that_does_not_exist_are_refused(store_uri: str) -> None:
+    # as pareto_front refuses it, not the default objectives under the typo's name
+    with pytest.raises(ConfigError, match=r"^sweep_id 'no-such-sweep' not found in experiment"):
+        sweep_objectives(experiment=EXPERIMENT, sweep_id="no-such-sweep", tracking_uri=store_uri)
+    with pytest.raises(ConfigError, match=r"^sweep_id 'no-such-sweep' not found in experiment"):
+        pareto_front(experiment=EXPERIMENT, sweep_id="no-such-sweep", tracking_uri=store_uri)
+
+
+def test_cli_plot_of_a_one_objective_sweep_is_refused_before_anything_is_printed(
+    store_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from graft_hpo.cli import main
+
+    trials = {"x": (0.9, 1.0, 1.0, "FINISHED", {})}
+    _sweep(store_uri, "one-objective", trials, [["val_acc", "max"]], "one")
+    png = tmp_path / "front.png"
+    argv = ["pareto", "--experiment", "one", "--tracking-uri", store_uri, "--plot", str(png)]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and not png.exists()
+    assert err.strip().splitlines() == [
+        "graft-hpo pareto: error: --plot needs a sweep of two objectives; sweep one-objective "
+        "has val_acc (max)"
+    ]
+    assert main(argv[:-2]) == 0  # the table alone is fine
 
 
 def test_cli_plot_draws_the_sweeps_objectives_and_the_printed_front(

@@ -53,6 +53,7 @@ import torch  # noqa: E402
 
 from benchmarks._cli import SPACES  # noqa: E402
 from benchmarks._cli import add_sweep_options  # noqa: E402
+from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._machine import print_report  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
 from benchmarks._machine import say  # noqa: E402
@@ -63,6 +64,7 @@ from benchmarks._plot import pyplot  # noqa: E402
 from benchmarks._plot import save_figure  # noqa: E402
 from benchmarks._plot import step_curve  # noqa: E402
 from benchmarks._sweeps import QUICK_TRIALS  # noqa: E402  (sets Ray/MLflow/codecarbon env)
+from benchmarks._sweeps import check_sweeps  # noqa: E402
 from benchmarks._sweeps import common_overrides  # noqa: E402
 from benchmarks._sweeps import open_store  # noqa: E402
 from benchmarks._sweeps import read_trials  # noqa: E402
@@ -351,7 +353,7 @@ def plot(report: Json, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     add_sweep_options(parser, out="hpo_bench")
-    parser.add_argument("--trials", type=int, default=None, help="per sweep; default 12")
+    parser.add_argument("--trials", type=positive_int, default=None, help="per sweep; default 12")
     parser.add_argument(
         "--fraction", type=float, default=None, help="graft/random budget; default the pipeline's"
     )
@@ -369,7 +371,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-warmup", dest="warmup", action="store_false", help="skip the warm-up sweep"
     )
     args = parser.parse_args(argv)
-    args.trials = args.trials or (QUICK_TRIALS if args.quick else 12)
+    if args.trials is None:
+        args.trials = QUICK_TRIALS if args.quick else 12
+    elif args.trials < 1:
+        parser.error(f"--trials must be >= 1; got {args.trials}")
+    check_sweeps(parser, args.pipeline, [sweep_overrides(args, s) for s in args.sweeps])
     args.out = args.out.resolve()
     report = run_report(args, run_all)
     report["goals"] = goals(report)

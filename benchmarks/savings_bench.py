@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._cli import add_sweep_options  # noqa: E402
+from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._machine import print_report  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
 from benchmarks._machine import say  # noqa: E402
@@ -53,6 +54,7 @@ from benchmarks._plot import save_figure  # noqa: E402
 from benchmarks._plot import step_curve  # noqa: E402
 from benchmarks._sweeps import QUICK_OVERRIDES  # noqa: E402  (sets Ray/MLflow/codecarbon env)
 from benchmarks._sweeps import QUICK_TRIALS  # noqa: E402
+from benchmarks._sweeps import check_sweeps  # noqa: E402
 from benchmarks._sweeps import common_overrides  # noqa: E402
 from benchmarks._sweeps import open_store  # noqa: E402
 from benchmarks._sweeps import read_trials  # noqa: E402
@@ -109,7 +111,8 @@ def energy_to_target(curve: list[Json], target: float, total: float) -> tuple[fl
 
 
 def mean_runs(per_seed: Mapping[str, Mapping[str, Json]]) -> dict[str, Json]:
-    """Means over seeds of every numeric field of each arm (None where a seed lacks it)."""
+    """Means over seeds of every numeric field of each arm (None where a seed lacks it); a
+    ``*_max`` field is the largest over the seeds, so that its column is a maximum."""
     arms = next(iter(per_seed.values())).keys() if per_seed else []
     out: dict[str, Json] = {}
     for arm in arms:
@@ -120,7 +123,8 @@ def mean_runs(per_seed: Mapping[str, Mapping[str, Json]]) -> dict[str, Json]:
                 merged[key] = None
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
-                merged[key] = statistics.mean(values) if len(values) == len(rows) else None
+                combine = max if key.endswith("_max") else statistics.mean
+                merged[key] = combine(values) if len(values) == len(rows) else None
         merged["reached_target"] = sum(bool(r.get("reached_target")) for r in rows)
         out[arm] = merged
     return out
@@ -216,20 +220,25 @@ def run_all(args: argparse.Namespace) -> Json:
                 else (None, False)
             )
             run["energy_to_target_kwh"], run["reached_target"] = energy, reached
+    return {
+        "baseline": BASELINE,
+        "recipe": RECIPE,
+        "random_arm": RANDOM_ARM,
+        "runs": summarize(per_seed),
+        "seeds": per_seed,
+        "tracking_uri": uri,
+    }
+
+
+def summarize(per_seed: Mapping[str, Mapping[str, Json]]) -> dict[str, Json]:
+    """The table's rows: :func:`mean_runs` and each arm's ratios against the baseline's."""
     means = mean_runs(per_seed)
     base = means.get(BASELINE, {})
     for run in means.values():
         for key in ("energy_kwh", "duration_s"):
             top, bottom = base.get(key), run.get(key)
             run[f"{key}_ratio"] = top / bottom if top and bottom else None
-    return {
-        "baseline": BASELINE,
-        "recipe": RECIPE,
-        "random_arm": RANDOM_ARM,
-        "runs": means,
-        "seeds": per_seed,
-        "tracking_uri": uri,
-    }
+    return means
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,15 +304,27 @@ def plot(report: Json, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     add_sweep_options(parser, out="savings")
-    parser.add_argument("--trials", type=int, default=12, help="per sweep")
+    parser.add_argument("--trials", type=positive_int, default=12, help="per sweep")
     parser.add_argument("--fraction", type=float, default=0.2, help="random/graft budget")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    parser.add_argument(
+        "--render", type=Path, default=None, metavar="JSON", help="re-render a saved --json report"
+    )
     args = parser.parse_args(argv)
+    if args.render is not None:  # the table again from the per-seed runs, nothing is run
+        try:
+            report = json.loads(args.render.read_text())
+        except (OSError, ValueError) as exc:
+            parser.error(f"--render {str(args.render)!r} cannot be read: {exc}")
+        report["runs"] = summarize(report["seeds"])
+        print(markdown(report))
+        return 0
     if BASELINE not in args.arms:
         parser.error(f"--arms must include {BASELINE!r}: every ratio is taken against it")
     if args.quick:
         args.trials = QUICK_TRIALS
+    check_sweeps(parser, args.pipeline, [sweep_overrides(args, arm, 0) for arm in args.arms])
     args.out = args.out.resolve()
     return print_report(args, run_report(args, run_all), markdown, plot)
 

@@ -10,6 +10,14 @@ from benchmarks._machine import ROOT
 SPACES = ROOT / "benchmarks" / "spaces"  # the benchmarks' own search spaces
 
 
+def positive_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 1 (a count of epochs, trials, threads, jobs)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {value}")
+    return value
+
+
 def add_json_line(parser: argparse.ArgumentParser) -> None:
     """``--json``: the report's JSON object as the last stdout line."""
     parser.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
@@ -33,7 +41,9 @@ def add_overrides(parser: argparse.ArgumentParser, scope: str) -> None:
 
 def add_epochs(parser: argparse.ArgumentParser) -> None:
     """``--epochs N``: ``train.epochs`` of every run; default the pipeline's."""
-    parser.add_argument("--epochs", type=int, default=None, help="default: the pipeline's")
+    parser.add_argument(
+        "--epochs", type=positive_int, default=None, help="default: the pipeline's"
+    )
 
 
 def add_sweep_options(parser: argparse.ArgumentParser, *, out: str) -> None:
@@ -45,7 +55,9 @@ def add_sweep_options(parser: argparse.ArgumentParser, *, out: str) -> None:
     parser.add_argument("--max-concurrent", type=int, default=2, help="trials at once")
     parser.add_argument("--space", type=Path, default=SPACES / "mnist_model.yaml")
     add_overrides(parser, "every sweep and retraining")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads of the retraining")
+    parser.add_argument(
+        "--threads", type=positive_int, default=2, help="torch threads of the retraining"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "_out" / out)
     parser.add_argument("--quick", action="store_true", help="3 trials of 3 epochs per sweep")
     add_json_line(parser)

@@ -172,6 +172,21 @@ def saved_report(path: Path) -> Json:
     return json.loads(path.read_text().strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def check_revision(parser: argparse.ArgumentParser, rev: str | None) -> None:
+    """``--before REV`` names a commit of this repository, else one line and exit 2."""
+    import subprocess
+
+    if rev is None:
+        return
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+    )
+    if found.returncode != 0:
+        parser.error(f"--before must name a commit of this repository; got {rev!r}")
+
+
 def extract_package(rev: str, folder: Path) -> Path:
     """The package ``graft_hpo`` as it was at git revision ``rev``, with its bundled pipelines
     and search spaces, in ``folder`` (for a side-by-side run of the code before a change)."""

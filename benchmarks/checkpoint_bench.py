@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks._cli import add_json_line  # noqa: E402
 from benchmarks._cli import add_overrides  # noqa: E402
+from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._machine import print_report  # noqa: E402
 from benchmarks._machine import provenance  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
@@ -44,7 +45,7 @@ GOAL_SHARE = 0.02  # issue 23: checkpointing costs at most 2% of a trial's wall 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipelines", nargs="+", default=["digits", "mnist"])
-    parser.add_argument("--trials", type=int, default=6, help="trials per sweep")
+    parser.add_argument("--trials", type=positive_int, default=6, help="trials per sweep")
     parser.add_argument(
         "--every", nargs="+", default=["auto", "1", "0"], help="settings; the last is the base"
     )

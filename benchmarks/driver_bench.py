@@ -44,6 +44,7 @@ from typing import Any
 
 from benchmarks._cli import add_json_line
 from benchmarks._machine import ROOT
+from benchmarks._machine import check_revision
 from benchmarks._machine import extract_package
 from benchmarks._machine import print_report
 from benchmarks._machine import provenance
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
     add_json_line(parser)
     args = parser.parse_args(argv)
+    check_revision(parser, args.before)
     if args.measure is not None:  # one side, in its own process: write its numbers there
         args.measure.write_text(json.dumps(measure(args)))
         return 0

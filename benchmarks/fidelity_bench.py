@@ -53,6 +53,7 @@ if str(ROOT) not in sys.path:
 from benchmarks._cli import add_epochs  # noqa: E402
 from benchmarks._cli import add_json_line  # noqa: E402
 from benchmarks._cli import add_overrides  # noqa: E402
+from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._machine import interpreter  # noqa: E402
 from benchmarks._machine import print_report  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
@@ -343,7 +344,7 @@ def markdown(report: Json) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
-    parser.add_argument("--configs", type=int, default=None, help="configurations (16)")
+    parser.add_argument("--configs", type=positive_int, default=None, help="configurations (16)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the configurations")
     parser.add_argument("--budgets", type=float, nargs="+", default=None, help="0.05 0.1 0.2")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))

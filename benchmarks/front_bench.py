@@ -46,6 +46,7 @@ if str(ROOT) not in sys.path:
 from benchmarks._cli import add_json_line  # noqa: E402
 from benchmarks._cli import add_overrides  # noqa: E402
 from benchmarks._cli import add_plot  # noqa: E402
+from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._machine import json_safe  # noqa: E402
 from benchmarks._machine import print_report  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
@@ -367,7 +368,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pipeline", default="mnist", help="bundled name or YAML path")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--trials", type=int, default=None, help="default: the pipeline's")
+    parser.add_argument(
+        "--trials", type=positive_int, default=None, help="default: the pipeline's"
+    )
     parser.add_argument("--reports", nargs="+", choices=REPORTS, default=list(REPORTS))
     parser.add_argument(
         "--variant-seeds",

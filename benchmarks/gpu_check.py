@@ -49,6 +49,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
 
+from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._gpu_parts import Clock  # noqa: E402
 from benchmarks._gpu_parts import part_bundled  # noqa: E402
 from benchmarks._gpu_parts import part_ceiling  # noqa: E402
@@ -127,7 +128,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--budget-s", type=float, default=None, help="default 420 (quick 900)")
     parser.add_argument("--model", default=None, help="trials' model (resnet18; quick: cnn)")
     parser.add_argument("--n", type=int, default=None, help="synthetic images (train+val+test)")
-    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--epochs", type=positive_int, default=None)
     parser.add_argument("--fraction", type=float, default=0.3)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--select-every", type=int, default=None, help="epochs between rounds")

@@ -26,6 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._machine import check_revision  # noqa: E402
 from benchmarks._machine import extract_package  # noqa: E402
 from benchmarks._machine import run_importing  # noqa: E402
 
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", help="compare with the package at this git revision")
     parser.add_argument("--print", action="store_true", help="print this tree's fingerprint")
     args = parser.parse_args(argv)
+    check_revision(parser, args.before)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if args.print or not args.before:
         print("\n".join(fingerprint()))

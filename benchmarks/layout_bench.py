@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._machine import interpreter  # noqa: E402
 from benchmarks._machine import load_avg  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=None, help="synthetic samples, CNN (2048)")
     parser.add_argument("--resnet-samples", type=int, default=256, help="same, ResNet-18")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds per layout (5)")
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch.set_num_threads")
     parser.add_argument("--seed", type=int, default=0, help="weights and synthetic data")
     parser.add_argument("--quick", action="store_true", help="CNN w16, 2 repeats, 512 samples")
     parser.add_argument("--json", type=Path, default=None, help="write every time here")

@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._machine import new_report  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
 from benchmarks._machine import say  # noqa: E402
@@ -123,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         "--sweep-fractions", type=float, nargs="+", default=[0.2], help="of the sweep arms"
     )
     parser.add_argument("--sweep", action="store_true", help="add the sweep-recipe arms")
-    parser.add_argument("--epochs", type=int, default=None, help="default: the pipeline's")
+    parser.add_argument(
+        "--epochs", type=positive_int, default=None, help="default: the pipeline's"
+    )
     parser.add_argument("--hard-n", type=int, default=8000, help="synthetic_hard's pool size")
-    parser.add_argument("--jobs", type=int, default=1, help="processes, one thread each")
+    parser.add_argument("--jobs", type=positive_int, default=1, help="processes, one thread each")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="extra override"
     )

@@ -57,6 +57,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks._cli import add_json_line  # noqa: E402
 from benchmarks._cli import add_overrides  # noqa: E402
+from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._machine import json_safe  # noqa: E402
 from benchmarks._machine import print_report  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
@@ -353,7 +354,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pipeline", default="digits", help="bundled name or YAML path")
     parser.add_argument("--noise", type=float, default=0.2, help="data.label_noise")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="search seeds")
-    parser.add_argument("--trials", type=int, default=60, help="trials per sweep")
+    parser.add_argument("--trials", type=positive_int, default=60, help="trials per sweep")
     parser.add_argument(
         "--metric", choices=["test_acc", "val_acc"], default="test_acc", help="the accuracy"
     )

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._machine import cpu_model  # noqa: E402
 from benchmarks._machine import say  # noqa: E402
 from benchmarks._machine import write_json  # noqa: E402
@@ -345,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mnist-train", type=int, default=None)
     parser.add_argument("--no-round", action="store_true", help="skip the MNIST round")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (ours, floor, round)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks._cli import add_json_line  # noqa: E402
 from benchmarks._cli import add_overrides  # noqa: E402
+from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._machine import print_report  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
 from benchmarks._machine import say  # noqa: E402
@@ -235,8 +236,10 @@ def markdown(report: Json) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--pipeline", default="digits", help="bundled name or YAML path")
-    parser.add_argument("--trials", type=int, default=8, help="trials per sweep")
-    parser.add_argument("--epochs", type=int, default=4, help="train.epochs of every trial")
+    parser.add_argument("--trials", type=positive_int, default=8, help="trials per sweep")
+    parser.add_argument(
+        "--epochs", type=positive_int, default=4, help="train.epochs of every trial"
+    )
     parser.add_argument("--seed", type=int, default=0, help="search.seed of every sweep")
     parser.add_argument(
         "--concurrency", type=int, nargs="+", default=list(CONCURRENCY), help="trials at once"

@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:
 from benchmarks._cli import add_epochs  # noqa: E402
 from benchmarks._cli import add_overrides  # noqa: E402
 from benchmarks._cli import add_plot  # noqa: E402
+from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._equal_energy import equal_energy  # noqa: E402
 from benchmarks._equal_energy import equal_energy_lines  # noqa: E402
 from benchmarks._local_trials import one_trial  # noqa: E402
@@ -341,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_epochs(parser)
     add_overrides(parser, "every run, e.g. selection.select_every=4")
-    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--threads", type=positive_int, default=2, help="torch.set_num_threads")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false")
     parser.add_argument("--quick", action="store_true", help="1 seed, f=0.3, 2 epochs, 1 warm-up")
     parser.add_argument("--json", type=Path, default=None, help="write every run's numbers")

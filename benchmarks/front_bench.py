@@ -368,9 +368,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pipeline", default="mnist", help="bundled name or YAML path")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument(
-        "--trials", type=positive_int, default=None, help="default: the pipeline's"
-    )
+    parser.add_argument("--trials", type=positive_int, default=None, help="the pipeline's")
     parser.add_argument("--reports", nargs="+", choices=REPORTS, default=list(REPORTS))
     parser.add_argument(
         "--variant-seeds",

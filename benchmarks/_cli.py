@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks._machine import ROOT
@@ -16,6 +18,28 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {value}")
     return value
+
+
+def check_pipelines(
+    parser: argparse.ArgumentParser,
+    runs: Iterable[tuple[str, Sequence[str]]],
+    *,
+    spaces: bool = False,
+) -> None:
+    """Every run's pipeline (and, with ``spaces``, its search space) loaded before the first
+    runs: a bad ``--fraction`` or ``--set`` is one line and exit 2 (``parser.error``), not a
+    traceback minutes later."""
+    from graft_hpo.config import load_pipeline
+    from graft_hpo.exceptions import ConfigError
+    from graft_hpo.space import load_space
+
+    for pipeline, overrides in runs:
+        try:
+            config = load_pipeline(pipeline, overrides=list(overrides))
+            if spaces:
+                load_space(config.search.space)
+        except ConfigError as err:
+            parser.error(str(err))
 
 
 def add_json_line(parser: argparse.ArgumentParser) -> None:

@@ -76,21 +76,6 @@ def common_overrides(args: argparse.Namespace) -> list[str]:
     return out + list(args.set)
 
 
-def check_sweeps(
-    parser: argparse.ArgumentParser, pipeline: str, sweeps: Sequence[Sequence[str]]
-) -> None:
-    """Every sweep's pipeline and space loaded before the first one runs: a bad ``--fraction``
-    or ``--set`` is one line and exit 2 (``parser.error``), not a traceback minutes later."""
-    from graft_hpo.exceptions import ConfigError
-    from graft_hpo.space import load_space
-
-    for overrides in sweeps:
-        try:
-            load_space(load_pipeline(pipeline, overrides=list(overrides)).search.space)
-        except ConfigError as err:
-            parser.error(str(err))
-
-
 def open_store(
     out: Path, experiments: Sequence[str], *, num_cpus: int | None = None
 ) -> tuple[str, str]:

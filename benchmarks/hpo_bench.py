@@ -53,6 +53,7 @@ import torch  # noqa: E402
 
 from benchmarks._cli import SPACES  # noqa: E402
 from benchmarks._cli import add_sweep_options  # noqa: E402
+from benchmarks._cli import check_pipelines  # noqa: E402
 from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._machine import print_report  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
@@ -64,7 +65,6 @@ from benchmarks._plot import pyplot  # noqa: E402
 from benchmarks._plot import save_figure  # noqa: E402
 from benchmarks._plot import step_curve  # noqa: E402
 from benchmarks._sweeps import QUICK_TRIALS  # noqa: E402  (sets Ray/MLflow/codecarbon env)
-from benchmarks._sweeps import check_sweeps  # noqa: E402
 from benchmarks._sweeps import common_overrides  # noqa: E402
 from benchmarks._sweeps import open_store  # noqa: E402
 from benchmarks._sweeps import read_trials  # noqa: E402
@@ -373,9 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.trials is None:
         args.trials = QUICK_TRIALS if args.quick else 12
-    elif args.trials < 1:
-        parser.error(f"--trials must be >= 1; got {args.trials}")
-    check_sweeps(parser, args.pipeline, [sweep_overrides(args, s) for s in args.sweeps])
+    check_pipelines(
+        parser, [(args.pipeline, sweep_overrides(args, s)) for s in args.sweeps], spaces=True
+    )
     args.out = args.out.resolve()
     report = run_report(args, run_all)
     report["goals"] = goals(report)

@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._cli import add_sweep_options  # noqa: E402
+from benchmarks._cli import check_pipelines  # noqa: E402
 from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._machine import print_report  # noqa: E402
 from benchmarks._machine import run_report  # noqa: E402
@@ -54,7 +55,6 @@ from benchmarks._plot import save_figure  # noqa: E402
 from benchmarks._plot import step_curve  # noqa: E402
 from benchmarks._sweeps import QUICK_OVERRIDES  # noqa: E402  (sets Ray/MLflow/codecarbon env)
 from benchmarks._sweeps import QUICK_TRIALS  # noqa: E402
-from benchmarks._sweeps import check_sweeps  # noqa: E402
 from benchmarks._sweeps import common_overrides  # noqa: E402
 from benchmarks._sweeps import open_store  # noqa: E402
 from benchmarks._sweeps import read_trials  # noqa: E402
@@ -324,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--arms must include {BASELINE!r}: every ratio is taken against it")
     if args.quick:
         args.trials = QUICK_TRIALS
-    check_sweeps(parser, args.pipeline, [sweep_overrides(args, arm, 0) for arm in args.arms])
+    runs = [(args.pipeline, sweep_overrides(args, arm, 0)) for arm in args.arms]
+    check_pipelines(parser, runs, spaces=True)
     args.out = args.out.resolve()
     return print_report(args, run_report(args, run_all), markdown, plot)
 

@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:
 from benchmarks._cli import add_epochs  # noqa: E402
 from benchmarks._cli import add_overrides  # noqa: E402
 from benchmarks._cli import add_plot  # noqa: E402
+from benchmarks._cli import check_pipelines  # noqa: E402
 from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._equal_energy import equal_energy  # noqa: E402
 from benchmarks._equal_energy import equal_energy_lines  # noqa: E402
@@ -362,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
 
     configs = configurations(args.fractions, args.strategies, args.prune_ratios)
+    runs = [
+        (DATASETS[d], overrides_for(args, d, s, f, 0)) for d in args.datasets for s, f in configs
+    ]
+    check_pipelines(parser, runs)
     report = run_report(args, lambda args: run_all(args, configs))
     report["summary"] = summarise(report["runs"], configs, args.datasets)
     report["goals"] = goals(report["summary"], report["runs"], args.fractions)

@@ -179,10 +179,15 @@ def apply_overrides(config: PipelineConfig, overrides: Overrides) -> PipelineCon
         config: the config to start from; it is not changed.
         overrides: ``["selection.fraction=0.1"]`` or ``{"selection.fraction": 0.1}``.
 
+    A relative ``data.root`` or ``plugin_path`` entry is made absolute from the working
+    directory, and a plug-in named without a ``plugin_path`` gets it, as :func:`load_pipeline`
+    does (Ray starts each trial in a working directory of its own).
+
     Raises:
         ConfigError: a malformed override, or a result that does not validate.
     """
-    return _finish(config_to_dict(config), overrides, None)
+    config = _finish(config_to_dict(config), overrides, None)
+    return _anchor_data_root(_anchor_plugin_path(config, Path.cwd()))
 
 
 def flatten_config(config: PipelineConfig) -> dict[str, Any]:

@@ -271,6 +271,19 @@ def test_a_relative_data_root_is_made_absolute_from_the_working_directory(
     assert load_pipeline("digits").data.root is None  # the default root, ~/.cache/...
 
 
+def test_overrides_on_a_loaded_config_anchor_paths_as_loading_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_sweep(config, overrides=...) applies them to a loaded config: a relative data.root
+    failed every Ray trial, and a plug-in named there was looked for in no folder."""
+    monkeypatch.chdir(tmp_path)
+    config = load_pipeline("digits")
+    assert apply_overrides(config, ["data.root=mdata"]).data.root == str(tmp_path / "mdata")
+    plugged = apply_overrides(config, ["data.name=mydata:load"])
+    assert plugged.plugin_path == [str(tmp_path.resolve())]
+    assert apply_overrides(config, ["train.epochs=3"]).plugin_path == []  # no plug-in: none
+
+
 def test_corrupt_yaml_names_file_line_and_column(write_yaml: WriteYaml) -> None:
     path = write_yaml("name: x\ntrain:\n  epochs: [1, 2\n  lr: 0.1\n")
     with pytest.raises(ConfigError) as info:

@@ -722,7 +722,12 @@ CASES: list[Case] = [
         ("data.root", "cifar10 files not found", "data.download=true"),
     ),
     # ---- search spaces (refused before Ray starts) ----
-    Case("trials-0-flag", (*sweep(), "--trials", "0"), 2, ("--trials must be >= 1", "got 0")),
+    Case(
+        "trials-0-flag",
+        (*sweep(), "--trials", "0"),
+        2,
+        ("--trials must be an integer >= 1", "got 0"),
+    ),
     Case("trials-not-int", (*sweep(), "--trials", "abc"), 2, ("--trials", "invalid int value")),
     Case(
         "space-low-gt-high",

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 # re-exported: they were graft_hpo.sweep's names before graft_hpo.space held them
+from graft_hpo.exceptions import ConfigError
 from graft_hpo.space import ParamSpec
 from graft_hpo.space import SearchSpace
 from graft_hpo.space import load_space
@@ -103,6 +104,7 @@ def run_sweep(
     Returns:
         A JSON-serialisable :class:`SweepResult`.
     """
+    _check_printer(printer)
     plan = prepare_sweep(
         config,
         trials=trials,
@@ -138,6 +140,7 @@ def resume_sweep(
             the sweep ran in. Once joined, it is the sweep's (written to ``sweep.json``).
         printer, progress, verbose: as for :func:`run_sweep`.
     """
+    _check_printer(printer)
     plan = read_plan(SweepFolder.find(sweep_dir_or_pipeline))
     moved = address is not None and address != plan.address
     start_ray(plan.config, address if moved else plan.address, quiet=not verbose)
@@ -175,6 +178,13 @@ def _run(
     if stop_reason is not None:
         say(f"stopped before {plan.trials} trials: {stop_reason}")
     return final_stage(plan, finish_sweep(plan, stop_reason=stop_reason), say)
+
+
+def _check_printer(printer: Any) -> None:
+    if printer is not None and not callable(printer):  # else a parent run stayed RUNNING
+        raise ConfigError(
+            f"printer must be a callable taking one line (e.g. print) or None; got {printer!r}"
+        )
 
 
 def _new_sweep_id(config: Any) -> str:

@@ -37,6 +37,7 @@ from graft_hpo.sweep._ray import start_ray
 from graft_hpo.sweep._search import EMISSIONS_METRICS
 from graft_hpo.sweep._search import open_storage
 from graft_hpo.tracking import RunLogger
+from graft_hpo.tracking import check_store
 from graft_hpo.tracking import ensure_experiment
 from graft_hpo.tracking import resolve_tracking_uri
 from graft_hpo.trial import check_pipeline
@@ -206,6 +207,8 @@ def prepare_sweep(
     space = check_sweep(config, overrides=overrides)
     if sweep_dir:
         _check_creatable(Path(sweep_dir).resolve())
+        _check_unused(SweepFolder(Path(sweep_dir).resolve()))
+    _check_store(resolve_tracking_uri(tracking_uri or config.tracking.uri))
     storage = config.search.checkpoint_storage  # a local folder here; a URI is Ray's to open
     if storage is not None and Path(storage).is_absolute():
         _check_creatable(Path(storage), key="search.checkpoint_storage")
@@ -285,10 +288,34 @@ def _resolve(
     elif overrides:
         config = apply_overrides(config, overrides)
     if trials is not None:
-        if trials < 1:
-            raise ConfigError(f"--trials must be >= 1; got {trials}")
+        if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+            raise ConfigError(f"--trials must be an integer >= 1; got {trials!r}")
         config = replace(config, search=replace(config.search, trials=trials))
     return config
+
+
+def _check_unused(folder: SweepFolder) -> None:
+    """Refuse a folder holding another sweep's state: a new sweep there would rewrite its plan
+    (it could no longer be resumed) and count its sessions' wall time as its own."""
+    if (folder.path / SweepFolder.PLAN).exists():
+        raise ConfigError(
+            f"--sweep-dir {str(folder.path)!r} holds another sweep ({SweepFolder.PLAN}): "
+            f"continue it with `graft-hpo resume {folder.path}`, or give a new folder"
+        )
+
+
+def _check_store(uri: str) -> None:
+    """The store opens, before Ray starts and the shared ranking runs; inside `mlflow run`,
+    the run it opened for this step is not another sweep's parent already."""
+    check_store(uri)
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if run_id:
+        earlier = RunLogger(uri, run_id).tags().get(TAG_SWEEP_ID)
+        if earlier is not None:
+            raise ConfigError(
+                f"MLFLOW_RUN_ID {run_id} is already the parent run of sweep {earlier}: one "
+                "sweep per run of `mlflow run`; start another run for this one"
+            )
 
 
 @dataclass(frozen=True)

@@ -236,6 +236,10 @@ class RunLogger:
         """The run's status in the store now: RUNNING, FINISHED, FAILED or KILLED."""
         return str(self._client.get_run(self.run_id).info.status)
 
+    def tags(self) -> dict[str, str]:
+        """The run's tags in the store now."""
+        return dict(self._client.get_run(self.run_id).data.tags)
+
     def experiment_id(self) -> str:
         """The id of the experiment holding the run."""
         return str(self._client.get_run(self.run_id).info.experiment_id)

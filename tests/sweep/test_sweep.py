@@ -186,7 +186,9 @@ def test_early_stopped_trials_stay_off_the_front(ray_local: Path, tmp_path: Path
 def test_bad_sweep_input_writes_nothing(ray_local: Path, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     cases = [
-        ({"trials": 0}, "--trials must be >= 1"),
+        ({"trials": 0}, "--trials must be an integer >= 1; got 0"),
+        ({"trials": 2.5}, "--trials must be an integer >= 1; got 2.5"),
+        ({"trials": "3"}, "--trials must be an integer >= 1; got '3'"),
         ({"overrides": ["search.objectives=[{metric: accuracy, mode: max}]"]}, "'accuracy'"),
         ({"overrides": ["resources.gpu=1"]}, "gpu=1"),
         ({"overrides": ["search.space=null"]}, "search.space"),
@@ -197,6 +199,47 @@ def test_bad_sweep_input_writes_nothing(ray_local: Path, tmp_path: Path) -> None
             run_sweep("digits", tracking_uri=uri, sweep_dir=tmp_path / "s", printer=None, **kwargs)
         assert time.perf_counter() - start < 30
     assert not (tmp_path / "store").exists()
+    assert not (tmp_path / "s").exists()
+
+
+def test_sweeps_refused_before_ray_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused in one line before Ray starts (or the shared ranking runs): another sweep's
+    folder (its state was rewritten), a store MLflow refuses (found after Ray and the ranking),
+    a run `mlflow run` opened that is already a sweep's parent (its record was corrupted), a
+    printer that is not callable (the parent run stayed RUNNING)."""
+    import graft_hpo.sweep._prepare as prepare
+    from graft_hpo.tracking import RunLogger
+
+    def no_ray(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr(prepare, "start_ray", no_ray)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    old = tmp_path / "old_sweep"
+    old.mkdir()
+    (old / "sweep.json").write_text("{}")
+    with pytest.raises(
+        ConfigError,
+        match=r"^--sweep-dir '.*old_sweep' holds another sweep "
+        r"\(sweep.json\): continue it with `graft-hpo resume .*old_sweep`",
+    ):
+        run_sweep("digits", sweep_dir=old, tracking_uri=uri, printer=None)
+    assert (old / "sweep.json").read_text() == "{}"
+    with pytest.raises(ConfigError, match="MLFLOW_ALLOW_FILE_STORE=true"):
+        run_sweep("mnist", tracking_uri=f"file://{tmp_path}/filestore", printer=None)
+    adopted = RunLogger.start(uri, "step", tags={"sweep_id": "first-sweep"})
+    monkeypatch.setenv("MLFLOW_RUN_ID", adopted.run_id)
+    with pytest.raises(
+        ConfigError,
+        match=f"^MLFLOW_RUN_ID {adopted.run_id} is already the "
+        "parent run of sweep first-sweep: one sweep per run of `mlflow run`",
+    ):
+        run_sweep("digits", tracking_uri=uri, sweep_dir=tmp_path / "s", printer=None)
+    assert adopted.tags()["sweep_id"] == "first-sweep"
+    monkeypatch.delenv("MLFLOW_RUN_ID")
+    with pytest.raises(ConfigError, match="printer must be a callable taking one line"):
+        run_sweep("digits", tracking_uri=uri, sweep_dir=tmp_path / "s", printer=sys.stdout)  # type: ignore[arg-type]
     assert not (tmp_path / "s").exists()
 
 

@@ -224,8 +224,13 @@ def final_stage(plan: SweepPlan, result: SweepResult, say: Any) -> SweepResult:
     parent.set_tags({TAG_SELECTED_RUN: point.run_id, TAG_SELECTED_POLICY: policy})
     RunLogger(plan.tracking_uri, point.run_id).set_tags({TAG_SELECTED: "true"})
     say(f"selected run {point.run_id} ({policy})")
-    model = None
-    if config.retrain is not None:
+    if config.retrain is None:
+        return replace(result, selected=selected)
+    folder = plan.folder
+    model = folder.read_model(point.run_id)  # a resumed sweep that chose the same run
+    if model is not None:
+        say(f"model {model['model_uri']} (retrained from this run before: not again)")
+    else:
         from graft_hpo.retraining import retrain
 
         # the stage's fields are retrain()'s keyword arguments, one for one
@@ -233,6 +238,7 @@ def final_stage(plan: SweepPlan, result: SweepResult, say: Any) -> SweepResult:
         retrained = retrain(point.run_id, tracking_uri=plan.tracking_uri, **stage)
         model = retrained.to_dict()
         if retrained.model_uri is not None:
+            folder.write_model(model)
             parent.set_tags({TAG_MODEL_URI: retrained.model_uri})
             say(f"model {retrained.model_uri} (retraining run {retrained.run_id})")
         if retrained.error is not None:  # the run failed, or its model was not registered

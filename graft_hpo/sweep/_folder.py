@@ -11,7 +11,9 @@ atomically so that a killed driver never leaves half of one:
   and what it cost (energy, CO2, seconds; the plan carries it too);
 - ``rungs.jsonl``: what the multi-objective ASHA recorded at each rung, a line per record (a
   resumed sweep keeps it: Tune checkpoints its searcher, not its scheduler); older sweeps kept
-  the whole table in ``rungs.json``, still read.
+  the whole table in ``rungs.json``, still read;
+- ``model.json``: the model the final stage retrained, and for which trial run (a resumed
+  sweep that chooses the same run does not train it again).
 
 No other module names these files or reads them.
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from typing import TypeVar
 
+from graft_hpo._names import TAG_SOURCE_RUN
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.selection import Ranking
 
@@ -49,6 +52,7 @@ class SweepFolder:
     RUNGS_LOG = "rungs.jsonl"
     OLD_RUNGS = "rungs.json"  # written by sweeps before rungs.jsonl; still read
     OPTUNA_DB = "optuna.db"
+    MODEL = "model.json"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -193,6 +197,19 @@ class SweepFolder:
         if not isinstance(data, dict):
             return {}
         return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float))}
+
+    # ---- the final stage's model
+
+    def write_model(self, model: dict[str, Any]) -> None:
+        """The retrained model (``RetrainResult.to_dict()``, with its ``source_run_id``)."""
+        _write_json(self.path / self.MODEL, model, indent=2)
+
+    def read_model(self, source_run_id: str) -> dict[str, Any] | None:
+        """The model retrained earlier from trial run ``source_run_id``, or None."""
+        data = _read_json(self.path / self.MODEL)
+        if isinstance(data, dict) and data.get(TAG_SOURCE_RUN) == source_run_id:
+            return data
+        return None
 
     # ---- the multi-objective scheduler's rungs
 

@@ -122,6 +122,11 @@ def test_a_pipeline_goes_from_data_to_a_registered_model(
     parent = client.get_run(result.parent_run_id).data.tags
     assert parent["selected_run_id"] == result.selected["run_id"]
     assert parent["model_uri"] == "models:/digits-best/1"
+    # resumed when finished, it chooses the same run and does not train or register it again
+    again = resume_sweep(tmp_path / "sweep", printer=None)
+    assert again.selected is not None and again.selected["run_id"] == result.selected["run_id"]
+    assert again.model == result.model
+    assert [int(v.version) for v in client.search_model_versions("name='digits-best'")] == [1]
 
     # the CLI's select: the same choice as JSON; an infeasible budget names the closest point
     capsys.readouterr()

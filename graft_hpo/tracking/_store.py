@@ -40,7 +40,7 @@ def _absolute(path: str, base: str) -> Path:
     )
 
 
-def resolve_tracking_uri(uri: str | None, *, cwd: str | None = None) -> str:
+def resolve_tracking_uri(uri: str | os.PathLike[str] | None, *, cwd: str | None = None) -> str:
     """The MLflow tracking URI to use, with every local path made absolute.
 
     Ray trials run in their own working directories, so a relative path would point each trial
@@ -67,7 +67,7 @@ def resolve_tracking_uri(uri: str | None, *, cwd: str | None = None) -> str:
         'sqlite:////work/mlruns/mlflow.db'
     """
     base = os.path.abspath(cwd if cwd is not None else os.getcwd())
-    raw = (uri or "").strip() or os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    raw = os.fspath(uri or "").strip() or os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if not raw:
         return f"sqlite:///{Path(base) / 'mlruns' / 'mlflow.db'}"
     if raw.startswith("sqlite:"):

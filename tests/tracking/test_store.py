@@ -195,3 +195,9 @@ def test_another_programs_sqlite_file_is_refused_and_left_as_it_was(tmp_path: Pa
     assert empty.stat().st_size == 0
     check_store(f"sqlite:///{empty}")
     ensure_experiment(f"sqlite:///{empty}", "x")  # MLflow's tables created
+
+
+def test_a_path_object_is_a_tracking_uri_as_its_string_is(tmp_path: Path) -> None:
+    # every function taking tracking_uri failed with "'PosixPath' object has no attribute 'strip'"
+    assert resolve_tracking_uri(Path("runs/m.db"), cwd="/w") == "sqlite:////w/runs/m.db"
+    assert resolve_tracking_uri(tmp_path) == f"sqlite:///{tmp_path / 'mlflow.db'}"

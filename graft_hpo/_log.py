@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 
-__all__ = ["configure_logging", "stdout_alone"]
+__all__ = ["configure_logging", "root_logging_kept", "stdout_alone"]
 
 
 def _own_lines(record: logging.LogRecord) -> bool:
@@ -47,3 +49,18 @@ def stdout_alone() -> None:
     if real is not None and sys.stdout is real:
         real.flush()
         os.dup2(sys.stderr.fileno(), real.fileno())
+
+
+@contextlib.contextmanager
+def root_logging_kept() -> Iterator[None]:
+    """The root logger's level and handlers as they were before the block: importing
+    ``mlflow.pytorch`` calls ``logging.basicConfig(level=ERROR)``, which, in a process without
+    handlers (a notebook, a script), hid every later warning and made the user's own
+    ``basicConfig`` a no-op."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers

@@ -9,8 +9,9 @@ retraining's run, and registers it under a name with its lineage as tags.
 Example:
     >>> from graft_hpo.retraining import retrain
     >>> model = retrain(run_id, register="mnist-cnn", epochs=30)  # doctest: +SKIP
-    >>> import mlflow
-    >>> mlflow.pyfunc.load_model(model.model_uri).predict(images)  # doctest: +SKIP
+    >>> from graft_hpo import load_model
+    >>> load_model(model.model_uri, tracking_uri=model.tracking_uri).predict(images)
+    ... # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import cast
 import numpy as np
 import torch
 
+from graft_hpo._log import root_logging_kept
 from graft_hpo._names import CO2_KG
 from graft_hpo._names import ENERGY_KWH
 from graft_hpo._names import FRACTION_EFFECTIVE
@@ -241,8 +243,10 @@ class _LogModel(TrialHooks):
 
     def on_trial_end(self, model: torch.nn.Module, bundle: DataBundle, run_id: str | None) -> None:
         import mlflow
-        import mlflow.pytorch
         from mlflow.models import infer_signature
+
+        with root_logging_kept():
+            import mlflow.pytorch
 
         model = model.to("cpu").eval()
         example = _input_example(bundle, model)

@@ -30,3 +30,20 @@ def test_information_is_plain_and_warnings_say_where_they_come_from() -> None:
     assert fmt.format(_record("mlflow.tracking", logging.WARNING, "slow store")) == (
         "warning: mlflow.tracking: slow store"
     )
+
+
+def test_importing_mlflow_pytorch_leaves_the_root_logger_as_it_was() -> None:
+    """mlflow.pytorch's import calls logging.basicConfig(level=ERROR): after load_model or
+    retrain, a notebook's warnings vanished and its own basicConfig did nothing."""
+    import subprocess
+    import sys
+
+    def root_after(block: str) -> str:
+        code = f"import logging\nfrom graft_hpo._log import root_logging_kept\n{block}\n"
+        code += "root = logging.getLogger()\nprint(root.level, len(root.handlers))\n"
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return run.stdout.strip()
+
+    assert root_after("with root_logging_kept():\n    import mlflow.pytorch") == "30 0"
+    assert root_after("import mlflow.pytorch") == "40 1"  # what the guard is for

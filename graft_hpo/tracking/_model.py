@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from graft_hpo._log import root_logging_kept
 from graft_hpo.tracking._global_uri import global_tracking_uri
 from graft_hpo.tracking._store import open_client
 from graft_hpo.tracking._store import resolve_tracking_uri
@@ -46,5 +47,5 @@ def load_model(model_uri: str, *, tracking_uri: str | None = None) -> PyFuncMode
 
     uri = resolve_tracking_uri(tracking_uri)
     open_client(uri)  # a missing store is refused, not created
-    with global_tracking_uri(uri):
+    with global_tracking_uri(uri), root_logging_kept():  # loading imports mlflow.pytorch
         return mlflow.pyfunc.load_model(model_uri)

@@ -23,6 +23,7 @@ from graft_hpo._names import FAILED_KEY
 from graft_hpo._names import METRICS
 from graft_hpo._names import TAG_EARLY_STOPPED
 from graft_hpo._names import TAG_ERROR
+from graft_hpo._names import TAG_STOP_REASON
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.sweep._checkpoint import ray_storage
 from graft_hpo.sweep._console import Printer
@@ -34,6 +35,7 @@ from graft_hpo.sweep._ray_compat import watch_interruption
 from graft_hpo.sweep._search import scheduler
 from graft_hpo.sweep._search import scheduler_rungs
 from graft_hpo.sweep._search import searcher
+from graft_hpo.sweep._trainable import SCHEDULER_STOP
 from graft_hpo.sweep._trainable import TrialPlan
 from graft_hpo.sweep._trainable import trainable
 from graft_hpo.sweep._trainable import trial_runs
@@ -286,7 +288,8 @@ def _close_stopped_run(plan: SweepPlan, result: dict[str, Any]) -> None:
     if not run_id:
         return
     run = RunLogger(plan.tracking_uri, run_id)
-    run.set_tags({TAG_EARLY_STOPPED: "true"})
+    # the trial tags it too, unless Ray ends its process first (a worker not reused)
+    run.set_tags({TAG_EARLY_STOPPED: "true", TAG_STOP_REASON: SCHEDULER_STOP})
     # at the reported epoch's step: this logger has seen no step, and step 0 would put the
     # last epoch's cumulative energy into the first epoch's history
     run.log_metrics(

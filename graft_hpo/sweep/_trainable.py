@@ -66,6 +66,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TrialPlan", "check_measured", "trainable", "trial_runs"]
 
+SCHEDULER_STOP = "stopped early by the scheduler"  # a stopped trial's stop_reason tag
+
 _STOPPED_TRIAL_CLOSE_S = 120  # see trainable
 
 logger = logging.getLogger(__name__)
@@ -136,7 +138,7 @@ class _ReportToRay(TrialHooks):
             # measured; the driver's callback closes it too if Ray ends the process first.
             self.stopped = True
             state.should_stop = True
-            state.stop_reason = "stopped early by the scheduler"
+            state.stop_reason = SCHEDULER_STOP
 
     def _report_with_checkpoint(
         self, state: Any, metrics: dict[str, float], report: dict[str, Any]

@@ -55,6 +55,8 @@ def test_a_stopped_trials_run_is_closed_at_its_last_epoch(tmp_path: Path) -> Non
     assert [value for _, value in history] == [1e-6, 2e-6, 3e-6, 3e-6]
     (record,) = query_runs(uri, "stopped")
     assert record.status == "FINISHED" and record.tags["early_stopped"] == "true"
+    # the trial tags its reason too, unless Ray ends its process first: the driver's tag stays
+    assert record.tags["stop_reason"] == "stopped early by the scheduler"
     assert record.metrics["val_acc"] == pytest.approx(0.7)
 
 

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import os
 import socket
+import time
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,6 +111,9 @@ class _ReportToRay(TrialHooks):
 
     def on_train_start(self, state: Any) -> None:
         state.eval_at |= self.checkpoints.rungs  # the scheduler's rungs: validated there
+        # the clock of the checkpoints' cost share starts with training, not with the process
+        # and the data's loading (else a worker's first trial checkpointed after one epoch)
+        self.checkpoints.started = self.checkpoints.last_at = time.perf_counter()
 
     def on_epoch_end(self, state: Any, metrics: dict[str, float]) -> None:
         from ray import tune

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import pickle
 import shutil
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -263,3 +264,18 @@ def test_checkpoints_go_to_the_checkpoint_storage_when_one_is_set(
     saved = sorted(p.parent.name for p in (shared / result.sweep_id).rglob(CHECKPOINT_FILE))
     assert saved == ["checkpoint_000000", "checkpoint_000001"]  # after epochs 1 and 2
     assert not (tmp_path / "sweep" / "ray").exists()
+
+
+def test_the_automatic_checkpoints_clock_starts_with_training() -> None:
+    """Built before the process set-up and the data's loading, the clock of the cost share
+    counted them as training: a worker's first trial checkpointed after its first epoch."""
+    from graft_hpo.sweep._trainable import _ReportToRay
+
+    checkpoints = _checkpoints(every=None, epochs=10)
+    checkpoints.started = checkpoints.last_at = time.perf_counter() - 60.0  # a slow start
+    assert checkpoints.due(1)
+    hook = _ReportToRay(["val_acc"], checkpoints)
+    hook.on_train_start(SimpleNamespace(eval_at=set()))
+    assert not checkpoints.due(1)  # 2.5 s of training first (FIRST_GUESS_S / AUTO_SHARE)
+    checkpoints.last_at -= 2.6
+    assert checkpoints.due(1)

@@ -16,6 +16,7 @@ from graft_hpo.pareto._front import normalize_objectives
 from graft_hpo.pareto._front import pareto_table
 from graft_hpo.pareto._plot import plot_front
 from graft_hpo.pareto._policy import Policy
+from graft_hpo.pareto._policy import check_logged
 from graft_hpo.pareto._policy import check_policy
 from graft_hpo.pareto._policy import choose
 from graft_hpo.pareto._policy import parse_policy
@@ -23,6 +24,7 @@ from graft_hpo.pareto._policy import parse_policy
 __all__ = [
     "ParetoPoint",
     "Policy",
+    "check_logged",
     "check_policy",
     "choose",
     "front_of",

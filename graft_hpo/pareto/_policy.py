@@ -160,14 +160,24 @@ def _num(value: float) -> str:
     return short if float(short) == value else repr(value)
 
 
-def _metric_error(metric: str, points: Sequence[ParetoPoint], what: str) -> ConfigError:
+def _metric_error(
+    metric: str, points: Sequence[Any], what: str, whose: str = "the front's runs"
+) -> ConfigError:
     names = sorted({m for p in points for m in p.metrics})
     close = difflib.get_close_matches(metric, names, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return ConfigError(
-        f"{what} must be a metric the front's runs logged; got {metric!r}{hint}; "
+        f"{what} must be a metric {whose} logged; got {metric!r}{hint}; "
         f"metrics: {', '.join(names) if names else 'none'}"
     )
+
+
+def check_logged(records: Sequence[Any], metrics: Sequence[str], *, what: str) -> None:
+    """Refuse a metric none of ``records`` (runs with ``metrics``) logged, with the closest
+    name: a typo'd objective gave an empty front and only a warning."""
+    for metric in metrics:
+        if records and not any(metric in r.metrics for r in records):
+            raise _metric_error(metric, records, what, "the sweep's trials")
 
 
 def _usable(points: Sequence[ParetoPoint], needed: Sequence[tuple[str, str]]) -> list[ParetoPoint]:

@@ -17,6 +17,7 @@ from graft_hpo._names import TAG_SWEEP_ID
 from graft_hpo.exceptions import ConfigError
 from graft_hpo.pareto import ParetoPoint
 from graft_hpo.pareto import Policy
+from graft_hpo.pareto import check_logged
 from graft_hpo.pareto import choose
 from graft_hpo.pareto import front_of
 from graft_hpo.pareto import is_front_candidate
@@ -190,6 +191,10 @@ def pareto_front(
     if parent is None and not runs:
         raise _no_sweep(experiment, tracking_uri, sweep_id)
     objs = normalize_objectives(objectives) if objectives is not None else _objectives_of(parent)
+    if objectives is not None:  # the caller's names, not the sweep's own
+        check_logged(
+            [r for r in runs if is_front_candidate(r)], [m for m, _ in objs], what="objectives"
+        )
     return front_of(runs, objs)
 
 

@@ -259,6 +259,23 @@ def test_a_newer_sweep_of_early_stops_only_does_not_hide_the_last_front(store_ur
     assert sweep_objectives(experiment="asha", tracking_uri=store_uri)[1] == "asha-good"
 
 
+def test_an_objective_no_trial_logged_is_refused_with_the_closest_name(
+    store_uri: str, sweeps: dict[str, dict[str, str]]
+) -> None:
+    # a typo gave an empty front and a warning; select then said "the front is empty"
+    with pytest.raises(
+        ConfigError,
+        match=r"^objectives must be a metric the sweep's trials "
+        r"logged; got 'val_ac' \(did you mean 'val_acc'\?\)",
+    ):
+        pareto_front(
+            experiment=EXPERIMENT,
+            sweep_id="front-s1",
+            tracking_uri=store_uri,
+            objectives=[("val_ac", "max"), ("co2_kg", "min")],
+        )
+
+
 def test_objectives_of_a_sweep_that_does_not_exist_are_refused(store_uri: str) -> None:
     # as pareto_front refuses it, not the default objectives under the typo's name
     with pytest.raises(ConfigError, match=r"^sweep_id 'no-such-sweep' not found in experiment"):

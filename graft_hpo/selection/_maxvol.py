@@ -19,6 +19,8 @@ costs O(n r^3) per batch in a Python loop and can return repeated rows; this mod
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 
@@ -64,16 +66,16 @@ def fast_maxvol(
         raise ValueError(f"V must have shape (n, r) or (b, n, r); got shape {tuple(V.shape)}")
     if not V.is_floating_point():
         raise ValueError(f"V must be a floating-point tensor; got dtype {V.dtype}")
-    if tol < 1.0:
+    if not tol >= 1.0:  # NaN too
         raise ValueError(f"tol must be >= 1; got {tol!r}")
     batched = V.dim() == 3
-    A = V if batched else V.unsqueeze(0)
+    A = (V if batched else V.unsqueeze(0)).detach()  # indices only: no graph to follow
     b, n, r = A.shape
     if r < 1:
         raise ValueError(f"V must have at least one column; got shape {tuple(V.shape)}")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1):
+        raise ValueError(f"k must be an integer >= 1; got {k!r}")
     k = r if k is None else int(k)
-    if k < 1:
-        raise ValueError(f"k must be >= 1; got {k!r}")
     if not bool(torch.isfinite(A).all()):
         raise ValueError("V contains NaN or inf; fast_maxvol needs finite input")
     k = min(k, n)

@@ -129,9 +129,13 @@ def test_many_random_cases_give_distinct_rows() -> None:
             {"V": torch.ones(5, 3, dtype=torch.int64)},
             r"V must be a floating-point tensor; got dtype torch.int64",
         ),
-        ({"V": torch.randn(5, 3), "k": 0}, r"k must be >= 1; got 0"),
-        ({"V": torch.randn(5, 3), "k": -2}, r"k must be >= 1; got -2"),
+        ({"V": torch.randn(5, 3), "k": 0}, r"k must be an integer >= 1; got 0"),
+        ({"V": torch.randn(5, 3), "k": -2}, r"k must be an integer >= 1; got -2"),
+        ({"V": torch.randn(5, 3), "k": 2.7}, r"k must be an integer >= 1; got 2.7"),
+        ({"V": torch.randn(5, 3), "k": "3"}, r"k must be an integer >= 1; got '3'"),
+        ({"V": torch.randn(5, 3), "k": True}, r"k must be an integer >= 1; got True"),
         ({"V": torch.randn(5, 3), "tol": 0.99}, r"tol must be >= 1; got 0.99"),
+        ({"V": torch.randn(5, 3), "tol": float("nan")}, r"tol must be >= 1; got nan"),
         ({"V": torch.tensor([[1.0, float("nan")], [0.0, 1.0]])}, r"V contains NaN or inf"),
         ({"V": torch.tensor([[1.0, float("inf")], [0.0, 1.0]])}, r"V contains NaN or inf"),
     ],
@@ -140,6 +144,11 @@ def test_invalid_input_raises_value_error(kwargs: dict, message: str) -> None:
     V = kwargs.pop("V")
     with pytest.raises(ValueError, match=message):
         fast_maxvol(V, **kwargs)
+
+
+def test_a_tensor_that_requires_grad_is_read_without_its_graph() -> None:
+    V = torch.linalg.qr(torch.randn(40, 4, generator=torch.Generator().manual_seed(0)))[0]
+    assert fast_maxvol(V.requires_grad_(), 4).tolist() == fast_maxvol(V.detach(), 4).tolist()
 
 
 @pytest.mark.parametrize("k", [None, 2])

@@ -38,6 +38,7 @@ __all__ = ["pareto_front", "select_run", "sweep_objectives", "sweep_runs", "tag_
 _logger = logging.getLogger(__name__)
 
 _NEWEST_SWEEPS = 50  # how far back "the latest sweep with a front" looks
+_FIRST_PAGE = 50  # finished runs read first to tell whether a sweep has a front
 
 
 def _objectives_of(parent: RunRecord | None) -> list[tuple[str, str]]:
@@ -104,8 +105,12 @@ def _latest_parent(
     )
     for parent in parents if sweep_id is None else ():
         runs = tag_filter({TAG_SWEEP_ID: parent.tags.get(TAG_SWEEP_ID)})
-        # an early stop is FINISHED too, and a filter on its tag would drop untagged runs
-        done = search_records(client, experiment_ids, f"{runs} AND attributes.status = 'FINISHED'")
+        # an early stop is FINISHED too, and a filter on its tag would drop untagged runs: a
+        # first page, then the rest only when that page holds early stops alone
+        finished = f"{runs} AND attributes.status = 'FINISHED'"
+        done = search_records(client, experiment_ids, finished, max_results=_FIRST_PAGE)
+        if len(done) == _FIRST_PAGE and not any(is_front_candidate(r) for r in done):
+            done = search_records(client, experiment_ids, finished)
         if any(is_front_candidate(r) for r in done):
             if parent is not parents[0]:
                 _logger.info(

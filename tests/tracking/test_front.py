@@ -257,6 +257,14 @@ def test_a_newer_sweep_of_early_stops_only_does_not_hide_the_last_front(store_ur
     front = pareto_front(experiment="asha", tracking_uri=store_uri)
     assert [p.run_id for p in front] == [good["x"]]
     assert sweep_objectives(experiment="asha", tracking_uri=store_uri)[1] == "asha-good"
+    # a front candidate behind a first page of early stops is found too
+    many = {"x": (0.9, 1.0, 1.0, "FINISHED", {})}
+    many |= {f"s{i}": (0.5, 0.1, 1.0, "FINISHED", {"early_stopped": "true"}) for i in range(50)}
+    later = _sweep(store_uri, "asha-many", many, None, "asha")
+    time.sleep(0.01)
+    _sweep(store_uri, "asha-stopped-again", stopped, None, "asha")
+    front = pareto_front(experiment="asha", tracking_uri=store_uri)
+    assert [p.run_id for p in front] == [later["x"]]
 
 
 def test_an_objective_no_trial_logged_is_refused_with_the_closest_name(

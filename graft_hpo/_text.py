@@ -75,7 +75,7 @@ def sweep_text(result: dict[str, Any]) -> str:
         ParetoPoint(p["run_id"], p["params"], p["metrics"], p["tags"]) for p in result["pareto"]
     ]
     objectives = [tuple(o) for o in result["objectives"]]
-    counts = ", ".join(f"{v} {k}" for k, v in result["trials"].items() if v)
+    counts = ", ".join(f"{v} {k}" for k, v in result["trials"].items() if v) or "no trial ran"
     totals = result.get("totals", {})
     shared = "sweep_shared_selection_duration_s" in totals
     lines = [f"sweep {result['sweep_id']}: {counts}"]

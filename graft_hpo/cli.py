@@ -102,9 +102,12 @@ def _sweep_exit(result: dict[str, Any], args: argparse.Namespace) -> int:
     _emit(result, as_json=args.json, text=_text.sweep_text)
     if result["trials"].get("FINISHED", 0) > 0:  # a failed select stage: the front stands
         return EXIT_FAILURE if "error" in (result.get("selected") or {}) else EXIT_OK
-    first = result["failed"][0]["error"] if result["failed"] else "none recorded"
-    message = f"sweep {result['sweep_id']} has no finished trial, so no front; first error"
-    print(f"graft-hpo {args.command}: error: {message}: {first}", file=sys.stderr)
+    message = f"sweep {result['sweep_id']} has no finished trial, so no front"
+    if result["failed"]:
+        message += f"; first error: {result['failed'][0]['error']}"
+    elif result.get("stop_reason"):  # e.g. a budget the shared selection spent
+        message += f"; stopped before any trial: {result['stop_reason']}"
+    print(f"graft-hpo {args.command}: error: {message}", file=sys.stderr)
     return EXIT_FAILURE
 
 

@@ -122,3 +122,27 @@ def test_json_output_stays_the_last_line_of_stdout_whatever_prints_after_it() ->
     )
     assert done.stdout == '{"sweep_id": "s1"}\n'
     assert "printed after" in done.stderr and "printed at exit" in done.stderr
+
+
+def test_a_sweep_stopped_before_any_trial_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    """E.g. an energy budget the shared selection spent: the counts line was blank and the
+    error line said "first error: none recorded"."""
+    import argparse
+
+    from graft_hpo.cli import _sweep_exit
+
+    result = {
+        "sweep_id": "s1",
+        "trials": {"FINISHED": 0, "early_stopped": 0, "FAILED": 0, "KILLED": 0},
+        "objectives": [["val_acc", "max"], ["co2_kg", "min"]],
+        "pareto": [],
+        "failed": [],
+        "stop_reason": "search.energy_budget_kwh reached",
+    }
+    assert _sweep_exit(result, argparse.Namespace(json=False, command="sweep")) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "sweep s1: no trial ran"
+    assert err.strip() == (
+        "graft-hpo sweep: error: sweep s1 has no finished trial, so no front; stopped before "
+        "any trial: search.energy_budget_kwh reached"
+    )

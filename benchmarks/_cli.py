@@ -20,6 +20,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def existing_file(text: str) -> Path:
+    """An argparse ``type``: a file that exists (a saved report to render again)."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    return path
+
+
 def check_pipelines(
     parser: argparse.ArgumentParser,
     runs: Iterable[tuple[str, Sequence[str]]],

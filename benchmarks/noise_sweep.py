@@ -57,6 +57,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks._cli import add_json_line  # noqa: E402
 from benchmarks._cli import add_overrides  # noqa: E402
+from benchmarks._cli import existing_file  # noqa: E402
 from benchmarks._cli import positive_int  # noqa: E402
 from benchmarks._machine import json_safe  # noqa: E402
 from benchmarks._machine import print_report  # noqa: E402
@@ -363,7 +364,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "_out" / "noise_sweep")
     parser.add_argument(
-        "--render", type=Path, default=None, help="re-render a saved JSON report, run nothing"
+        "--render", type=existing_file, default=None, help="re-render a saved JSON report"
     )
     parser.add_argument(
         "--compare",

@@ -254,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "_out" / "throughput")
     add_json_line(parser)
     args = parser.parse_args(argv)
-    if args.trials < 1 or args.epochs < 1 or min(args.concurrency) < 1 or args.cpus <= 0:
-        parser.error("--trials, --epochs, --concurrency and --cpus must be positive")
+    if args.trials < 1 or args.epochs < 1 or min(args.concurrency) < 1 or args.cpus < 1:
+        parser.error("--trials, --epochs, --concurrency and --cpus must be >= 1")
     args.out = args.out.resolve()
     return print_report(args, run_report(args, run_all), markdown)
 

@@ -73,8 +73,22 @@ def mark_interrupted(
     plan: SweepPlan, *, reason: str, parent_status: str | None = None, error: str | None = None
 ) -> None:
     """End the sweep's RUNNING trial runs as KILLED, and the parent run with ``parent_status``
-    (and ``error`` as its error tag)."""
-    _kill_running(plan, _trial_runs(plan), reason)
+    (and ``error`` as its error tag).
+
+    Without a scheduler, a run that ended as an early stop was stopped by Ray for the
+    interruption (its worker cannot tell that stop from a scheduler's): KILLED too, without
+    the early stop's tags, as ``resume`` reads it. With a scheduler the two cannot be told apart
+    here; ``resume`` reads such runs as interrupted all the same.
+    """
+    runs = _trial_runs(plan)
+    if plan.config.search.scheduler is None:
+        for record in runs:
+            if record.status == "FINISHED" and record.tags.get(TAG_EARLY_STOPPED) == "true":
+                run = RunLogger(plan.tracking_uri, record.run_id)
+                run.reopen(drop_tags=[TAG_EARLY_STOPPED, TAG_STOP_REASON])
+                run.set_tags({TAG_KILLED_REASON: reason})
+                run.end("KILLED")
+    _kill_running(plan, runs, reason)
     if parent_status is not None:
         parent = RunLogger(plan.tracking_uri, plan.parent_run_id)
         if error is not None:

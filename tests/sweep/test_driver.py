@@ -60,6 +60,45 @@ def test_a_stopped_trials_run_is_closed_at_its_last_epoch(tmp_path: Path) -> Non
     assert record.metrics["val_acc"] == pytest.approx(0.7)
 
 
+@pytest.mark.mlflow
+@pytest.mark.parametrize("scheduled", [False, True])
+def test_ctrl_c_kills_the_runs_ray_stopped_in_a_sweep_without_a_scheduler(
+    tmp_path: Path, scheduled: bool
+) -> None:
+    """Tune stops running trials on SIGINT as a scheduler would: without a scheduler, a run
+    that ended as an early stop was the interruption's, and is KILLED as resume reads it."""
+    from graft_hpo.sweep._finish import mark_interrupted
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parent = RunLogger.start(uri, "ctrl-c", tags={"graft_hpo.role": "sweep", "sweep_id": "s"})
+    tags = {"sweep_id": "s", "graft_hpo.role": "trial"}
+    stopped = RunLogger.start(uri, "ctrl-c", tags=tags)
+    stopped.set_tags({"early_stopped": "true", "stop_reason": "stopped early by the scheduler"})
+    stopped.end("FINISHED")
+    running = RunLogger.start(uri, "ctrl-c", tags=tags)
+    done = RunLogger.start(uri, "ctrl-c", tags=tags)
+    done.end("FINISHED")
+    config = load_pipeline("mnist" if scheduled else "digits")
+    assert (config.search.scheduler is not None) == scheduled
+    plan = SimpleNamespace(
+        config=config,
+        experiment="ctrl-c",
+        sweep_id="s",
+        tracking_uri=uri,
+        parent_run_id=parent.run_id,
+    )
+    mark_interrupted(plan, reason="interrupted (Ctrl-C)", parent_status="KILLED")  # type: ignore[arg-type]
+    status = {r.run_id: (r.status, r.tags) for r in query_runs(uri, "ctrl-c")}
+    assert status[running.run_id][0] == status[parent.run_id][0] == "KILLED"
+    assert status[done.run_id][0] == "FINISHED"
+    if scheduled:  # a scheduler's stop or the interruption's: left for resume to read
+        assert status[stopped.run_id][0] == "FINISHED"
+    else:
+        state, stopped_tags = status[stopped.run_id]
+        assert state == "KILLED" and stopped_tags["killed_reason"] == "interrupted (Ctrl-C)"
+        assert "early_stopped" not in stopped_tags and "stop_reason" not in stopped_tags
+
+
 @pytest.mark.parametrize(
     ("epochs", "grace", "factor", "expected"),
     [

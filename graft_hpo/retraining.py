@@ -52,6 +52,7 @@ from graft_hpo.config import parse_overrides
 from graft_hpo.config import rule_errors
 from graft_hpo.data import DataBundle
 from graft_hpo.exceptions import ConfigError
+from graft_hpo.models import Standardized
 from graft_hpo.tracking import global_tracking_uri
 from graft_hpo.tracking import open_client
 from graft_hpo.tracking import resolve_tracking_uri
@@ -250,6 +251,10 @@ class _LogModel(TrialHooks):
 
         model = model.to("cpu").eval()
         example = _input_example(bundle, model)
+        if bundle.mean is not None and bundle.std is not None:
+            # the loader's normalisation travels with the model: it takes the data's own scale
+            model = Standardized(model, bundle.mean, bundle.std, input_shape=bundle.input_shape)
+            example = model.raw(torch.from_numpy(example)).numpy()
         with torch.no_grad():
             output = model(torch.from_numpy(example)).numpy()
         signature = infer_signature(example, output)

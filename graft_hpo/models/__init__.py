@@ -19,8 +19,10 @@ from graft_hpo.models._build import available_models
 from graft_hpo.models._build import build_model
 from graft_hpo.models._build import check_model
 from graft_hpo.models._contract import check_model_outputs
+from graft_hpo.models._standardized import Standardized
 
 __all__ = [
+    "Standardized",
     "available_models",
     "build_model",
     "check_model",

@@ -152,6 +152,23 @@ def test_an_unregistered_model_loads_from_the_uri_retrain_gives(
     model = load_model(result.model_uri, tracking_uri=store_uri)
     x = np.zeros((2, 1, 8, 8), dtype=np.float32)
     assert model.predict(x).shape == (2, 10)
+    # it takes the data set's own scale (digits: pixels in [0, 1]), the loader's seed-dependent
+    # normalisation inside: on the raw test images it scores the run's test accuracy
+    from sklearn.datasets import load_digits
+
+    from graft_hpo.data import load_data
+    from graft_hpo.retraining import config_of_run
+
+    config = config_of_run(result.run_id, tracking_uri=store_uri)
+    bundle = load_data(config.data, seed=config.train.seed)
+    digits = load_digits()
+    raw = (digits.images / 16.0).astype(np.float32)[:, None]
+    test_x, test_y = bundle.test.tensors  # normalised: find each test image among the raw ones
+    mean, std = bundle.mean[0], bundle.std[0]
+    flat = raw.reshape(len(raw), -1)
+    index = [int(np.abs(flat - (t.numpy().ravel() * std + mean)).sum(1).argmin()) for t in test_x]
+    accuracy = (model.predict(raw[index]).argmax(axis=1) == test_y.numpy()).mean()
+    assert accuracy == pytest.approx(result.metrics["test_acc"], abs=1e-9)
     client = MlflowClient(store_uri)
     experiment = client.get_run(result.run_id).info.experiment_id
     (logged,) = [

@@ -50,7 +50,10 @@ def available_datasets() -> list[str]:
 def _count(fraction: float, n: int, key: str) -> int:
     count = round(fraction * n)
     if count < 1:
-        raise ConfigError(f"{key} must leave at least one of the {n} samples; got {fraction!r}")
+        raise ConfigError(
+            f"{key} must take at least one of the {n} samples (more than {0.5 / n:.2g}); "
+            f"got {fraction!r}"
+        )
     return count
 
 

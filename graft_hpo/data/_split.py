@@ -19,9 +19,10 @@ def split_indices(
 ) -> list[torch.Tensor]:
     """Split ``range(n)`` into parts of the given sizes plus a last part holding the rest.
 
-    Stratified splits keep each class's share equal across parts (up to one sample per class):
-    every sample gets its quantile within its own class (in a seeded random order), and parts
-    are consecutive runs of the samples sorted by that quantile. Part sizes are exact.
+    Stratified splits keep each class's share equal across parts, within two samples per class
+    (a middle part's two boundaries round separately): every sample gets its quantile within
+    its own class (in a seeded random order), and parts are consecutive runs of the samples
+    sorted by that quantile. Part sizes are exact.
 
     Args:
         labels: ``(n,)`` int64 labels.

@@ -11,7 +11,7 @@ random one. This one has the three things real data has and selection is meant t
   samples plus a little jitter, so a random subset spends budget on samples it already has;
 - **label noise**: a ``label_noise`` share of the training pool has a wrong label.
 
-The test split is clean and balanced: every class equally, every mode equally, no duplicates,
+The test split is clean and balanced: every class equally, modes drawn uniformly, no duplicates,
 no wrong labels. ``test_acc`` therefore measures whether the model learnt every mode of every
 class, which is what a selection that covers the data (GRAFT's maxvol picks) should buy over
 random subsets at the same budget.
@@ -37,6 +37,7 @@ from graft_hpo.data._base import SampleTruth
 from graft_hpo.data._base import Source
 from graft_hpo.data._synthetic import class_means
 from graft_hpo.data._synthetic import parse_shape
+from graft_hpo.exceptions import ConfigError
 
 __all__ = ["counts_for", "synthetic_hard", "synthetic_hard_pool"]
 
@@ -61,6 +62,19 @@ def counts_for(weights: torch.Tensor, n: int) -> torch.Tensor:
     order = torch.argsort(share - share.floor(), descending=True, stable=True)
     counts[order[:left]] += 1
     return counts
+
+
+def _class_sizes(num_classes: int, n: int, imbalance: float, modes: int) -> torch.Tensor:
+    """Samples per class, the largest ``imbalance`` times the smallest; each holds every mode."""
+    ranks = torch.arange(num_classes, dtype=torch.float64) / max(num_classes - 1, 1)
+    sizes = counts_for(imbalance**-ranks, n)
+    if int(sizes.min()) < modes:
+        raise ConfigError(
+            f"data.options.n must give every class at least modes={modes} samples under "
+            f"imbalance={imbalance:g}; got n={n}, whose smallest class has {int(sizes.min())} "
+            "(raise n, or lower imbalance or modes)"
+        )
+    return sizes
 
 
 def _mode_samples(
@@ -100,8 +114,8 @@ def _generate(
         num_classes: >= 2.
         modes: patterns per class, >= 1; mode k (0-based) has weight ``1 / (k + 1)``.
         imbalance: largest over smallest class size, >= 1 (sizes fall geometrically).
-        duplicates: share of each mode's samples that are jittered copies, in [0, 1).
-        label_noise: share of the pool given a wrong label (uniform over the others), [0, 1).
+        duplicates: share of each mode's samples that are jittered copies, in [0, 0.99].
+        label_noise: share of the pool given a wrong label (uniform over the others), [0, 0.99].
         noise: per-pixel noise standard deviation, >= 0.
         test_n: clean, balanced test samples, >= num_classes.
         seed: seeds the generated data (the train/validation split follows the trial's seed).
@@ -124,8 +138,7 @@ def _generate(
     means = class_means(
         num_classes * modes, dims, g
     )  # pattern of (class c, mode k): c * modes + k
-    ranks = torch.arange(num_classes, dtype=torch.float64) / max(num_classes - 1, 1)
-    class_sizes = counts_for(imbalance**-ranks, n)
+    class_sizes = _class_sizes(num_classes, n, imbalance, modes)
     mode_weights = 1.0 / torch.arange(1, modes + 1, dtype=torch.float64)
     xs, ys, copies, mode_ids = [], [], [], []
     for c, size in enumerate(class_sizes.tolist()):

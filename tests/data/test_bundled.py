@@ -176,7 +176,7 @@ def test_unknown_name_lists_names_and_suggests(data_cfg):
         ),
         (
             {"val_fraction": 0.0001},
-            "data.val_fraction must leave at least one of the 1797 samples",
+            "data.val_fraction must take at least one of the 1797 samples (more than 0.00028)",
         ),
         ({"val_fraction": -0.1}, "data.val_fraction must be a number >= 0.0 and <= 1.0; got -0.1"),
     ],

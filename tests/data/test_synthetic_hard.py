@@ -66,3 +66,14 @@ def test_loads_as_a_data_set_with_its_own_test_split():
     assert b.input_shape == (6,) and b.num_classes == 4
     with pytest.raises(ConfigError, match=r"data\.options\.duplicates must be a number"):
         load_data(DataConfig(name="synthetic_hard", options={**SMALL, "duplicates": 1.0}), seed=0)
+
+
+def test_a_pool_too_small_for_every_mode_of_its_rarest_class_is_one_config_error():
+    # n >= num_classes * modes passed its check, then the generator failed with a RuntimeError
+    # (and a sweep retried every trial as a lost worker)
+    with pytest.raises(ConfigError) as caught:
+        load_data(DataConfig(name="synthetic_hard", options={"n": 100}), seed=0)
+    assert str(caught.value).startswith(
+        "data.options.n must give every class at least modes=8 samples under imbalance=10; "
+        "got n=100, whose smallest class has"
+    )

@@ -228,7 +228,23 @@ def load_data(cfg: DataConfig, *, seed: int) -> DataBundle:
         builder, cfg.options, section="data", owner=f"data set {name!r}", positional=("source",)
     )
     pool = builder(source_of(cfg, seed=seed), **cfg.options)
+    _check_labels(pool, name)
     return _bundle(pool, name=name, cfg=cfg, seed=seed)
+
+
+def _check_labels(pool: Pool, name: str) -> None:
+    """Labels in ``[0, num_classes)`` (a corrupted or converted file: a negative one failed in
+    torch, a too-large one trained silently, or was folded into range by label noise)."""
+    for labels in (pool.y, pool.test_y):
+        if (
+            labels is not None
+            and len(labels)
+            and not (int(labels.min()) >= 0 and int(labels.max()) < pool.num_classes)
+        ):
+            raise ConfigError(
+                f"data.root: {name}'s labels must be in [0, {pool.num_classes}); got "
+                f"{int(labels.min())} to {int(labels.max())}"
+            )
 
 
 def source_of(cfg: DataConfig, *, seed: int) -> Source:

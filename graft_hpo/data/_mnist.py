@@ -40,8 +40,13 @@ def read_idx(path: Path) -> torch.Tensor:
     big-endian uint32, then the bytes in row-major order.
     """
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise ConfigError(
+            f"data.root: '{path}' cannot be read: {type(exc).__name__}: {exc}"
+        ) from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ConfigError(f"data.root: '{path}' is not an unsigned-byte IDX file")
     ndim = raw[3]

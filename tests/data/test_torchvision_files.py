@@ -207,6 +207,31 @@ def test_corrupt_files_are_config_errors(data_cfg, tmp_path):
         load_data(_cfg(data_cfg, "mnist", tmp_path), seed=0)
 
 
+def test_labels_out_of_range_and_broken_gzip_are_config_errors(data_cfg, tmp_path):
+    # a label of 200 trained silently (label noise folded it into range), a negative one
+    # failed inside torch, a .gz that is not gzip raised BadGzipFile
+    write_mnist(tmp_path, "MNIST")
+    labels = tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    bad = (np.arange(60) % 10).astype(np.uint8)
+    bad[7] = 200
+    labels.write_bytes(_idx(bad))
+    with pytest.raises(
+        ConfigError,
+        match=r"^data.root: mnist's labels must be in \[0, 10\); "
+        r"got 0 to 200$",
+    ):
+        load_data(_cfg(data_cfg, "mnist", tmp_path), seed=0)
+    write_mnist(tmp_path / "gz", "FashionMNIST", gz=True)
+    broken = tmp_path / "gz" / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte.gz"
+    broken.write_bytes(b"hello, not gzip")
+    with pytest.raises(
+        ConfigError,
+        match=r"train-labels-idx1-ubyte.gz' cannot be read: "
+        r"BadGzipFile",
+    ):
+        load_data(_cfg(data_cfg, "fashion_mnist", tmp_path / "gz"), seed=0)
+
+
 def test_default_root_is_the_user_cache(data_cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(ConfigError, match=re.escape(f"under '{tmp_path}/.cache/graft-hpo/data'")):

@@ -435,7 +435,7 @@ def test_a_configuration_only_a_worker_can_refuse_fails_its_trial_once(
     )
     assert result.trials["FAILED"] == 1
     (failed,) = result.failed
-    assert failed["error"].startswith("ConfigError: data.test_fraction must leave")
+    assert failed["error"].startswith("ConfigError: data.test_fraction must take at least one")
     assert not [line for line in lines if "RETRIED" in line]
     (run,) = _trial_records(uri, "sweep-refused", result.sweep_id)
     assert run.status == "FAILED" and run.tags["error"] == failed["error"]

@@ -146,7 +146,7 @@ class InfoBatchSelector(Selector):
             logger.warning(
                 "infobatch has no training loss recorded, so epoch %d trains on all the data: "
                 "call selector.record_losses(index, losses) with each step's per-sample losses "
-                "by dataset index (graft_hpo.train does)",
+                "by dataset index (graft_hpo.training.train does)",
                 epoch,
             )
 

@@ -71,7 +71,7 @@ class SweepFolder:
         """A sweep folder, or the most recent sweep folder of a pipeline (a bundled name or a
         path) under :meth:`root`."""
         given = cls(sweep_dir_or_pipeline)
-        if (given.path / cls.PLAN).is_file():
+        if given.holds_plan():
             return cls(given.path.resolve())
         if given.path.is_dir():
             raise given._not_a_sweep()
@@ -99,6 +99,10 @@ class SweepFolder:
 
     # ---- the plan
 
+    def holds_plan(self) -> bool:
+        """Whether a sweep's plan is here (a sweep started in this folder)."""
+        return (self.path / self.PLAN).is_file()
+
     def write_plan(self, data: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         _write_json(self.path / self.PLAN, data, indent=2)
@@ -109,11 +113,10 @@ class SweepFolder:
         Raises:
             ConfigError: the folder holds no plan, or not one ``parse`` can read.
         """
-        path = self.path / self.PLAN
-        if not path.is_file():
+        if not self.holds_plan():
             raise self._not_a_sweep()
         try:
-            return parse(json.loads(path.read_text()))
+            return parse(json.loads((self.path / self.PLAN).read_text()))
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ConfigError(
                 f"sweep {str(self.path)!r}: {self.PLAN} is not a readable graft-hpo sweep "

@@ -297,7 +297,7 @@ def _resolve(
 def _check_unused(folder: SweepFolder) -> None:
     """Refuse a folder holding another sweep's state: a new sweep there would rewrite its plan
     (it could no longer be resumed) and count its sessions' wall time as its own."""
-    if (folder.path / SweepFolder.PLAN).exists():
+    if folder.holds_plan():
         raise ConfigError(
             f"--sweep-dir {str(folder.path)!r} holds another sweep ({SweepFolder.PLAN}): "
             f"continue it with `graft-hpo resume {folder.path}`, or give a new folder"

@@ -55,16 +55,29 @@ def _trial_runs(plan: SweepPlan) -> list[RunRecord]:
     )
 
 
-def _kill_running(plan: SweepPlan, runs: Sequence[RunRecord], reason: str) -> list[RunRecord]:
-    """End the RUNNING runs as KILLED (their process is gone); the runs as they are now."""
+_STOP_TAGS = (TAG_EARLY_STOPPED, TAG_STOP_REASON)
+
+
+def _early_stop(record: RunRecord) -> bool:
+    return record.status == "FINISHED" and record.tags.get(TAG_EARLY_STOPPED) == "true"
+
+
+def _kill_running(
+    plan: SweepPlan, runs: Sequence[RunRecord], reason: str, *, ray_stops: bool = False
+) -> list[RunRecord]:
+    """End the RUNNING runs as KILLED (their process is gone), and with ``ray_stops`` the
+    runs that ended as an early stop too, without its tags; the runs as they are now."""
     now = []
     for record in runs:
-        if record.status == "RUNNING":
+        ray_stop = ray_stops and _early_stop(record)
+        if record.status == "RUNNING" or ray_stop:
             run = RunLogger(plan.tracking_uri, record.run_id)
+            if ray_stop:
+                run.reopen(drop_tags=list(_STOP_TAGS))
             run.set_tags({TAG_KILLED_REASON: reason})
             run.end("KILLED")
-            tags = {**record.tags, TAG_KILLED_REASON: reason}
-            record = replace(record, status="KILLED", tags=tags)
+            tags = {k: v for k, v in record.tags.items() if not (ray_stop and k in _STOP_TAGS)}
+            record = replace(record, status="KILLED", tags={**tags, TAG_KILLED_REASON: reason})
         now.append(record)
     return now
 
@@ -80,15 +93,8 @@ def mark_interrupted(
     the early stop's tags, as ``resume`` reads it. With a scheduler the two cannot be told apart
     here; ``resume`` reads such runs as interrupted all the same.
     """
-    runs = _trial_runs(plan)
-    if plan.config.search.scheduler is None:
-        for record in runs:
-            if record.status == "FINISHED" and record.tags.get(TAG_EARLY_STOPPED) == "true":
-                run = RunLogger(plan.tracking_uri, record.run_id)
-                run.reopen(drop_tags=[TAG_EARLY_STOPPED, TAG_STOP_REASON])
-                run.set_tags({TAG_KILLED_REASON: reason})
-                run.end("KILLED")
-    _kill_running(plan, runs, reason)
+    no_scheduler = plan.config.search.scheduler is None
+    _kill_running(plan, _trial_runs(plan), reason, ray_stops=no_scheduler)
     if parent_status is not None:
         parent = RunLogger(plan.tracking_uri, plan.parent_run_id)
         if error is not None:

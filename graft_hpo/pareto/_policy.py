@@ -160,9 +160,7 @@ def _num(value: float) -> str:
     return short if float(short) == value else repr(value)
 
 
-def _metric_error(
-    metric: str, points: Sequence[Any], what: str, whose: str = "the front's runs"
-) -> ConfigError:
+def _metric_error(metric: str, points: Sequence[Any], what: str, whose: str) -> ConfigError:
     names = sorted({m for p in points for m in p.metrics})
     close = difflib.get_close_matches(metric, names, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -172,19 +170,20 @@ def _metric_error(
     )
 
 
-def check_logged(records: Sequence[Any], metrics: Sequence[str], *, what: str) -> None:
+def check_logged(
+    records: Sequence[Any], metrics: Sequence[str], *, what: str, whose: str = "the sweep's trials"
+) -> None:
     """Refuse a metric none of ``records`` (runs with ``metrics``) logged, with the closest
     name: a typo'd objective gave an empty front and only a warning."""
     for metric in metrics:
         if records and not any(metric in r.metrics for r in records):
-            raise _metric_error(metric, records, what, "the sweep's trials")
+            raise _metric_error(metric, records, what, whose)
 
 
 def _usable(points: Sequence[ParetoPoint], needed: Sequence[tuple[str, str]]) -> list[ParetoPoint]:
     """The points with a finite value of every needed metric; ``needed``: (metric, its key)."""
-    for metric, what in needed:
-        if not any(metric in p.metrics for p in points):
-            raise _metric_error(metric, points, what)
+    for metric, what in needed:  # choose() refused an empty front before
+        check_logged(points, [metric], what=what, whose="the front's runs")
     metrics = list(dict.fromkeys(m for m, _ in needed))
     usable = [p for p in points if all(math.isfinite(p.metrics.get(m, math.nan)) for m in metrics)]
     if not usable:
